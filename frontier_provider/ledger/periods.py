@@ -1,0 +1,115 @@
+"""Fiscal periods: the unit of work of every close run.
+
+A period is written ``YYYY-PP``: ``2024-12`` is the twelfth posting period of
+fiscal year 2024 and ``2024-13`` .. ``2024-16`` are SAP's special periods
+(year-end adjustments), which Oracle EBS calls adjustment periods.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+
+PERIOD_PATTERN = re.compile(r"^(?P<year>\d{4})-(?P<number>\d{2})$")
+REGULAR_PERIODS = 12
+LAST_SPECIAL_PERIOD = 16
+
+
+class InvalidPeriodError(ValueError):
+    """A fiscal period could not be parsed or resolved."""
+
+
+@dataclass(frozen=True, order=True)
+class FiscalPeriod:
+    """One posting period of a fiscal year that follows the calendar year."""
+
+    year: int
+    number: int
+
+    def __post_init__(self) -> None:
+        if not 1900 <= self.year <= 9999:
+            raise InvalidPeriodError(f"fiscal year {self.year} is out of range 1900..9999")
+        if not 1 <= self.number <= LAST_SPECIAL_PERIOD:
+            raise InvalidPeriodError(
+                f"period number {self.number} is out of range 1..{LAST_SPECIAL_PERIOD} "
+                f"(1-12 regular, 13-16 special periods)"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> FiscalPeriod:
+        """Parse ``YYYY-PP`` ("2024-12", "2024-13"); raise naming the text otherwise."""
+        match = PERIOD_PATTERN.match(text.strip()) if isinstance(text, str) else None
+        if match is None:
+            raise InvalidPeriodError(
+                f"invalid fiscal period {text!r}: expected YYYY-PP, e.g. '2024-12' or '2024-13'"
+            )
+        try:
+            return cls(int(match["year"]), int(match["number"]))
+        except InvalidPeriodError as err:
+            raise InvalidPeriodError(f"invalid fiscal period {text!r}: {err}") from None
+
+    @classmethod
+    def containing(cls, day: date) -> FiscalPeriod:
+        """The regular period that contains a calendar day."""
+        return cls(day.year, day.month)
+
+    @property
+    def is_special(self) -> bool:
+        return self.number > REGULAR_PERIODS
+
+    @property
+    def calendar_month(self) -> int:
+        """The month whose books the period closes; special periods belong to the last month."""
+        return min(self.number, REGULAR_PERIODS)
+
+    @property
+    def start_date(self) -> date:
+        return date(self.year, self.calendar_month, 1)
+
+    @property
+    def end_date(self) -> date:
+        month = self.calendar_month
+        return date(self.year, month, calendar.monthrange(self.year, month)[1])
+
+    def previous(self) -> FiscalPeriod:
+        """The regular period before this one (special periods step back to period 11's successor, 12)."""
+        if self.number > REGULAR_PERIODS:
+            return FiscalPeriod(self.year, REGULAR_PERIODS)
+        if self.number == 1:
+            return FiscalPeriod(self.year - 1, REGULAR_PERIODS)
+        return FiscalPeriod(self.year, self.number - 1)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.number:02d}"
+
+
+def resolve_period(
+    *,
+    param: str | None = None,
+    partition_key: str | None = None,
+    data_interval_start: datetime | None = None,
+    data_interval_end: datetime | None = None,
+    logical_date: datetime | None = None,
+) -> FiscalPeriod:
+    """Find the fiscal period a run processes, never from the wall clock.
+
+    Order: an explicit ``period`` param, the run's partition key, the data
+    interval (the period that contains its start, or for a zero-length interval
+    such as a ``CronTriggerTimetable`` run, the period of its end), then the
+    logical date. A run with none of these is refused.
+    """
+    if param not in (None, ""):
+        return FiscalPeriod.parse(str(param))
+    if partition_key not in (None, ""):
+        return FiscalPeriod.parse(str(partition_key))
+    if data_interval_start is not None and data_interval_end is not None:
+        if data_interval_end > data_interval_start:
+            return FiscalPeriod.containing(data_interval_start.date())
+        return FiscalPeriod.containing(data_interval_end.date())
+    if logical_date is not None:
+        return FiscalPeriod.containing(logical_date.date())
+    raise InvalidPeriodError(
+        "this run has no period: pass conf {'period': 'YYYY-MM'}, or run it from a schedule"
+    )

@@ -1,0 +1,165 @@
+"""The staging area: where close tasks hand data to each other.
+
+Large data never travels through XCom. Each task writes its outputs under a
+staging root, an ``ObjectStoragePath`` (a local folder by default, ``s3://``
+or ``gs://`` when workers run on many machines), in a layout keyed by dataset,
+period and entity::
+
+    <root>/gl_balances/period=2024-12/entity=SAP-1000/part-0.parquet
+    <root>/trial_balance/period=2024-12/entity=SAP-1000.parquet
+    <root>/statements/period=2024-12/entity=SAP-1000.json
+    <root>/analysis/period=2024-12/entity=SAP-1000.json
+
+Every write goes to a temporary name first and is then renamed over the final
+name, so a reader never sees half a file and a rerun replaces exactly its own
+outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from airflow.sdk import ObjectStoragePath
+
+STAGING_ROOT_ENV = "FRONTIER_STAGING_ROOT"
+_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_TMP_PREFIX = ".tmp-"
+
+
+def default_staging_root() -> str:
+    """``$FRONTIER_STAGING_ROOT``, else ``$AIRFLOW_HOME/frontier-staging``."""
+    configured = os.environ.get(STAGING_ROOT_ENV)
+    if configured:
+        return configured
+    airflow_home = os.environ.get("AIRFLOW_HOME", str(Path.home() / "airflow"))
+    return str(Path(airflow_home) / "frontier-staging")
+
+
+def validate_key(kind: str, value: str) -> str:
+    """Refuse dataset, period and entity names that could escape the staging layout."""
+    if not isinstance(value, str) or not _KEY_PATTERN.match(value):
+        raise ValueError(f"invalid {kind} {value!r} for a staging path: use letters, digits, '.', '_', '-'")
+    return value
+
+
+class Staging:
+    """Read and write one run's datasets under a staging root.
+
+    :param root: a local path or an object-storage URL; defaults to ``default_staging_root()``.
+    """
+
+    def __init__(self, root: str | os.PathLike | ObjectStoragePath | None = None) -> None:
+        root = root if root is not None else default_staging_root()
+        self.root = root if isinstance(root, ObjectStoragePath) else ObjectStoragePath(_as_url(root))
+
+    # -- layout -------------------------------------------------------------------------------------------------
+    def partition(self, dataset: str, period: str) -> ObjectStoragePath:
+        """The folder of one dataset for one period: ``<root>/<dataset>/period=<period>``."""
+        return self.root / validate_key("dataset", dataset) / f"period={validate_key('period', period)}"
+
+    def file(self, dataset: str, period: str, entity: str, suffix: str) -> ObjectStoragePath:
+        """``<root>/<dataset>/period=<period>/entity=<entity><suffix>``."""
+        return self.partition(dataset, period) / f"entity={validate_key('entity', entity)}{suffix}"
+
+    def directory(self, dataset: str, period: str, entity: str) -> ObjectStoragePath:
+        """``<root>/<dataset>/period=<period>/entity=<entity>/`` for multi-part datasets."""
+        return self.file(dataset, period, entity, "")
+
+    # -- writes -------------------------------------------------------------------------------------------------
+    def write_bytes(self, path: ObjectStoragePath, data: bytes) -> ObjectStoragePath:
+        """Write ``data`` to ``path`` atomically."""
+        with self._atomic(path) as tmp:
+            tmp.write_bytes(data)
+        return path
+
+    def write_json(self, path: ObjectStoragePath, document: Any) -> ObjectStoragePath:
+        """Write a JSON document with sorted keys, so equal content gives equal bytes."""
+        text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
+        return self.write_bytes(path, (text + "\n").encode("utf-8"))
+
+    def write_parquet(self, path: ObjectStoragePath, table: pa.Table) -> ObjectStoragePath:
+        """Write one Arrow table as a Parquet file atomically."""
+        return self.write_parquet_batches(path, table.schema, table.to_batches())
+
+    def write_parquet_batches(
+        self, path: ObjectStoragePath, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+    ) -> ObjectStoragePath:
+        """Stream record batches into one Parquet file, atomically, without holding them all in memory."""
+        with self._atomic(path) as tmp:
+            local = self.local_path(tmp)
+            with _open_sink(tmp, local) as sink, pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+                for batch in batches:
+                    writer.write_batch(batch)
+        return path
+
+    def replace_directory(self, directory: ObjectStoragePath, keep: Iterable[ObjectStoragePath]) -> list[str]:
+        """Delete files in ``directory`` that a rerun did not write again; return their names."""
+        keep_names = {p.name for p in keep}
+        removed = []
+        if directory.exists():
+            for child in directory.iterdir():
+                if child.name not in keep_names:
+                    child.unlink()
+                    removed.append(child.name)
+        return sorted(removed)
+
+    @contextmanager
+    def _atomic(self, path: ObjectStoragePath) -> Iterator[ObjectStoragePath]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}-{path.name}"
+        try:
+            yield tmp
+            tmp.rename(path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    # -- reads --------------------------------------------------------------------------------------------------
+    def read_json(self, path: ObjectStoragePath) -> Any:
+        return json.loads(path.read_bytes())
+
+    def read_parquet(self, path: ObjectStoragePath, columns: list[str] | None = None) -> pa.Table:
+        """Read a Parquet file, or every part of a multi-part directory, as one table."""
+        if path.is_dir():
+            parts = sorted(
+                (p for p in path.iterdir() if p.name.endswith(".parquet") and not p.name.startswith(".")),
+                key=lambda p: p.name,
+            )
+            tables = [self.read_parquet(p, columns) for p in parts]
+            if not tables:
+                raise FileNotFoundError(f"no Parquet parts under {path}")
+            return pa.concat_tables(tables)
+        local = self.local_path(path)
+        # A native path or buffer, never a Python file object: Arrow's reader threads calling back
+        # into Python can abort the interpreter at exit.
+        source = str(local) if local is not None else pa.BufferReader(path.read_bytes())
+        return pq.read_table(source, columns=columns)
+
+    def local_path(self, path: ObjectStoragePath) -> Path | None:
+        """The local filesystem path of ``path`` when the staging root is local, else None."""
+        return Path(path.path) if path.protocol in ("", "file", "local") else None
+
+
+@contextmanager
+def _open_sink(path: ObjectStoragePath, local: Path | None) -> Iterator[Any]:
+    if local is not None:
+        yield str(local)
+    else:
+        with path.open("wb") as sink:
+            yield sink
+
+
+def _as_url(root: str | os.PathLike) -> str:
+    text = os.fspath(root)
+    if "://" in text:
+        return text
+    return "file://" + str(Path(text).expanduser().resolve())
