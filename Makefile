@@ -1,0 +1,47 @@
+# airflow-provider-frontier: `make demo` runs the financial close on the bundled demo ledger,
+# `make test` runs the whole test suite. Both create .venv on first use.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.9.30
+EXTRAS := dev,celery
+
+# The demo's Airflow lives inside the repo (git-ignored), with a SQLite metadata database.
+export AIRFLOW_HOME ?= $(CURDIR)/airflow_home
+export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
+
+.PHONY: demo test lint format install lock clean
+
+demo: $(VENV)/.installed
+	$(BIN)/python -m frontier_provider.demo --period 2024-12
+
+test: $(VENV)/.installed lint
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+install: $(VENV)/.installed
+
+# Installs are reproducible: every package is pinned in constraints.txt (`make lock` regenerates it).
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e ".[$(EXTRAS)]"
+	touch $@
+
+lock: $(VENV)/.installed
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra celery --python-version 3.11 \
+		--no-header --no-annotate -o constraints.txt
+
+clean:
+	rm -rf airflow_home .pytest_cache .ruff_cache

@@ -1,0 +1,165 @@
+"""
+### Frontier financial close
+
+Closes one fiscal period for every configured entity:
+
+1. **plan**: the period (the `period` param, else the run's partition key, else
+   its data interval) and the entities of `dags/config/frontier_entities.yaml`
+   (or `$FRONTIER_ENTITIES_FILE`).
+2. Per entity, one mapped task group: **extract** GL balances from Oracle EBS
+   or SAP -> **trial_balance** (debits must equal credits) -> **statements**
+   (balance sheet and income statement through the account mapping) ->
+   **analyze** (Frontier: ratios, health score, risk, credit rating).
+3. **salesforce_writeback** of the insights to Accounts, and **tableau_publish**
+   of the period's rows to a Hyper datasource, then **tableau_refresh** of the
+   workbooks that depend on it. Without their connections they run dry and
+   write what they would send under the staging root.
+
+Two DAGs run the same tasks: `frontier_financial_close` once per closed month
+(backfill it to reprocess periods) and `frontier_close_nightly`, which re-runs
+the open month to date every night while the books are being closed. Every
+output lives under `$FRONTIER_STAGING_ROOT/<dataset>/period=YYYY-MM/` and a
+rerun replaces it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, Asset, Param, task, task_group
+from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from frontier_provider.config import load_close_config
+from frontier_provider.operators.close import (
+    AnalyzeStatementsOperator,
+    BuildStatementsOperator,
+    BuildTrialBalanceOperator,
+    ExtractGLBalancesOperator,
+    PlanCloseOperator,
+    salesforce_insights,
+)
+from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
+from frontier_provider.operators.tableau import TableauPublishOperator, TableauRefreshOperator
+
+STATEMENTS = Asset(name="frontier_statements", uri="frontier://staging/statements")
+ANALYSIS = Asset(name="frontier_analysis", uri="frontier://staging/analysis")
+PERIOD = "{{ ti.xcom_pull(task_ids='plan', key='period') }}"
+
+default_args = {
+    "owner": "finance-data",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+params = {
+    "period": Param(
+        None,
+        type=["null", "string"],
+        pattern=r"^\d{4}-(0[1-9]|1[0-6])$",
+        title="Fiscal period",
+        description="YYYY-MM to close, e.g. 2024-12 (13-16 are special periods). "
+        "Leave empty to use the run's period from its schedule.",
+    ),
+    "entities": Param(
+        [],
+        type="array",
+        items={"type": "string"},
+        title="Entities",
+        description="Entity ids from the entities file, e.g. EBS-US01. Empty closes all of them.",
+    ),
+    "dry_run": Param(
+        False,
+        type="boolean",
+        title="Dry run",
+        description="Write what Salesforce and Tableau would receive under staging; publish nothing.",
+    ),
+}
+
+
+def financial_close(dag_id: str, schedule, description: str) -> DAG:
+    settings = load_close_config().settings
+    with DAG(
+        dag_id=dag_id,
+        description=description,
+        schedule=schedule,
+        start_date=pendulum.datetime(2023, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args,
+        params=params,
+        render_template_as_native_obj=True,
+        tags=["frontier", "finance", "close"],
+        doc_md=__doc__,
+    ) as dag:
+        plan = PlanCloseOperator(task_id="plan")
+
+        @task_group(group_id="close_entity")
+        def close_entity(unit):
+            extract = ExtractGLBalancesOperator(task_id="extract", unit=unit)
+            trial_balance = BuildTrialBalanceOperator(
+                task_id="trial_balance", unit=unit, tolerance=settings.balance_tolerance, retries=0
+            )
+            statements = BuildStatementsOperator(
+                task_id="statements",
+                unit=unit,
+                unmapped_accounts=settings.unmapped_accounts,
+                outlets=[STATEMENTS],
+            )
+            analyze = AnalyzeStatementsOperator(
+                task_id="analyze", unit=unit, frontier_conn_id=settings.frontier_conn_id, outlets=[ANALYSIS]
+            )
+            extract >> trial_balance >> statements >> analyze
+            return analyze.output
+
+        analyses = close_entity.expand(unit=plan.output)
+
+        @task
+        def collect_insights(analyses: list[dict]) -> list[dict]:
+            return salesforce_insights(analyses)
+
+        @task
+        def collect_analysis_paths(analyses: list[dict]) -> list[str]:
+            return sorted(summary["path"] for summary in analyses)
+
+        SalesforceWriteBackOperator(
+            task_id="salesforce_writeback",
+            insights=collect_insights(analyses),
+            period=PERIOD,
+            key_field=settings.salesforce_key_field,
+            salesforce_conn_id=settings.salesforce_conn_id,
+            dry_run="{{ params.dry_run }}",
+        )
+        publish = TableauPublishOperator(
+            task_id="tableau_publish",
+            period=PERIOD,
+            analysis_paths=collect_analysis_paths(analyses),
+            datasource_name=settings.tableau_datasource,
+            project_name=settings.tableau_project,
+            tableau_conn_id=settings.tableau_conn_id,
+            dry_run="{{ params.dry_run }}",
+        )
+        publish >> TableauRefreshOperator(
+            task_id="tableau_refresh",
+            workbooks=list(settings.tableau_refresh_workbooks),
+            tableau_conn_id=settings.tableau_conn_id,
+            dry_run="{{ params.dry_run }}",
+        )
+    return dag
+
+
+financial_close(
+    "frontier_financial_close",
+    # One run per month after it ends: the run for 2024-12 has the data interval December 2024.
+    CronDataIntervalTimetable("0 6 1 * *", timezone="UTC"),
+    "Close one fiscal period (monthly; backfill to reprocess periods)",
+)
+financial_close(
+    "frontier_close_nightly",
+    # No data interval: the run's date picks the open month, closed month-to-date.
+    CronTriggerTimetable("0 2 * * *", timezone="UTC"),
+    "Re-run the open period month-to-date every night during the close",
+)

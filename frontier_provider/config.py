@@ -1,0 +1,171 @@
+"""The entities a close run processes, read from a YAML file.
+
+Each entity names its source system and how to reach it. The file is
+documented in README.md ("Configuration"); ``dags/config/frontier_entities.yaml``
+is the demo's, and ``$FRONTIER_ENTITIES_FILE`` points the DAGs at another one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENTITIES_FILE_ENV = "FRONTIER_ENTITIES_FILE"
+SOURCE_KINDS = ("oracle_ebs", "sap")
+SAP_TABLES = ("FAGLFLEXT", "ACDOCA")
+_ENTITY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+class EntityConfigError(ValueError):
+    """The entities file is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class EntityConfig:
+    """One legal entity (company) whose books the close processes."""
+
+    id: str
+    name: str
+    source: str  # "oracle_ebs" | "sap"
+    conn_id: str
+    currency: str
+    mapping: str
+    industry: str = "general"
+    salesforce_account_key: str | None = None
+    # Oracle EBS
+    ledger_id: int | None = None
+    company_segment: str | None = None
+    company_segment_column: str = "SEGMENT1"
+    account_segment_column: str = "SEGMENT3"
+    # SAP
+    company_code: str | None = None
+    ledger: str = "0L"
+    sap_table: str = "FAGLFLEXT"
+    chart_of_accounts: str = "INT"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CloseSettings:
+    """Connections of the publishing stages; a connection that does not exist means dry-run."""
+
+    frontier_conn_id: str = "frontier_default"
+    salesforce_conn_id: str = "salesforce_default"
+    salesforce_key_field: str = "Frontier_Entity_Id__c"
+    tableau_conn_id: str = "tableau_default"
+    tableau_project: str = "Finance"
+    tableau_datasource: str = "Frontier Financial Analysis"
+    tableau_refresh_workbooks: tuple[str, ...] = ()
+    unmapped_accounts: str = "fail"  # "fail" | "warn"
+    balance_tolerance: str = "0.01"
+
+
+@dataclass(frozen=True)
+class CloseConfig:
+    entities: tuple[EntityConfig, ...]
+    settings: CloseSettings = field(default_factory=CloseSettings)
+
+    def select(self, entity_ids: list[str] | None) -> list[EntityConfig]:
+        """The entities a run asked for (all when none are named); unknown ids are an error."""
+        if not entity_ids:
+            return list(self.entities)
+        known = {entity.id: entity for entity in self.entities}
+        unknown = sorted(set(entity_ids) - set(known))
+        if unknown:
+            raise EntityConfigError(f"unknown entities {unknown}; configured: {sorted(known)}")
+        return [known[entity_id] for entity_id in dict.fromkeys(entity_ids)]
+
+
+def default_entities_file() -> Path:
+    """``$FRONTIER_ENTITIES_FILE``, else the demo configuration shipped beside the DAGs."""
+    configured = os.environ.get(ENTITIES_FILE_ENV)
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parent.parent / "dags" / "config" / "frontier_entities.yaml"
+
+
+def load_close_config(path: str | os.PathLike | None = None) -> CloseConfig:
+    """Read and validate the entities file."""
+    path = Path(path) if path is not None else default_entities_file()
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EntityConfigError(f"entities file {path} does not exist (set ${ENTITIES_FILE_ENV})") from None
+    except yaml.YAMLError as err:
+        raise EntityConfigError(f"entities file {path} is not valid YAML: {err}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("entities"), list):
+        raise EntityConfigError(f"entities file {path} must have a top-level 'entities:' list")
+    entities = tuple(_entity(item, path, index) for index, item in enumerate(document["entities"]))
+    ids = [entity.id for entity in entities]
+    duplicates = sorted({entity_id for entity_id in ids if ids.count(entity_id) > 1})
+    if duplicates:
+        raise EntityConfigError(f"entities file {path}: duplicate entity ids {duplicates}")
+    settings = document.get("settings") or {}
+    try:
+        close_settings = CloseSettings(
+            **{
+                key: tuple(value) if key == "tableau_refresh_workbooks" else value
+                for key, value in settings.items()
+            }
+        )
+    except TypeError as err:
+        raise EntityConfigError(f"entities file {path}: bad settings: {err}") from None
+    if close_settings.unmapped_accounts not in ("fail", "warn"):
+        raise EntityConfigError(f"entities file {path}: settings.unmapped_accounts must be 'fail' or 'warn'")
+    return CloseConfig(entities=entities, settings=close_settings)
+
+
+def _entity(item: Any, path: Path, index: int) -> EntityConfig:
+    where = f"entities file {path}, entity #{index + 1}"
+    if not isinstance(item, dict):
+        raise EntityConfigError(f"{where}: expected a mapping")
+    try:
+        entity = EntityConfig(**item)
+    except TypeError as err:
+        raise EntityConfigError(f"{where}: {err}") from None
+    where = f"entities file {path}, entity {entity.id!r}"
+    if not _ENTITY_ID.match(str(entity.id)):
+        raise EntityConfigError(f"{where}: id must be letters, digits, '.', '_', '-'")
+    if entity.source not in SOURCE_KINDS:
+        raise EntityConfigError(f"{where}: source must be one of {SOURCE_KINDS}, not {entity.source!r}")
+    if not _CURRENCY.match(entity.currency):
+        raise EntityConfigError(f"{where}: currency must be an ISO 4217 code like 'USD'")
+    if entity.source == "oracle_ebs" and (entity.ledger_id is None or not entity.company_segment):
+        raise EntityConfigError(f"{where}: an oracle_ebs entity needs ledger_id and company_segment")
+    if entity.source == "sap":
+        if not entity.company_code:
+            raise EntityConfigError(f"{where}: a sap entity needs company_code")
+        if entity.sap_table not in SAP_TABLES:
+            raise EntityConfigError(f"{where}: sap_table must be one of {SAP_TABLES}")
+    return entity
+
+
+def resolve_mapping_file(reference: str, base_dir: Path | None = None) -> Path:
+    """Turn an entity's ``mapping`` into a file path.
+
+    ``package.module:resource.yaml`` names a file shipped inside an installed
+    package (the bundled demo charts); anything else is a filesystem path,
+    relative paths being resolved against ``base_dir`` (the entities file's folder).
+    """
+    if ":" in reference and not Path(reference).exists():
+        package, _, resource = reference.partition(":")
+        from importlib.resources import files
+
+        candidate = files(package) / resource
+        if not candidate.is_file():
+            raise EntityConfigError(f"account mapping {reference!r} not found in package {package!r}")
+        return Path(str(candidate))
+    path = Path(reference)
+    if not path.is_absolute():
+        path = (base_dir or default_entities_file().parent) / path
+    if not path.is_file():
+        raise EntityConfigError(f"account mapping file {path} does not exist")
+    return path

@@ -1,0 +1,175 @@
+"""``make demo``: the financial close on the bundled demo ledger, for real through Airflow.
+
+Builds the demo ledger (an Oracle EBS database and an SAP system), prepares an
+Airflow home with a SQLite metadata database, creates the demo connections and
+the ``tableau`` pool, runs ``frontier_financial_close`` for one fiscal period
+with ``airflow dags test``, shows each stage as it finishes, and prints the
+period's results and where every output file is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+
+from frontier_provider.config import load_close_config
+
+REPO = Path(__file__).resolve().parents[2]
+DAG_ID = "frontier_financial_close"
+EBS_CONN_ID = "frontier_demo_ebs"
+SAP_CONN_ID = "frontier_demo_sap"
+# Task log lines of this package's operators are the demo's progress report.
+_PROGRESS = re.compile(r"\]\s+(?P<message>.+?)\s+\[airflow\.task\.operators\.frontier_provider\.")
+_FAILED = re.compile(r"\[(error|critical)\s*\]|Task failed|state=failed")
+
+
+def demo_connections(ledger_dir: Path) -> dict[str, str]:
+    """Airflow connections (id -> JSON) of the demo's source systems."""
+    ledger_dir = Path(ledger_dir).resolve()
+    return {
+        EBS_CONN_ID: json.dumps(
+            {"conn_type": "sqlite", "host": str(ledger_dir / "ebs.sqlite"), "description": "Demo Oracle EBS"}
+        ),
+        SAP_CONN_ID: json.dumps(
+            {
+                "conn_type": "sap_rfc",
+                "description": "Demo SAP system answering RFC_READ_TABLE",
+                "extra": {"demo_system": str(ledger_dir / "sap.sqlite")},
+            }
+        ),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m frontier_provider.demo", description=__doc__)
+    parser.add_argument("--period", default="2024-12", help="fiscal period to close, YYYY-MM")
+    args = parser.parse_args(argv)
+
+    env = _demo_environment()
+    home = Path(env["AIRFLOW_HOME"])
+    ledger_dir = home / "demo"
+    staging_root = Path(env["FRONTIER_STAGING_ROOT"])
+
+    from frontier_provider.demo.ledger import build_demo_ledger
+
+    _step(f"building the demo ledger in {ledger_dir}")
+    build_demo_ledger(ledger_dir)
+    _step(f"preparing Airflow in {home} (SQLite metadata database)")
+    _airflow(env, "db", "migrate")
+    connections_file = ledger_dir / "connections.json"
+    connections_file.write_text(
+        json.dumps({conn_id: json.loads(spec) for conn_id, spec in demo_connections(ledger_dir).items()}, indent=2)
+    )
+    _airflow(env, "connections", "import", "--overwrite", str(connections_file))
+    _airflow(env, "pools", "set", "tableau", "1", "Tableau: a personal access token holds one session")
+    _step(f"running {DAG_ID} for period {args.period} through Airflow (airflow dags test)")
+    log_file = home / "logs" / f"demo-{args.period}.log"
+    if not _run_dag(env, args.period, log_file):
+        print(f"\nThe close failed. The full Airflow log is in {log_file}", file=sys.stderr)
+        return 1
+    print()
+    print(results_table(staging_root, args.period))
+    print()
+    print(f"Outputs under {staging_root}:")
+    for path in output_files(staging_root, args.period):
+        print(f"  {path}")
+    print(f"\nFull Airflow log: {log_file}")
+    return 0
+
+
+def results_table(staging_root: Path, period: str) -> str:
+    """One line per entity: key figures from the statements, score and rating from the analysis."""
+    header = ("Entity", "Cur", "Revenue YTD", "Net income YTD", "Total assets", "Equity", "Health", "Rating")
+    rows = [header]
+    for statements_file in sorted((staging_root / "statements" / f"period={period}").glob("entity=*.json")):
+        entity = statements_file.stem.removeprefix("entity=")
+        statements = json.loads(statements_file.read_text())
+        analysis_file = staging_root / "analysis" / f"period={period}" / statements_file.name
+        analysis = json.loads(analysis_file.read_text()) if analysis_file.exists() else {}
+        income = statements["financial_statements"]["income_statement"]
+        balance = statements["financial_statements"]["balance_sheet"]
+        score = analysis.get("financial_health_score")
+        rows.append(
+            (
+                entity,
+                statements.get("currency", ""),
+                _money(income["revenue"]),
+                _money(income["net_income"]),
+                _money(balance["total_assets"]),
+                _money(balance["shareholders_equity"]),
+                "-" if score is None else f"{score:.1f}/10",
+                analysis.get("risk_assessment", {}).get("credit_rating", "-"),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]) for i, cell in enumerate(row)]
+        lines.append("  ".join(cells))
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return f"Financial close {period}\n" + "\n".join(lines)
+
+
+def output_files(staging_root: Path, period: str) -> list[Path]:
+    return sorted(
+        path
+        for path in staging_root.rglob("*")
+        if path.is_file() and f"period={period}" in path.parts and not path.name.startswith(".")
+    )
+
+
+def _run_dag(env: dict[str, str], period: str, log_file: Path) -> bool:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    command = [_airflow_bin(), "dags", "test", DAG_ID, "-c", json.dumps({"period": period})]
+    failed = False
+    with log_file.open("w") as log, subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.write(line)
+            match = _PROGRESS.search(line)
+            if match:
+                print(f"  {match['message']}", flush=True)
+            elif _FAILED.search(line):
+                failed = True
+                print(f"  ! {line.strip()[:300]}", flush=True)
+        return process.wait() == 0 and not failed and "state=success" in log_file.read_text()
+
+
+def _demo_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("AIRFLOW_HOME", str(REPO / "airflow_home"))
+    env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
+    env.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO / "plugins"))
+    env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    env.setdefault("FRONTIER_STAGING_ROOT", str(Path(env["AIRFLOW_HOME"]) / "frontier-staging"))
+    load_close_config(env.get("FRONTIER_ENTITIES_FILE"))  # fail early on a broken entities file
+    return env
+
+
+def _airflow(env: dict[str, str], *args: str) -> None:
+    result = subprocess.run([_airflow_bin(), *args], env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise SystemExit(f"airflow {' '.join(args)} failed")
+
+
+def _airflow_bin() -> str:
+    return str(Path(sys.executable).with_name("airflow"))
+
+
+def _step(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def _money(text: str) -> str:
+    return f"{Decimal(text):,.2f}"

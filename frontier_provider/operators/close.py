@@ -1,0 +1,326 @@
+"""Operators of the financial close: one fiscal period of one entity, stage by stage.
+
+    plan -> extract GL balances -> trial balance -> statements -> analysis
+
+Each stage reads the previous stage's output from the staging area and
+replaces its own output there (see ``frontier_provider.storage``), so any task
+may run twice. XCom carries only paths and small summaries. The accounting
+lives in ``frontier_provider.ledger`` / ``sources`` / ``analysis``; these
+classes only connect it to Airflow: connections, context, logs and errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from frontier_provider.config import (
+    EntityConfig,
+    EntityConfigError,
+    load_close_config,
+    resolve_mapping_file,
+)
+from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError, resolve_period
+from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
+from frontier_provider.storage import Staging
+
+GL_BALANCES = "gl_balances"
+TRIAL_BALANCE = "trial_balance"
+STATEMENTS = "statements"
+ANALYSIS = "analysis"
+
+
+class CloseUnitOperator(BaseOperator):
+    """Base of the per-entity stages: one ``unit`` = one entity in one fiscal period.
+
+    :param unit: ``{"period": "2024-12", "entity": {...entity config...}, "dry_run": bool}`` as
+        produced by :class:`PlanCloseOperator`.
+    :param staging_root: staging root URL or path; defaults to ``$FRONTIER_STAGING_ROOT``.
+    """
+
+    template_fields = ("unit", "staging_root")
+    stage = "stage"
+
+    def __init__(self, *, unit: dict[str, Any], staging_root: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.unit = unit
+        self.staging_root = staging_root
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        try:
+            entity = EntityConfig(**self.unit["entity"])
+            period = FiscalPeriod.parse(self.unit["period"])
+        except (KeyError, TypeError, InvalidPeriodError) as err:
+            raise AirflowFailException(f"{self.stage}: malformed close unit {self.unit!r}: {err}") from err
+        summary = self.run_stage(entity, period, Staging(self.staging_root))
+        self.log.info("%s %s %s: %s", self.stage, entity.id, period, _describe(summary))
+        return {"entity": entity.id, "period": str(period), **summary}
+
+    def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class PlanCloseOperator(BaseOperator):
+    """Resolve the run's fiscal period and the entities it closes; one unit per entity.
+
+    The period comes from the ``period`` param, else the run's partition key, else
+    its data interval; never the wall clock. Pushes ``period`` as its own XCom.
+
+    :param entities_file: entities YAML; defaults to ``$FRONTIER_ENTITIES_FILE`` or the demo's.
+    """
+
+    template_fields = ("entities_file",)
+
+    def __init__(self, *, entities_file: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.entities_file = entities_file
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        params = context.get("params") or {}
+        dag_run = context.get("dag_run")
+        try:
+            period = resolve_period(
+                param=params.get("period"),
+                partition_key=getattr(dag_run, "partition_key", None),
+                data_interval_start=context.get("data_interval_start"),
+                data_interval_end=context.get("data_interval_end"),
+                logical_date=context.get("logical_date"),
+            )
+            config = load_close_config(self.entities_file)
+            entities = config.select(params.get("entities") or None)
+        except (InvalidPeriodError, EntityConfigError) as err:
+            raise AirflowFailException(str(err)) from err
+        dry_run = bool(params.get("dry_run", False))
+        context["ti"].xcom_push(key="period", value=str(period))
+        self.log.info(
+            "plan: closing period %s for %d entities %s%s",
+            period,
+            len(entities),
+            [entity.id for entity in entities],
+            " (dry run: nothing is published)" if dry_run else "",
+        )
+        return [{"period": str(period), "entity": entity.to_dict(), "dry_run": dry_run} for entity in entities]
+
+
+class ExtractGLBalancesOperator(CloseUnitOperator):
+    """Extract one period's GL balances of an entity from Oracle EBS or SAP into staging as Parquet."""
+
+    stage = "extract"
+
+    def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
+        folder = staging.directory(GL_BALANCES, str(period), entity.id)
+        part = folder / "part-0.parquet"
+        counter = _RowCounter()
+        try:
+            staging.write_parquet_batches(part, GL_BALANCE_SCHEMA, counter.count(self._batches(entity, period)))
+        except ValueError as err:
+            # Invalid identifiers, malformed SAP numbers: retrying cannot fix the data.
+            raise AirflowFailException(f"extract {entity.id} {period}: {err}") from err
+        removed = staging.replace_directory(folder, keep=[part])
+        if removed:
+            self.log.info("extract %s %s: removed stale parts %s", entity.id, period, removed)
+        return {"path": str(part), "rows": counter.rows, "source": entity.source}
+
+    def _batches(self, entity: EntityConfig, period: FiscalPeriod) -> Iterable[pa.RecordBatch]:
+        if entity.source == "oracle_ebs":
+            from frontier_provider.sources.oracle_ebs import ebs_gl_balances
+
+            hook = BaseHook.get_connection(entity.conn_id).get_hook()
+            connection = hook.get_conn()
+            try:
+                table = ebs_gl_balances(
+                    connection,
+                    entity=entity.id,
+                    ledger_id=entity.ledger_id,
+                    company_segment=entity.company_segment,
+                    period=period,
+                    company_segment_column=entity.company_segment_column,
+                    account_segment_column=entity.account_segment_column,
+                )
+            finally:
+                connection.close()
+            return table.to_batches()
+
+        from frontier_provider.hooks.sap_rfc import SapRfcHook
+        from frontier_provider.sources.sap import sap_gl_balances
+
+        client = SapRfcHook(sap_conn_id=entity.conn_id).get_conn()
+        return sap_gl_balances(
+            client,
+            entity=entity.id,
+            company_code=entity.company_code,
+            ledger=entity.ledger,
+            period=period,
+            source_table=entity.sap_table,
+            chart_of_accounts=entity.chart_of_accounts,
+        )
+
+
+class BuildTrialBalanceOperator(CloseUnitOperator):
+    """Build the entity's trial balance for the period and check that debits equal credits.
+
+    :param tolerance: largest difference accepted between debits and credits, e.g. ``"0.01"``.
+    """
+
+    template_fields = (*CloseUnitOperator.template_fields, "tolerance")
+    stage = "trial_balance"
+
+    def __init__(self, *, tolerance: str = "0.01", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tolerance = tolerance
+
+    def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
+        from frontier_provider.ledger import UnbalancedTrialBalanceError, build_trial_balance
+
+        gl_folder = staging.directory(GL_BALANCES, str(period), entity.id)
+        try:
+            trial_balance = build_trial_balance(
+                staging.read_parquet(gl_folder),
+                entity=entity.id,
+                period=str(period),
+                tolerance=Decimal(str(self.tolerance)),
+            )
+        except UnbalancedTrialBalanceError as err:
+            raise AirflowFailException(str(err)) from err
+        except FileNotFoundError as err:
+            raise AirflowFailException(
+                f"trial_balance {entity.id} {period}: no extracted GL balances at {gl_folder}; "
+                "run the extract task for this period first"
+            ) from err
+        path = staging.write_parquet(staging.file(TRIAL_BALANCE, str(period), entity.id, ".parquet"),
+                                     trial_balance.to_arrow())
+        return {"path": str(path), "accounts": trial_balance.to_arrow().num_rows}
+
+
+class BuildStatementsOperator(CloseUnitOperator):
+    """Map the trial balance to a balance sheet and income statement (the Frontier request document).
+
+    :param unmapped_accounts: ``"fail"`` (default) or ``"warn"`` when accounts match no mapping rule.
+    """
+
+    template_fields = (*CloseUnitOperator.template_fields, "unmapped_accounts")
+    stage = "statements"
+
+    def __init__(self, *, unmapped_accounts: str = "fail", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.unmapped_accounts = unmapped_accounts
+
+    def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
+        from frontier_provider.ledger import (
+            MappingError,
+            TrialBalance,
+            UnmappedAccountsError,
+            build_statements,
+            load_account_mapping,
+        )
+
+        tb_path = staging.file(TRIAL_BALANCE, str(period), entity.id, ".parquet")
+        try:
+            mapping = load_account_mapping(resolve_mapping_file(entity.mapping))
+            statements = build_statements(
+                TrialBalance.from_arrow(staging.read_parquet(tb_path)),
+                mapping,
+                company_name=entity.name,
+                industry=entity.industry,
+                currency=entity.currency,
+                unmapped=self.unmapped_accounts,
+            )
+        except (MappingError, UnmappedAccountsError, EntityConfigError) as err:
+            raise AirflowFailException(f"statements {entity.id} {period}: {err}") from err
+        document = statements.to_document()
+        if document.get("unmapped_accounts"):
+            self.log.warning(
+                "statements %s %s: accounts no mapping rule covers: %s",
+                entity.id,
+                period,
+                document["unmapped_accounts"],
+            )
+        path = staging.write_json(staging.file(STATEMENTS, str(period), entity.id, ".json"), document)
+        income = document["financial_statements"]["income_statement"]
+        balance = document["financial_statements"]["balance_sheet"]
+        return {
+            "path": str(path),
+            "currency": entity.currency,
+            "revenue": income["revenue"],
+            "net_income": income["net_income"],
+            "total_assets": balance["total_assets"],
+            "shareholders_equity": balance["shareholders_equity"],
+            "unmapped_accounts": document.get("unmapped_accounts", []),
+        }
+
+
+class AnalyzeStatementsOperator(CloseUnitOperator):
+    """Send the statements to Frontier (embedded engine or remote API) and stage the analysis.
+
+    :param frontier_conn_id: Frontier connection; without a host the embedded engine is used.
+    """
+
+    template_fields = (*CloseUnitOperator.template_fields, "frontier_conn_id")
+    stage = "analyze"
+
+    def __init__(self, *, frontier_conn_id: str = "frontier_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.frontier_conn_id = frontier_conn_id
+
+    def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
+        from frontier_provider.hooks.frontier import FrontierHook
+
+        statements = staging.read_json(staging.file(STATEMENTS, str(period), entity.id, ".json"))
+        analysis = FrontierHook(frontier_conn_id=self.frontier_conn_id).analyze_company(statements)
+        document = {**analysis, "entity": entity.id, "period": str(period)}
+        path = staging.write_json(staging.file(ANALYSIS, str(period), entity.id, ".json"), document)
+        risk = document.get("risk_assessment", {})
+        return {
+            "path": str(path),
+            "analysis_id": document.get("analysis_id"),
+            "financial_health_score": document.get("financial_health_score"),
+            "credit_rating": risk.get("credit_rating"),
+            "overall_risk": risk.get("overall_risk"),
+            "salesforce_account_key": entity.salesforce_account_key,
+        }
+
+
+def salesforce_insights(analyses: Iterable[dict[str, Any]], staging_root: str | None = None) -> list[dict]:
+    """The Account insights of a close run, one per entity that has a Salesforce account key."""
+    staging = Staging(staging_root)
+    insights = []
+    for summary in analyses:
+        if not summary.get("salesforce_account_key"):
+            continue
+        document = staging.read_json(staging.file(ANALYSIS, summary["period"], summary["entity"], ".json"))
+        insights.append(
+            {
+                "key": summary["salesforce_account_key"],
+                "financial_health_score": document.get("financial_health_score"),
+                "risk_level": document.get("risk_assessment", {}).get("overall_risk"),
+                "growth_potential_score": document.get("growth_potential_score"),
+                "analysis_date": document.get("analysis_date"),
+                "recommendations": [_recommendation_text(r) for r in document.get("recommendations", [])],
+            }
+        )
+    return sorted(insights, key=lambda insight: insight["key"])
+
+
+def _recommendation_text(recommendation: Any) -> str:
+    if isinstance(recommendation, dict):
+        return str(recommendation.get("text") or recommendation.get("recommendation") or recommendation)
+    return str(recommendation)
+
+
+class _RowCounter:
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def count(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            self.rows += batch.num_rows
+            yield batch
+
+
+def _describe(summary: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in summary.items() if key not in ("entity", "period"))
