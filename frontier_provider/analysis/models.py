@@ -1,0 +1,239 @@
+"""Request models of the Frontier contract: what the engine and the API accept.
+
+Every request is validated here before any figure is computed, so a bad
+document fails with one message that names each offending field instead of a
+``KeyError`` deep inside a ratio. Money is parsed into :class:`~decimal.Decimal`
+exactly: it may arrive as a JSON string ("1234.56", the house format) or as a
+JSON number; a number is read through its shortest decimal representation, so
+``1234.56`` becomes ``Decimal("1234.56")``, never the binary float
+``1234.5599999999999454...``.
+
+Unknown keys are ignored, not refused: the staged statements document
+(``entity``, ``period``, ``lines``, ``unmapped_accounts``, ``checks``) is sent
+as it is.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from frontier_provider.ledger.periods import LAST_SPECIAL_PERIOD, FiscalPeriod
+
+
+class AnalysisInputError(ValueError):
+    """A request document is invalid; the message names every offending field.
+
+    :param message: human-readable summary, one line per problem
+    :param errors: the problems as ``{"field": "a.b.c", "message": "..."}`` items
+    """
+
+    def __init__(self, message: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+def parse_money(value: Any) -> Decimal:
+    """Read an amount exactly: a decimal string or a JSON number, never a bool, NaN or infinity.
+
+    :param value: the raw JSON value
+    """
+    if isinstance(value, bool):
+        raise ValueError("an amount must be a decimal number, not true/false")
+    if isinstance(value, Decimal):
+        amount = value
+    elif isinstance(value, int):
+        amount = Decimal(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"an amount must be finite, got {value!r}")
+        # repr() is the shortest string that round-trips: 1234.56 -> "1234.56".
+        amount = Decimal(repr(value))
+    elif isinstance(value, str):
+        text = value.strip().replace("_", "")
+        try:
+            amount = Decimal(text)
+        except InvalidOperation:
+            raise ValueError(f"not a decimal amount: {value!r}") from None
+    else:
+        raise ValueError(f"an amount must be a decimal string or number, got {type(value).__name__}")
+    if not amount.is_finite():
+        raise ValueError(f"an amount must be finite, got {value!r}")
+    return amount
+
+
+Money = Annotated[Decimal, BeforeValidator(parse_money)]
+
+
+class _Document(BaseModel):
+    """Base of every request part: unknown keys are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class BalanceSheet(_Document):
+    """Period-end balances, each a positive-normal amount (a deficit makes retained earnings negative)."""
+
+    cash_and_equivalents: Money | None = None
+    short_term_investments: Money | None = None
+    accounts_receivable: Money | None = None
+    inventory: Money | None = None
+    current_assets: Money | None = None
+    total_assets: Money | None = None
+    accounts_payable: Money | None = None
+    current_liabilities: Money | None = None
+    total_liabilities: Money | None = None
+    retained_earnings: Money | None = None
+    shareholders_equity: Money | None = None
+
+
+class IncomeStatement(_Document):
+    """Fiscal year-to-date flows through the reporting period (a loss makes net income negative)."""
+
+    revenue: Money | None = None
+    cost_of_sales: Money | None = None
+    gross_profit: Money | None = None
+    operating_expenses: Money | None = None
+    operating_income: Money | None = None
+    interest_expense: Money | None = None
+    income_tax: Money | None = None
+    net_income: Money | None = None
+    total_expenses: Money | None = None
+
+
+class ReportingPeriod(_Document):
+    """The fiscal period the statements close: periods 1..12 regular, 13..16 special."""
+
+    year: int = Field(ge=1900, le=9999)
+    period: int = Field(ge=1, le=LAST_SPECIAL_PERIOD)
+
+    @property
+    def fiscal_period(self) -> FiscalPeriod:
+        return FiscalPeriod(self.year, self.period)
+
+
+class FinancialStatements(_Document):
+    balance_sheet: BalanceSheet = Field(default_factory=BalanceSheet)
+    income_statement: IncomeStatement = Field(default_factory=IncomeStatement)
+
+
+class PriorPeriodStatements(FinancialStatements):
+    """An earlier period's statements, used for opening balances and trends."""
+
+    reporting_period: ReportingPeriod | None = None
+
+
+class AnalyzeCompanyRequest(_Document):
+    """Body of ``POST /v1/business-operations/financial-analysis/analyze-company``."""
+
+    company_name: str = Field(min_length=1, max_length=255)
+    industry: str | None = Field(default=None, max_length=255)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    reporting_period: ReportingPeriod
+    financial_statements: FinancialStatements
+    previous_periods: list[PriorPeriodStatements] = Field(default_factory=list, max_length=40)
+
+
+class BusinessRelationship(_Document):
+    """What the sales relationship says about a customer (from the CRM)."""
+
+    customer_since: date | None = None
+    total_pipeline: Money | None = None
+    win_rate: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
+    total_opportunities: int | None = Field(default=None, ge=0)
+    average_deal_size: Money | None = None
+    payment_history: Literal["good", "fair", "poor"] | None = None
+
+    @field_validator("customer_since", mode="before")
+    @classmethod
+    def _date_of_timestamp(cls, value: Any) -> Any:
+        # Salesforce CreatedDate is a timestamp ("2019-03-04T10:11:12.000+0000"); the day is enough.
+        if isinstance(value, datetime):
+            return value.date()
+        if isinstance(value, str) and len(value) > 10 and value[4] == "-" and value[10] in "T ":
+            return value[:10]
+        return value
+
+
+class CustomerProfile(_Document):
+    """Body of ``POST /v1/business-operations/risk-management/assess-customer-credit-risk``.
+
+    ``as_of`` anchors the length of the relationship; without it the tenure is
+    left out (the engine never reads the wall clock, so results are repeatable).
+    With ``financial_statements`` (and ``reporting_period``) the full company
+    analysis drives the health score.
+    """
+
+    customer_id: str | None = Field(default=None, max_length=255)
+    company_name: str = Field(min_length=1, max_length=255)
+    industry: str | None = Field(default=None, max_length=255)
+    annual_revenue: Money | None = None
+    employee_count: int | None = Field(default=None, ge=0)
+    business_relationship: BusinessRelationship = Field(default_factory=BusinessRelationship)
+    financial_statements: FinancialStatements | None = None
+    reporting_period: ReportingPeriod | None = None
+    as_of: date | None = None
+
+
+class PortfolioCustomer(CustomerProfile):
+    customer_id: str = Field(min_length=1, max_length=255)
+
+
+class CustomerPortfolio(_Document):
+    """Body of ``POST /v1/business-operations/strategic-planning/analyze-customer-portfolio``."""
+
+    portfolio_name: str | None = Field(default=None, max_length=255)
+    as_of: date | None = None
+    customers: list[PortfolioCustomer] = Field(min_length=1, max_length=50_000)
+
+
+class RegulatoryUpdate(_Document):
+    """Body of ``POST /v1/business-operations/compliance/process-regulatory-update``."""
+
+    title: str = Field(min_length=1, max_length=500)
+    regulation_id: str | None = Field(default=None, max_length=255)
+    jurisdiction: str | None = Field(default=None, max_length=100)
+    regulator: str | None = Field(default=None, max_length=255)
+    summary: str | None = Field(default=None, max_length=20_000)
+    severity: Literal["low", "medium", "high", "critical"] | None = None
+    topics: list[str] = Field(default_factory=list, max_length=100)
+    published_date: date | None = None
+    effective_date: date | None = None
+    as_of: date | None = None
+    affected_entities: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+def validate_request(model: type[_Document], document: Any) -> Any:
+    """Validate a JSON document against a request model, or raise :class:`AnalysisInputError`.
+
+    :param model: the request model class
+    :param document: the parsed JSON body (or an instance of ``model``, returned as is)
+    """
+    if isinstance(document, model):
+        return document
+    if not isinstance(document, dict):
+        raise AnalysisInputError(
+            f"the request body must be a JSON object, got {type(document).__name__}",
+            [{"field": "", "message": "expected a JSON object"}],
+        )
+    try:
+        return model.model_validate(document)
+    except ValidationError as err:
+        errors = [
+            {"field": ".".join(str(part) for part in item["loc"]), "message": _describe(item)}
+            for item in err.errors(include_url=False)
+        ]
+        lines = "; ".join(f"{error['field'] or '<body>'}: {error['message']}" for error in errors)
+        raise AnalysisInputError(
+            f"invalid {model.__name__} ({len(errors)} problem(s)): {lines}", errors
+        ) from None
+
+
+def _describe(item: dict[str, Any]) -> str:
+    message = item["msg"]
+    # pydantic prefixes messages raised by our validators with "Value error, ".
+    return message.removeprefix("Value error, ")
