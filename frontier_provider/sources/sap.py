@@ -1,0 +1,587 @@
+"""SAP general-ledger balances over RFC (ECC new GL ``FAGLFLEXT``, S/4HANA ``ACDOCA``).
+
+Everything here talks to SAP through a client with one method,
+``call(function_name, **params) -> dict`` (``pyrfc.Connection`` or the demo
+double), and only through ``RFC_READ_TABLE``. That function module has a
+documented contract this module follows to the letter:
+
+* a returned row (``DATA-WA``) is at most 512 characters; a wider field list
+  raises ``DATA_BUFFER_EXCEEDED``, so wide reads are split into field chunks
+  that each carry the table's key fields and are joined on them;
+* rows are sliced by the ``OFFSET``/``LENGTH`` that ``FIELDS`` returns, never
+  split on a delimiter (a delimiter character can occur inside the data);
+* the WHERE clause travels as ``OPTIONS`` lines of at most 72 characters, and
+  a literal must not be broken across lines;
+* paging is ``ROWSKIPS``/``ROWCOUNT`` until a short page, and no row order is
+  guaranteed;
+* numbers arrive as text, right-aligned, with a trailing minus ("1234.56-"),
+  and a leading ``*`` when the value overflowed its output field.
+
+Values that go into ``OPTIONS`` are validated against their SAP formats before
+any call, so nothing can be injected into the WHERE clause.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from frontier_provider.ledger.periods import FiscalPeriod
+from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
+
+RFC_READ_TABLE = "RFC_READ_TABLE"
+MAX_ROW_WIDTH = 512
+MAX_OPTION_LINE = 72
+DEFAULT_PAGE_SIZE = 50_000
+DATA_BUFFER_EXCEEDED = "DATA_BUFFER_EXCEEDED"
+
+SOURCE_NAME = "sap"
+SOURCE_TABLES = ("FAGLFLEXT", "ACDOCA")
+
+#: FAGLFLEXT primary key without the client (RFC_READ_TABLE reads the logon client only).
+FAGLFLEXT_KEY_FIELDS = ("RYEAR", *(f"OBJNR{n:02d}" for n in range(9)), "DRCRK", "RPMAX")
+#: ACDOCA primary key without the client.
+ACDOCA_KEY_FIELDS = ("RLDNR", "RBUKRS", "GJAHR", "BELNR", "DOCLN")
+
+# The carry-forward column and the sixteen period columns (12 regular + 4 special) of FAGLFLEXT.
+_FAGLFLEXT_CARRY_FORWARD = "HSLVT"
+_FAGLFLEXT_PERIOD_COLUMNS = tuple(f"HSL{n:02d}" for n in range(1, 17))
+
+
+class RfcClient(Protocol):
+    """What the readers need from an RFC connection (``pyrfc.Connection`` satisfies it)."""
+
+    def call(self, function_name: str, **params: Any) -> dict[str, Any]: ...
+
+
+class SapRfcError(Exception):
+    """An RFC function module raised an ABAP exception, e.g. ``DATA_BUFFER_EXCEEDED``.
+
+    ``key`` carries the exception name, as ``pyrfc.ABAPApplicationError.key`` does.
+
+    :param key: the ABAP exception name.
+    :param message: a human-readable explanation.
+    """
+
+    def __init__(self, key: str, message: str = "") -> None:
+        super().__init__(f"{key}: {message}" if message else key)
+        self.key = key
+        self.message = message or key
+
+
+# -- numbers -------------------------------------------------------------------------------------
+_SAP_AMOUNT = re.compile(r"(?P<lead>-)?(?P<units>[0-9]+)(?:\.(?P<fraction>[0-9]+))?(?P<trail>-)?")
+
+
+def parse_sap_amount(text: str) -> Decimal:
+    """Parse an amount as RFC text returns it ("  1234.56-", "-5.00", "0.00"), exactly.
+
+    A leading ``*`` means SAP's output field overflowed and the digits shown are
+    not the value; empty text, thousands separators or anything else malformed
+    is refused too. Never guess an amount.
+
+    :param text: the field as sliced from ``DATA-WA``.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"SAP amount {text!r} is not text")
+    stripped = text.strip()
+    if not stripped:
+        raise ValueError(f"SAP amount {text!r} is empty but the field is required")
+    if stripped.startswith("*"):
+        raise ValueError(
+            f"SAP amount {text!r} overflowed its output field (leading '*'): the digits are "
+            f"truncated, read the amount from a table or extractor with a wider field"
+        )
+    match = _SAP_AMOUNT.fullmatch(stripped)
+    if match is None or (match["lead"] and match["trail"]):
+        raise ValueError(f"malformed SAP amount {text!r}")
+    digits = match["units"] + (f".{match['fraction']}" if match["fraction"] else "")
+    value = Decimal(digits)
+    if (match["lead"] or match["trail"]) and value:
+        return -value
+    return value
+
+
+# -- values that go into OPTIONS -----------------------------------------------------------------
+def _validated(kind: str, value: object, pattern: str, example: str) -> str:
+    if not isinstance(value, str) or re.fullmatch(pattern, value) is None:
+        raise ValueError(f"invalid SAP {kind} {value!r}: expected {example}")
+    return value
+
+
+def validate_company_code(value: str) -> str:
+    """A company code (BUKRS): 1-4 upper-case letters or digits, e.g. '1000'.
+
+    :param value: the company code.
+    """
+    return _validated("company code (BUKRS)", value, r"[A-Z0-9]{1,4}", "1-4 upper-case letters/digits")
+
+
+def validate_ledger(value: str) -> str:
+    """A ledger (RLDNR): two upper-case letters or digits, e.g. '0L'.
+
+    :param value: the ledger.
+    """
+    return _validated("ledger (RLDNR)", value, r"[A-Z0-9]{2}", "2 upper-case letters/digits, e.g. '0L'")
+
+
+def validate_fiscal_year(value: str | int) -> str:
+    """A fiscal year (GJAHR/RYEAR): four digits, returned as text.
+
+    :param value: the year, as text or an int.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return _validated("fiscal year (GJAHR)", value, r"[0-9]{4}", "4 digits, e.g. '2024'")
+
+
+def validate_account(value: str) -> str:
+    """A G/L account (SAKNR/RACCT): 1-10 letters/digits; numeric ones get SAP's leading zeros.
+
+    SAP stores numeric account numbers right-aligned with leading zeros
+    (conversion exit ALPHA), so '100000' and '0000100000' are the same account.
+
+    :param value: the account number.
+    """
+    account = _validated("account (SAKNR)", value, r"[A-Z0-9]{1,10}", "1-10 upper-case letters/digits")
+    return account.zfill(10) if account.isdigit() else account
+
+
+def validate_chart_of_accounts(value: str) -> str:
+    """A chart of accounts (KTOPL): 1-4 upper-case letters or digits, e.g. 'INT'.
+
+    :param value: the chart of accounts.
+    """
+    return _validated("chart of accounts (KTOPL)", value, r"[A-Z0-9]{1,4}", "1-4 upper-case letters/digits")
+
+
+_TABLE_OR_FIELD_NAME = r"[A-Z][A-Z0-9_/]{0,29}"
+
+# A WHERE token: a quoted literal (with '' as an escaped quote) or a run of other non-blank characters.
+_WHERE_TOKEN = re.compile(r"'(?:[^']|'')*'|[^\s']+")
+
+
+def split_options(where: str, width: int = MAX_OPTION_LINE) -> list[str]:
+    """Split a WHERE clause into ``OPTIONS`` lines of at most ``width`` characters.
+
+    Lines break between tokens only, so a literal is never cut in two.
+
+    :param where: the WHERE clause, e.g. ``"RBUKRS = '1000' AND RYEAR = '2024'"``.
+    :param width: the line width RFC_READ_TABLE accepts (72).
+    """
+    tokens = _WHERE_TOKEN.findall(where)
+    if _WHERE_TOKEN.sub("", where).strip():
+        raise ValueError(f"WHERE clause {where!r} has an unterminated literal")
+    lines: list[str] = []
+    current = ""
+    for token in tokens:
+        if len(token) > width:
+            raise ValueError(f"WHERE token {token[:20]!r}... is longer than an OPTIONS line ({width})")
+        candidate = f"{current} {token}" if current else token
+        if len(candidate) <= width:
+            current = candidate
+        else:
+            lines.append(current)
+            current = token
+    if current:
+        lines.append(current)
+    return lines
+
+
+# -- RFC_READ_TABLE ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RfcField:
+    """One column of an RFC_READ_TABLE answer: where it sits in ``DATA-WA``."""
+
+    name: str
+    offset: int
+    length: int
+    abap_type: str
+
+
+class RfcTableReader:
+    """Read a table through RFC_READ_TABLE in pages, within the function's 512-character row limit.
+
+    :param client: an RFC client (``call(function_name, **params) -> dict``).
+    :param max_row_width: the width of ``DATA-WA`` (512 on every SAP release).
+    :param page_size: rows per call (``ROWCOUNT``).
+    """
+
+    def __init__(
+        self, client: RfcClient, *, max_row_width: int = MAX_ROW_WIDTH, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> None:
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, got {page_size}")
+        self.client = client
+        self.max_row_width = max_row_width
+        self.page_size = page_size
+
+    def read(
+        self,
+        table: str,
+        fields: Sequence[str],
+        where: str = "",
+        key_fields: Sequence[str] = (),
+    ) -> Iterator[list[dict[str, str]]]:
+        """Yield pages of rows (field name -> raw text, trailing blanks removed).
+
+        When the fields fit in one row, pages stream straight from SAP (key
+        fields are not added). Wider field lists are read in chunks that each
+        carry ``key_fields`` and are joined on them; since SAP guarantees no row order, the join holds the
+        rows of the table slice in memory before yielding them.
+
+        Arguments are checked here, before any RFC call.
+
+        :param table: the table name, e.g. ``"FAGLFLEXT"``.
+        :param fields: the fields to return.
+        :param where: the WHERE clause, built from validated values only.
+        :param key_fields: fields that identify a row, used to join field chunks.
+        """
+        _validated("table name", table, _TABLE_OR_FIELD_NAME, "an ABAP dictionary table name")
+        wanted = list(dict.fromkeys(fields))
+        keys = list(dict.fromkeys(key_fields))
+        for name in (*wanted, *keys):
+            _validated("field name", name, _TABLE_OR_FIELD_NAME, "an ABAP dictionary field name")
+        if not wanted:
+            raise ValueError(f"no fields requested from {table}")
+        options = split_options(where)
+        return self._pages(table, wanted, keys, options)
+
+    def field_widths(self, table: str, fields: Sequence[str]) -> dict[str, int]:
+        """Ask SAP for the output width of each field (``NO_DATA='X'`` returns ``FIELDS`` only).
+
+        :param table: the table name.
+        :param fields: the fields to measure.
+        """
+        try:
+            answer = self.client.call(
+                RFC_READ_TABLE, QUERY_TABLE=table, NO_DATA="X", FIELDS=[{"FIELDNAME": f} for f in fields]
+            )
+        except Exception as err:
+            # Some kernels check the row width even with NO_DATA: measure the halves instead.
+            if getattr(err, "key", None) != DATA_BUFFER_EXCEEDED or len(fields) == 1:
+                raise
+            half = len(fields) // 2
+            return {**self.field_widths(table, fields[:half]), **self.field_widths(table, fields[half:])}
+        return {field.name: field.length for field in _answer_layout(answer)}
+
+    # -- internals --------------------------------------------------------------------------------
+    def _pages(
+        self, table: str, fields: list[str], keys: list[str], options: list[str]
+    ) -> Iterator[list[dict[str, str]]]:
+        widths = self.field_widths(table, list(dict.fromkeys([*keys, *fields])))
+        chunks = self._plan_chunks(table, fields, keys, widths)
+        if len(chunks) == 1:
+            yield from self._read_chunk(table, chunks[0], options)
+            return
+        yield from self._joined(table, chunks, keys, options)
+
+    def _plan_chunks(
+        self, table: str, fields: list[str], keys: list[str], widths: dict[str, int]
+    ) -> list[list[str]]:
+        missing = [f for f in (*keys, *fields) if f not in widths]
+        if missing:
+            raise SapRfcError("FIELD_NOT_VALID", f"{table} has no field(s) {', '.join(missing)}")
+        # Key fields are only needed to join chunks: a field list that fits in one row streams as is.
+        if sum(widths[f] for f in fields) <= self.max_row_width:
+            return [fields]
+        if not keys:
+            raise ValueError(
+                f"fields of {table} need {sum(widths[f] for f in fields)} characters, more than one "
+                f"RFC_READ_TABLE row holds ({self.max_row_width}): pass key_fields to read them in chunks"
+            )
+        key_width = sum(widths[k] for k in keys)
+        chunks: list[list[str]] = []
+        current: list[str] = []
+        used = key_width
+        for name in (f for f in fields if f not in keys):
+            if key_width + widths[name] > self.max_row_width:
+                raise ValueError(
+                    f"{table}.{name} ({widths[name]} characters) does not fit in one RFC_READ_TABLE row "
+                    f"next to the key fields ({key_width} characters)"
+                )
+            if used + widths[name] > self.max_row_width:
+                chunks.append(current)
+                current, used = [], key_width
+            current.append(name)
+            used += widths[name]
+        if current:
+            chunks.append(current)
+        return [[*keys, *chunk] for chunk in chunks]
+
+    def _read_chunk(
+        self, table: str, fields: list[str], options: list[str]
+    ) -> Iterator[list[dict[str, str]]]:
+        skipped = 0
+        while True:
+            answer = self.client.call(
+                RFC_READ_TABLE,
+                QUERY_TABLE=table,
+                FIELDS=[{"FIELDNAME": f} for f in fields],
+                OPTIONS=[{"TEXT": line} for line in options],
+                ROWSKIPS=skipped,
+                ROWCOUNT=self.page_size,
+            )
+            layout = _answer_layout(answer)
+            returned = {field.name for field in layout}
+            if not set(fields) <= returned:
+                raise SapRfcError("FIELD_NOT_VALID", f"{table} answer lacks {sorted(set(fields) - returned)}")
+            page = [_slice_row(entry["WA"], layout) for entry in answer.get("DATA", [])]
+            if page:
+                yield page
+            if len(page) < self.page_size:
+                return
+            skipped += len(page)
+
+    def _joined(
+        self, table: str, chunks: list[list[str]], keys: list[str], options: list[str]
+    ) -> Iterator[list[dict[str, str]]]:
+        rows: dict[tuple[str, ...], dict[str, str]] = {}
+        for page in self._read_chunk(table, chunks[0], options):
+            for row in page:
+                key = tuple(row[k] for k in keys)
+                if key in rows:
+                    raise ValueError(
+                        f"{table}: key {dict(zip(keys, key, strict=True))} is not unique, cannot join chunks"
+                    )
+                rows[key] = row
+        for number, chunk in enumerate(chunks[1:], start=2):
+            seen = 0
+            for page in self._read_chunk(table, chunk, options):
+                for row in page:
+                    key = tuple(row[k] for k in keys)
+                    if key not in rows:
+                        raise ValueError(
+                            f"{table}: row {dict(zip(keys, key, strict=True))} appeared in field chunk "
+                            f"{number} but not in chunk 1; the table changed during extraction, rerun it"
+                        )
+                    rows[key].update(row)
+                    seen += 1
+            if seen != len(rows):
+                raise ValueError(
+                    f"{table}: field chunk {number} returned {seen} rows, chunk 1 returned {len(rows)}; "
+                    f"the table changed during extraction, rerun it"
+                )
+        joined = list(rows.values())
+        rows.clear()
+        for start in range(0, len(joined), self.page_size):
+            yield joined[start : start + self.page_size]
+
+
+def _answer_layout(answer: dict[str, Any]) -> list[RfcField]:
+    return [
+        RfcField(
+            name=str(entry["FIELDNAME"]).strip(),
+            offset=int(entry["OFFSET"]),
+            length=int(entry["LENGTH"]),
+            abap_type=str(entry.get("TYPE", "")).strip(),
+        )
+        for entry in answer.get("FIELDS", [])
+    ]
+
+
+def _slice_row(work_area: str, layout: list[RfcField]) -> dict[str, str]:
+    # The RFC layer drops trailing blanks of DATA-WA, so a slice may be short or empty:
+    # trailing blanks are insignificant in ABAP character fields.
+    return {f.name: work_area[f.offset : f.offset + f.length].rstrip() for f in layout}
+
+
+# -- G/L balances --------------------------------------------------------------------------------
+def sap_gl_balances(
+    client: RfcClient,
+    *,
+    entity: str,
+    company_code: str,
+    ledger: str,
+    period: FiscalPeriod,
+    source_table: str = "FAGLFLEXT",
+    chart_of_accounts: str = "INT",
+    page_size: int = DEFAULT_PAGE_SIZE,
+) -> Iterator[pa.RecordBatch]:
+    """Yield one company code's G/L balances for one period, in ``GL_BALANCE_SCHEMA``, page by page.
+
+    ``FAGLFLEXT`` (ECC new GL totals): opening = carry forward ``HSLVT`` plus
+    ``HSL01`` .. ``HSL(p-1)``; the period's ``HSLpp`` is a debit on ``DRCRK='S'``
+    rows and a credit on ``'H'`` rows. Only actuals (record type 0, version 001).
+    ``ACDOCA`` (S/4HANA line items): opening = every line of the fiscal year
+    with ``POPER`` below the period, including the ``POPER 000`` carry-forward
+    lines; the period's lines are debits or credits by ``DRCRK``.
+    Special periods 13-16 work the same way: 2024-13 opens with period 12's
+    closing balance. ``period_credit`` is a positive amount: closing = opening
+    + debit - credit. Amounts are in the company code currency (``T001-WAERS``);
+    ``SKA1`` adds ``XBILK``/``GVTYP``. One batch per page, so memory stays
+    bounded by a page; an account may appear in several batches (the trial
+    balance adds them up).
+
+    All values are validated before the first RFC call.
+
+    :param client: an RFC client.
+    :param entity: the entity id written into every row, e.g. ``"SAP-1000"``.
+    :param company_code: the company code (BUKRS).
+    :param ledger: the ledger (RLDNR), e.g. ``"0L"``.
+    :param period: the fiscal period, 1-16.
+    :param source_table: ``"FAGLFLEXT"`` (ECC) or ``"ACDOCA"`` (S/4HANA).
+    :param chart_of_accounts: the chart of accounts of the company code (KTOPL).
+    :param page_size: rows per RFC call.
+    """
+    company_code = validate_company_code(company_code)
+    ledger = validate_ledger(ledger)
+    year = validate_fiscal_year(period.year)
+    chart_of_accounts = validate_chart_of_accounts(chart_of_accounts)
+    if source_table not in SOURCE_TABLES:
+        raise ValueError(f"source_table must be one of {SOURCE_TABLES}, got {source_table!r}")
+    reader = RfcTableReader(client, page_size=page_size)
+    return _gl_balance_batches(
+        reader, entity, company_code, ledger, year, period, source_table, chart_of_accounts
+    )
+
+
+def _gl_balance_batches(
+    reader: RfcTableReader,
+    entity: str,
+    company_code: str,
+    ledger: str,
+    year: str,
+    period: FiscalPeriod,
+    source_table: str,
+    chart_of_accounts: str,
+) -> Iterator[pa.RecordBatch]:
+    currency = _company_currency(reader, company_code, chart_of_accounts)
+    accounts = _account_master(reader, chart_of_accounts)
+    if source_table == "FAGLFLEXT":
+        pages = reader.read(
+            "FAGLFLEXT",
+            ["RACCT", "DRCRK", _FAGLFLEXT_CARRY_FORWARD, *_FAGLFLEXT_PERIOD_COLUMNS],
+            where=(
+                f"RLDNR = '{ledger}' AND RBUKRS = '{company_code}' AND RYEAR = '{year}' "
+                f"AND RRCTY = '0' AND RVERS = '001'"
+            ),
+            key_fields=FAGLFLEXT_KEY_FIELDS,
+        )
+        summarise = _summarise_faglflext_page
+    else:
+        pages = reader.read(
+            "ACDOCA",
+            ["RACCT", "POPER", "DRCRK", "HSL"],
+            where=(
+                f"RLDNR = '{ledger}' AND RBUKRS = '{company_code}' AND GJAHR = '{year}' "
+                f"AND POPER <= '{period.number:03d}'"
+            ),
+            key_fields=ACDOCA_KEY_FIELDS,
+        )
+        summarise = _summarise_acdoca_page
+    for page in pages:
+        balances = summarise(page, period.number)
+        yield _balance_batch(balances, entity, str(period), company_code, currency, accounts)
+
+
+def _company_currency(reader: RfcTableReader, company_code: str, chart_of_accounts: str) -> str:
+    rows = [
+        row
+        for page in reader.read("T001", ["BUKRS", "WAERS", "KTOPL"], f"BUKRS = '{company_code}'")
+        for row in page
+    ]
+    if not rows:
+        raise ValueError(f"company code {company_code} does not exist in T001")
+    if rows[0]["KTOPL"] != chart_of_accounts:
+        raise ValueError(
+            f"company code {company_code} uses chart of accounts {rows[0]['KTOPL']!r} in T001, "
+            f"not {chart_of_accounts!r}: fix the entity configuration"
+        )
+    return rows[0]["WAERS"]
+
+
+def _account_master(reader: RfcTableReader, chart_of_accounts: str) -> dict[str, tuple[bool, str | None]]:
+    master: dict[str, tuple[bool, str | None]] = {}
+    pages = reader.read("SKA1", ["SAKNR", "XBILK", "GVTYP"], f"KTOPL = '{chart_of_accounts}'")
+    for page in pages:
+        for row in page:
+            master[validate_account(row["SAKNR"])] = (row["XBILK"] == "X", row["GVTYP"] or None)
+    return master
+
+
+# account -> [opening, period debit, period credit]
+_Balances = dict[str, list[Decimal]]
+
+
+def _amount(row: dict[str, str], field: str, table: str) -> Decimal:
+    try:
+        return parse_sap_amount(row[field])
+    except ValueError as err:
+        raise ValueError(f"{table} row {row}: field {field}: {err}") from None
+
+
+def _summarise_faglflext_page(page: list[dict[str, str]], period_number: int) -> _Balances:
+    balances: _Balances = {}
+    for row in page:
+        account = validate_account(row["RACCT"])
+        side = row["DRCRK"]
+        if side not in ("S", "H"):
+            raise ValueError(f"FAGLFLEXT row {row}: DRCRK must be 'S' or 'H'")
+        opening = _amount(row, _FAGLFLEXT_CARRY_FORWARD, "FAGLFLEXT")
+        for column in _FAGLFLEXT_PERIOD_COLUMNS[: period_number - 1]:
+            opening += _amount(row, column, "FAGLFLEXT")
+        movement = _amount(row, _FAGLFLEXT_PERIOD_COLUMNS[period_number - 1], "FAGLFLEXT")
+        totals = balances.setdefault(account, [Decimal(0), Decimal(0), Decimal(0)])
+        totals[0] += opening
+        # Credit postings are stored negative on the 'H' (Haben) row.
+        if side == "S":
+            totals[1] += movement
+        else:
+            totals[2] -= movement
+    return balances
+
+
+def _summarise_acdoca_page(page: list[dict[str, str]], period_number: int) -> _Balances:
+    balances: _Balances = {}
+    for row in page:
+        account = validate_account(row["RACCT"])
+        posting_period = int(row["POPER"])
+        amount = _amount(row, "HSL", "ACDOCA")
+        totals = balances.setdefault(account, [Decimal(0), Decimal(0), Decimal(0)])
+        # POPER 000 holds the balance carried forward from the previous fiscal year.
+        if posting_period < period_number:
+            totals[0] += amount
+        elif posting_period == period_number:
+            is_debit = row["DRCRK"] == "S" if row["DRCRK"] in ("S", "H") else amount >= 0
+            if is_debit:
+                totals[1] += amount
+            else:
+                totals[2] -= amount
+    return balances
+
+
+def _balance_batch(
+    balances: _Balances,
+    entity: str,
+    period: str,
+    company_code: str,
+    currency: str,
+    accounts: dict[str, tuple[bool, str | None]],
+) -> pa.RecordBatch:
+    names = sorted(balances)
+    openings = [balances[a][0] for a in names]
+    debits = [balances[a][1] for a in names]
+    credits = [balances[a][2] for a in names]
+    count = len(names)
+    columns = {
+        "entity": [entity] * count,
+        "period": [period] * count,
+        "source": [SOURCE_NAME] * count,
+        "company": [company_code] * count,
+        "account": names,
+        "account_type": [None] * count,
+        "balance_sheet_account": [accounts[a][0] if a in accounts else None for a in names],
+        "pl_statement_type": [accounts[a][1] if a in accounts else None for a in names],
+        "currency": [currency] * count,
+        "opening_balance": openings,
+        "period_debit": debits,
+        "period_credit": credits,
+        "closing_balance": [o + d - c for o, d, c in zip(openings, debits, credits, strict=True)],
+    }
+    return pa.RecordBatch.from_pydict(columns, schema=GL_BALANCE_SCHEMA)
