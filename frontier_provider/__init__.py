@@ -13,8 +13,11 @@ def get_provider_info() -> dict:
         "description": __doc__,
         "versions": [__version__],
         "connection-types": [
-            {"connection-type": "frontier", "hook-class-name": "frontier_provider.hooks.frontier.FrontierHook"},
+            {
+                "connection-type": "frontier",
+                "hook-class-name": "frontier_provider.hooks.frontier.FrontierHook",
+            },
             {"connection-type": "sap_rfc", "hook-class-name": "frontier_provider.hooks.sap_rfc.SapRfcHook"},
         ],
-        "plugins": [{"name": "frontier_webhooks", "plugin-class": "frontier_provider.plugins.FrontierPlugin"}],
+        "plugins": [{"name": "frontier", "plugin-class": "frontier_provider.plugins.FrontierPlugin"}],
     }

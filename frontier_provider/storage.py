@@ -61,7 +61,7 @@ class Staging:
         root = root if root is not None else default_staging_root()
         self.root = root if isinstance(root, ObjectStoragePath) else ObjectStoragePath(_as_url(root))
 
-    # -- layout -------------------------------------------------------------------------------------------------
+    # -- layout --
     def partition(self, dataset: str, period: str) -> ObjectStoragePath:
         """The folder of one dataset for one period: ``<root>/<dataset>/period=<period>``."""
         return self.root / validate_key("dataset", dataset) / f"period={validate_key('period', period)}"
@@ -74,7 +74,7 @@ class Staging:
         """``<root>/<dataset>/period=<period>/entity=<entity>/`` for multi-part datasets."""
         return self.file(dataset, period, entity, "")
 
-    # -- writes -------------------------------------------------------------------------------------------------
+    # -- writes --
     def write_bytes(self, path: ObjectStoragePath, data: bytes) -> ObjectStoragePath:
         """Write ``data`` to ``path`` atomically."""
         with self._atomic(path) as tmp:
@@ -123,7 +123,7 @@ class Staging:
             if tmp.exists():
                 tmp.unlink()
 
-    # -- reads --------------------------------------------------------------------------------------------------
+    # -- reads --
     def read_json(self, path: ObjectStoragePath) -> Any:
         return json.loads(path.read_bytes())
 

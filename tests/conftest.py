@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO, airflow_cli
+
 _HOME = Path(tempfile.mkdtemp(prefix="frontier-test-airflow-"))
 
 os.environ.update(
@@ -31,21 +30,6 @@ os.environ.update(
     }
 )
 os.environ.pop("FRONTIER_ENTITIES_FILE", None)
-
-
-def airflow_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
-    """Run the ``airflow`` command of this venv and return its output; fail the test on error."""
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("airflow")), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"airflow {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result.stdout
 
 
 @pytest.fixture(scope="session")

@@ -65,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _airflow(env, "db", "migrate")
     connections_file = ledger_dir / "connections.json"
     connections_file.write_text(
-        json.dumps({conn_id: json.loads(spec) for conn_id, spec in demo_connections(ledger_dir).items()}, indent=2)
+        json.dumps(
+            {conn_id: json.loads(spec) for conn_id, spec in demo_connections(ledger_dir).items()}, indent=2
+        )
     )
     _airflow(env, "connections", "import", "--overwrite", str(connections_file))
     _airflow(env, "pools", "set", "tableau", "1", "Tableau: a personal access token holds one session")
@@ -130,9 +132,12 @@ def _run_dag(env: dict[str, str], period: str, log_file: Path) -> bool:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     command = [_airflow_bin(), "dags", "test", DAG_ID, "-c", json.dumps({"period": period})]
     failed = False
-    with log_file.open("w") as log, subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as process:
+    with (
+        log_file.open("w") as log,
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as process,
+    ):
         assert process.stdout is not None
         for line in process.stdout:
             log.write(line)

@@ -32,3 +32,23 @@ GL_BALANCE_SCHEMA = pa.schema(
         pa.field("closing_balance", MONEY, nullable=False),
     ]
 )
+
+#: One row per entity, natural account and currency for one fiscal period: the
+#: GL rows of an account added up (staged under ``trial_balance/``). The account
+#: attributes are carried so that the account mapping can use them.
+TRIAL_BALANCE_SCHEMA = pa.schema(
+    [
+        pa.field("entity", pa.string(), nullable=False),
+        pa.field("period", pa.string(), nullable=False),
+        pa.field("account", pa.string(), nullable=False),
+        pa.field("currency", pa.string(), nullable=False),
+        pa.field("account_type", pa.string()),
+        pa.field("balance_sheet_account", pa.bool_()),
+        pa.field("pl_statement_type", pa.string()),
+        pa.field("opening_balance", MONEY, nullable=False),
+        pa.field("period_debit", MONEY, nullable=False),
+        pa.field("period_credit", MONEY, nullable=False),
+        pa.field("closing_balance", MONEY, nullable=False),
+        pa.field("source_rows", pa.int64(), nullable=False),  # GL rows added up into this account
+    ]
+)

@@ -104,7 +104,9 @@ class PlanCloseOperator(BaseOperator):
             [entity.id for entity in entities],
             " (dry run: nothing is published)" if dry_run else "",
         )
-        return [{"period": str(period), "entity": entity.to_dict(), "dry_run": dry_run} for entity in entities]
+        return [
+            {"period": str(period), "entity": entity.to_dict(), "dry_run": dry_run} for entity in entities
+        ]
 
 
 class ExtractGLBalancesOperator(CloseUnitOperator):
@@ -117,7 +119,9 @@ class ExtractGLBalancesOperator(CloseUnitOperator):
         part = folder / "part-0.parquet"
         counter = _RowCounter()
         try:
-            staging.write_parquet_batches(part, GL_BALANCE_SCHEMA, counter.count(self._batches(entity, period)))
+            staging.write_parquet_batches(
+                part, GL_BALANCE_SCHEMA, counter.count(self._batches(entity, period))
+            )
         except ValueError as err:
             # Invalid identifiers, malformed SAP numbers: retrying cannot fix the data.
             raise AirflowFailException(f"extract {entity.id} {period}: {err}") from err
@@ -192,8 +196,9 @@ class BuildTrialBalanceOperator(CloseUnitOperator):
                 f"trial_balance {entity.id} {period}: no extracted GL balances at {gl_folder}; "
                 "run the extract task for this period first"
             ) from err
-        path = staging.write_parquet(staging.file(TRIAL_BALANCE, str(period), entity.id, ".parquet"),
-                                     trial_balance.to_arrow())
+        path = staging.write_parquet(
+            staging.file(TRIAL_BALANCE, str(period), entity.id, ".parquet"), trial_balance.to_arrow()
+        )
         return {"path": str(path), "accounts": trial_balance.to_arrow().num_rows}
 
 

@@ -1,0 +1,86 @@
+"""Every DAG in dags/ imports cleanly, is owned, tagged and retried, and parses fast."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from tests.helpers import REPO, airflow_cli
+
+CLOSE_DAGS = ("frontier_financial_close", "frontier_close_nightly")
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> DagBag:
+    return DagBag(dag_folder=str(REPO / "dags"), include_examples=False)
+
+
+def test_no_import_errors(dagbag: DagBag) -> None:
+    assert dagbag.import_errors == {}
+    assert {"frontier_financial_close", "frontier_close_nightly", "frontier_customer_credit"} <= set(
+        dagbag.dag_ids
+    )
+
+
+def test_every_dag_is_tagged_owned_and_documented(dagbag: DagBag) -> None:
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.tags, f"{dag_id} has no tags"
+        assert dag.doc_md, f"{dag_id} has no doc_md"
+        for task in dag.tasks:
+            assert task.owner not in ("", "airflow"), f"{dag_id}.{task.task_id} has no owner"
+
+
+def test_every_task_retries_with_exponential_backoff_except_data_checks(dagbag: DagBag) -> None:
+    for dag_id, dag in dagbag.dags.items():
+        for task in dag.tasks:
+            if task.task_id.endswith("trial_balance"):
+                # An unbalanced ledger is data to fix, not a transient fault.
+                assert task.retries == 0
+                continue
+            assert task.retries >= 1, f"{dag_id}.{task.task_id} never retries"
+            assert task.retry_exponential_backoff, f"{dag_id}.{task.task_id} retries without backoff"
+
+
+def test_monthly_and_nightly_close_run_the_same_tasks(dagbag: DagBag) -> None:
+    monthly, nightly = (dagbag.dags[dag_id] for dag_id in CLOSE_DAGS)
+    assert set(monthly.task_ids) == set(nightly.task_ids)
+    assert {
+        "plan",
+        "close_entity.extract",
+        "close_entity.trial_balance",
+        "close_entity.statements",
+        "close_entity.analyze",
+        "salesforce_writeback",
+        "tableau_publish",
+        "tableau_refresh",
+    } <= set(monthly.task_ids)
+    # The close runs one period after the month ends; the nightly run has no data interval.
+    assert type(monthly.timetable).__name__ == "CronDataIntervalTimetable"
+    assert type(nightly.timetable).__name__ == "CronTriggerTimetable"
+    for dag in (monthly, nightly):
+        assert dag.get_task("tableau_publish").pool == "tableau"
+        assert dag.get_task("tableau_refresh").pool == "tableau"
+
+
+def test_trigger_form_explains_every_param(dagbag: DagBag) -> None:
+    for dag_id in CLOSE_DAGS:
+        params = dagbag.dags[dag_id].params
+        assert set(params) == {"period", "entities", "dry_run"}
+        for name in params:
+            param = params.get_param(name)
+            assert param.schema.get("title"), f"{dag_id} param {name} has no title"
+            assert param.schema.get("description"), f"{dag_id} param {name} has no description"
+
+
+def test_each_dag_file_parses_in_under_a_second(airflow_db) -> None:
+    output = airflow_cli("dags", "report", "-o", "json")
+    report = json.loads(next(line for line in output.splitlines() if line.startswith("[")))
+    files = {entry["file"]: entry for entry in report}
+    assert {path.name for path in (REPO / "dags").glob("*.py")} <= {name.rsplit("/", 1)[-1] for name in files}
+    for name, entry in files.items():
+        hours, minutes, seconds = entry["duration"].split(":")
+        duration = timedelta(hours=int(hours), minutes=int(minutes), seconds=float(seconds))
+        assert duration < timedelta(seconds=1), f"{name} took {duration} to parse"

@@ -1,0 +1,175 @@
+"""The financial close runs for real through Airflow on the demo ledger.
+
+Expectations are computed here, independently of the extraction, trial-balance
+and mapping code: from the demo generator's own journal (``demo_truth``) and a
+hand-written classification of the demo charts of accounts.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import airflow_cli, run_airflow
+
+PERIOD = "2024-12"
+ENTITIES = ("EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000")
+
+# The demo charts, classified by hand (debit-positive closing balances in, statement lines out).
+CHARTS = {
+    "EBS": {
+        "current_assets": ["1000", "1100", "1200", "1300", "1400"],
+        "non_current_assets": ["1500", "1590"],
+        "current_liabilities": ["2000", "2100", "2200"],
+        "non_current_liabilities": ["2500"],
+        "equity": ["3000", "3100"],
+        "revenue": ["4000", "4100"],
+        "cost_of_sales": ["5000"],
+        "expenses_after_gross_profit": ["6000", "6100", "6200", "6300", "7000", "8000"],
+    },
+    "SAP": {
+        "current_assets": ["0000100000", "0000110000", "0000140000", "0000200000", "0000150000"],
+        "non_current_assets": ["0000210000", "0000211000"],
+        "current_liabilities": ["0000160000", "0000170000", "0000175000"],
+        "non_current_liabilities": ["0000180000"],
+        "equity": ["0000300000", "0000330000"],
+        "revenue": ["0000800000", "0000810000"],
+        "cost_of_sales": ["0000400000"],
+        "expenses_after_gross_profit": [
+            "0000430000",
+            "0000470000",
+            "0000480000",
+            "0000490000",
+            "0000750000",
+            "0000850000",
+        ],
+    },
+}
+
+
+def expected_statements(entity: str, period: str) -> dict[str, Decimal]:
+    from frontier_provider.demo.ledger import demo_truth
+
+    balances = demo_truth(entity, period)
+    chart = CHARTS[entity.split("-")[0]]
+    assert set(balances) <= {account for accounts in chart.values() for account in accounts}
+
+    def total(line: str) -> Decimal:
+        return sum((balances.get(account, Decimal(0)) for account in chart[line]), Decimal(0))
+
+    revenue = -total("revenue")
+    net_income = -(total("revenue") + total("cost_of_sales") + total("expenses_after_gross_profit"))
+    return {
+        "revenue": revenue,
+        "gross_profit": revenue - total("cost_of_sales"),
+        "net_income": net_income,
+        "current_assets": total("current_assets"),
+        "total_assets": total("current_assets") + total("non_current_assets"),
+        "current_liabilities": -total("current_liabilities"),
+        "total_liabilities": -(total("current_liabilities") + total("non_current_liabilities")),
+        "shareholders_equity": -total("equity") + net_income,
+    }
+
+
+@pytest.fixture(scope="module")
+def close_run(demo_ledger, airflow_db, tmp_path_factory):
+    """Run the close for PERIOD twice through ``airflow dags test``; keep the outputs of both runs."""
+    staging = tmp_path_factory.mktemp("close-staging")
+    env = {"FRONTIER_STAGING_ROOT": str(staging)}
+    first_log = airflow_cli(
+        "dags", "test", "frontier_financial_close", "-c", json.dumps({"period": PERIOD}), env=env
+    )
+    first = snapshot(staging)
+    second_log = airflow_cli(
+        "dags", "test", "frontier_financial_close", "-c", json.dumps({"period": PERIOD}), env=env
+    )
+    return {"staging": staging, "logs": (first_log, second_log), "first": first, "second": snapshot(staging)}
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()
+    }
+
+
+def test_the_run_succeeds_for_every_entity(close_run) -> None:
+    for log in close_run["logs"]:
+        assert "state=success" in log
+    for entity in ENTITIES:
+        assert f"statements/period={PERIOD}/entity={entity}.json" in close_run["first"]
+        assert f"analysis/period={PERIOD}/entity={entity}.json" in close_run["first"]
+        assert f"trial_balance/period={PERIOD}/entity={entity}.parquet" in close_run["first"]
+        assert f"gl_balances/period={PERIOD}/entity={entity}/part-0.parquet" in close_run["first"]
+
+
+@pytest.mark.parametrize("entity", ENTITIES)
+def test_statements_match_the_ledger(close_run, entity: str) -> None:
+    document = json.loads(close_run["first"][f"statements/period={PERIOD}/entity={entity}.json"])
+    statements = document["financial_statements"]
+    actual = {**statements["balance_sheet"], **statements["income_statement"]}
+    expected = expected_statements(entity, PERIOD)
+    for line, amount in expected.items():
+        assert Decimal(actual[line]) == amount, f"{entity} {line}: {actual[line]} != {amount}"
+    assert Decimal(actual["total_assets"]) == Decimal(actual["total_liabilities"]) + Decimal(
+        actual["shareholders_equity"]
+    )
+    assert document["unmapped_accounts"] == []
+    assert document["reporting_period"] == {"year": 2024, "period": 12}
+
+
+@pytest.mark.parametrize("entity", ENTITIES)
+def test_key_ratios_match_the_ledger(close_run, entity: str) -> None:
+    analysis = json.loads(close_run["first"][f"analysis/period={PERIOD}/entity={entity}.json"])
+    expected = expected_statements(entity, PERIOD)
+    ratios = analysis["financial_ratios"]
+    assert ratios["liquidity"]["current_ratio"] == pytest.approx(
+        float(expected["current_assets"] / expected["current_liabilities"]), rel=1e-9
+    )
+    assert ratios["leverage"]["debt_to_equity"] == pytest.approx(
+        float(expected["total_liabilities"] / expected["shareholders_equity"]), rel=1e-9
+    )
+    assert ratios["profitability"]["net_margin"] == pytest.approx(
+        float(expected["net_income"] / expected["revenue"]), rel=1e-9
+    )
+    assert ratios["profitability"]["gross_margin"] == pytest.approx(
+        float(expected["gross_profit"] / expected["revenue"]), rel=1e-9
+    )
+    assert 0 <= analysis["financial_health_score"] <= 10
+    assert analysis["risk_assessment"]["credit_rating"]
+    assert analysis["entity"] == entity
+    assert analysis["period"] == PERIOD
+
+
+def test_publishing_runs_dry_without_connections(close_run) -> None:
+    files = close_run["first"]
+    writeback = [name for name in files if name.startswith(f"salesforce_writeback/period={PERIOD}/")]
+    assert len(writeback) == 1
+    records = json.loads(files[writeback[0]])
+    keys = sorted(record.get("Frontier_Entity_Id__c") or record.get("key") for record in _records(records))
+    assert keys == sorted(ENTITIES)
+    assert f"tableau/period={PERIOD}/entity=frontier_analysis.hyper" in files
+
+
+def test_rerunning_a_period_leaves_identical_outputs_and_no_extra_files(close_run) -> None:
+    first, second = close_run["first"], close_run["second"]
+    assert sorted(second) == sorted(first)
+    changed = [name for name in first if first[name] != second[name] and not name.endswith(".hyper")]
+    assert changed == []
+
+
+def _records(document) -> list[dict]:
+    if isinstance(document, list):
+        return document
+    return document.get("records", [])
+
+
+def test_an_unknown_period_fails_fast_naming_it(demo_ledger, airflow_db, tmp_path) -> None:
+    env = {"FRONTIER_STAGING_ROOT": str(tmp_path)}
+    result = run_airflow(
+        "dags", "test", "frontier_financial_close", "-c", json.dumps({"period": "2024-13x"}), env=env
+    )
+    assert "2024-13x" in result.stdout + result.stderr
+    assert not list(tmp_path.rglob("*.json"))
