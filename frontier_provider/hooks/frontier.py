@@ -1,0 +1,665 @@
+"""FrontierHook: the Frontier analysis service, embedded or over its REST API.
+
+With no connection, or a connection without a host, the hook runs the
+embedded engine (:mod:`frontier_provider.analysis`): the default works with no
+set-up. With a host it calls the Frontier API through one pooled
+``httpx.Client``:
+
+* auth: ``Bearer <API key>`` (the connection's password), or OAuth2 client
+  credentials (extras ``auth="oauth2"``, ``client_id``, ``client_secret``,
+  ``token_url``); the token is cached until ``token_refresh_margin`` seconds
+  before it expires and fetched once more after a 401;
+* retries: connection errors, timeouts, 429, 502, 503 and 504 are retried up
+  to ``max_retries`` times, waiting ``Retry-After`` when the server sends it
+  and otherwise an exponential backoff with full jitter
+  (``uniform(0, min(backoff_max, backoff_base * 2**attempt))``);
+* idempotency: each logical request carries one ``Idempotency-Key``, reused by
+  all of its retries, so a retried call is never computed twice;
+* errors a retry cannot fix (a 4xx such as a 422 validation error, rejected
+  credentials after one token refresh) raise at once with the server's message
+  as a :class:`FrontierApiError` whose ``retryable`` is False.
+
+Connection fields: host (with or without ``https://``), schema (the URL
+scheme, default https), port, password (API key); extras ``auth``
+(``api_key`` | ``oauth2``), ``client_id``, ``client_secret``, ``token_url``
+(default ``/oauth/token``), ``timeout`` (s, default 30), ``max_retries``
+(default 5), ``backoff_base`` (s, default 0.5), ``backoff_max`` (s, default
+30), ``max_retry_after`` (s, default 120), ``token_refresh_margin`` (s,
+default 30), ``pool_size`` (connections, default 64). Arguments given to the
+hook override the extras.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import Any
+
+import httpx
+from airflow.exceptions import AirflowException
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+from airflow.sdk.log import mask_secret
+
+from frontier_provider import analysis
+
+API_PREFIX = "/v1/business-operations"
+PATHS = {
+    "analyze_company": f"{API_PREFIX}/financial-analysis/analyze-company",
+    "assess_customer_credit_risk": f"{API_PREFIX}/risk-management/assess-customer-credit-risk",
+    "analyze_customer_portfolio": f"{API_PREFIX}/strategic-planning/analyze-customer-portfolio",
+    "process_regulatory_update": f"{API_PREFIX}/compliance/process-regulatory-update",
+    "profile": f"{API_PREFIX}/profile",
+}
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+RETRYABLE_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+CONNECTION_FIELDS = {
+    "auth": {
+        "label": "Authentication",
+        "description": "api_key (the password is the key) or oauth2 (client credentials)",
+        "schema": {"type": ["string", "null"], "enum": ["api_key", "oauth2", None], "default": "api_key"},
+    },
+    "client_id": {"label": "OAuth2 client id", "schema": {"type": ["string", "null"]}},
+    "client_secret": {
+        "label": "OAuth2 client secret",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "token_url": {
+        "label": "OAuth2 token URL",
+        "description": "absolute, or relative to the base URL",
+        "schema": {"type": ["string", "null"], "default": "/oauth/token"},
+    },
+    "timeout": {"label": "Timeout (s)", "schema": {"type": ["number", "null"], "default": 30}},
+    "max_retries": {"label": "Max retries", "schema": {"type": ["integer", "null"], "default": 5}},
+}
+"""``conn-fields`` of the ``frontier`` connection type, for ``get_provider_info()``."""
+
+UI_FIELD_BEHAVIOUR = {
+    "hidden-fields": ["login", "extra"],
+    "relabeling": {"password": "API key", "schema": "Scheme (http/https)"},
+    "placeholders": {
+        "host": "api.frontier.ai (leave empty to use the embedded engine)",
+        "schema": "https",
+        "password": "API key (auth=api_key)",
+    },
+}
+"""``ui-field-behaviour`` of the ``frontier`` connection type, for ``get_provider_info()``."""
+
+
+class FrontierApiError(AirflowException):
+    """A Frontier call failed.
+
+    :param message: what failed and what to do about it
+    :param status_code: HTTP status, None for transport errors and the embedded engine
+    :param detail: the server's own message
+    :param retryable: whether running the task again can succeed
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, status_code: int | None = None, detail: Any = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.detail = detail
+
+
+class FrontierRequestError(FrontierApiError):
+    """The request was refused as invalid (4xx, 422 above all): fix the input, do not retry."""
+
+
+class FrontierAuthError(FrontierApiError):
+    """The credentials were rejected even after fetching a fresh token: fix the connection."""
+
+
+class FrontierUnavailableError(FrontierApiError):
+    """The service stayed unreachable, throttled or overloaded through every retry."""
+
+    retryable = True
+
+
+class FrontierServerError(FrontierApiError):
+    """The service failed with a 5xx that is not a documented transient status."""
+
+    retryable = True
+
+
+class FrontierBatchError(FrontierApiError):
+    """Some requests of a batch failed; the others succeeded.
+
+    :param failures: ``{index in the batch: the error}``
+    :param results: the batch's results in input order, None where the request failed
+    """
+
+    def __init__(self, failures: dict[int, Exception], results: list[dict[str, Any] | None]) -> None:
+        first_index, first_error = next(iter(failures.items()))
+        super().__init__(
+            f"{len(failures)} of {len(results)} Frontier requests failed; "
+            f"first, #{first_index}: {first_error}"
+        )
+        self.failures = failures
+        self.results = results
+        self.retryable = all(getattr(error, "retryable", False) for error in failures.values())
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retry budget and backoff of one client.
+
+    :param max_retries: retries after the first attempt
+    :param backoff_base: first backoff ceiling in seconds, doubled per retry
+    :param backoff_max: largest backoff ceiling in seconds
+    :param max_retry_after: longest ``Retry-After`` honoured; a longer one fails the call as unavailable
+    """
+
+    max_retries: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    max_retry_after: float = 120.0
+
+    def backoff(self, attempt: int) -> float:
+        """Full-jitter exponential backoff before retry number ``attempt + 1``."""
+        return random.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))
+
+
+class FrontierHook(BaseHook):
+    """Interact with the Frontier business-operations service (embedded engine or REST API).
+
+    Batches (:meth:`analyze_companies`) run on a thread pool over the hook's one
+    ``httpx.Client``: Airflow task code is synchronous, the client is thread-safe
+    and pools keep-alive connections, and all threads share one OAuth2 token;
+    an event loop would add nothing for I/O-bound calls and would clash with
+    callers that already run one.
+
+    :param frontier_conn_id: the Frontier connection; missing or without a host -> embedded engine
+    :param timeout: request timeout in seconds (overrides the ``timeout`` extra)
+    :param max_retries: retries per request (overrides ``max_retries``)
+    :param backoff_base: backoff ceiling of the first retry in seconds (overrides ``backoff_base``)
+    :param backoff_max: largest backoff ceiling in seconds (overrides ``backoff_max``)
+    """
+
+    conn_name_attr = "frontier_conn_id"
+    default_conn_name = "frontier_default"
+    conn_type = "frontier"
+    hook_name = "Frontier Business Operations"
+
+    def __init__(
+        self,
+        frontier_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        backoff_base: float | None = None,
+        backoff_max: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.frontier_conn_id = frontier_conn_id
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form behaviour (the same as :data:`UI_FIELD_BEHAVIOUR`)."""
+        return {
+            "hidden_fields": UI_FIELD_BEHAVIOUR["hidden-fields"],
+            "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
+            "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
+        }
+
+    @cached_property
+    def client(self) -> EmbeddedFrontier | FrontierClient:
+        """The embedded engine, or a REST client built from the connection."""
+        try:
+            connection = self.get_connection(self.frontier_conn_id)
+        except AirflowNotFoundException:
+            self.log.info(
+                "Frontier connection %r is not defined: using the embedded engine (%s %s)",
+                self.frontier_conn_id,
+                analysis.MODEL_NAME,
+                analysis.MODEL_VERSION,
+            )
+            return EmbeddedFrontier()
+        if not connection.host:
+            self.log.info(
+                "Frontier connection %r has no host: using the embedded engine (%s %s)",
+                self.frontier_conn_id,
+                analysis.MODEL_NAME,
+                analysis.MODEL_VERSION,
+            )
+            return EmbeddedFrontier()
+
+        extras = connection.extra_dejson
+
+        def extra(name: str, default: Any = None) -> Any:
+            value = extras.get(name, extras.get(f"extra__frontier__{name}"))
+            return default if value in (None, "") else value
+
+        def setting(argument: Any, name: str, default: float) -> float:
+            return float(argument if argument is not None else extra(name, default))
+
+        base_url = _base_url(connection.host, connection.schema, connection.port)
+        auth_kind = str(extra("auth", "api_key")).lower()
+        policy = RetryPolicy(
+            max_retries=int(setting(self.max_retries, "max_retries", 5)),
+            backoff_base=setting(self.backoff_base, "backoff_base", 0.5),
+            backoff_max=setting(self.backoff_max, "backoff_max", 30.0),
+            max_retry_after=float(extra("max_retry_after", 120.0)),
+        )
+        pool_size = int(extra("pool_size", 64))
+        http = httpx.Client(
+            base_url=base_url,
+            timeout=httpx.Timeout(setting(self.timeout, "timeout", 30.0)),
+            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
+            headers={"Accept": "application/json", "User-Agent": "airflow-provider-frontier"},
+        )
+        if auth_kind == "oauth2":
+            client_id, client_secret = extra("client_id"), extra("client_secret")
+            if not client_id or not client_secret:
+                raise FrontierAuthError(
+                    f"Frontier connection {self.frontier_conn_id!r} uses auth=oauth2 but lacks "
+                    "client_id or client_secret in its extras"
+                )
+            mask_secret(client_secret)
+            credentials: BearerCredentials = OAuth2ClientCredentials(
+                token_url=str(extra("token_url", "/oauth/token")),
+                client_id=str(client_id),
+                client_secret=str(client_secret),
+                refresh_margin=float(extra("token_refresh_margin", 30.0)),
+            )
+        elif auth_kind == "api_key":
+            if not connection.password:
+                raise FrontierAuthError(
+                    f"Frontier connection {self.frontier_conn_id!r} has a host but no API key in its password"
+                )
+            mask_secret(connection.password)
+            credentials = ApiKey(connection.password)
+        else:
+            raise FrontierAuthError(
+                f"Frontier connection {self.frontier_conn_id!r}: extra auth={auth_kind!r} is not one of "
+                "'api_key', 'oauth2'"
+            )
+        self.log.info(
+            "Frontier connection %r: calling %s (auth %s)", self.frontier_conn_id, base_url, auth_kind
+        )
+        return FrontierClient(http, credentials, policy, pool_size)
+
+    def get_conn(self) -> EmbeddedFrontier | FrontierClient:
+        """The embedded engine or the REST client (see :attr:`client`)."""
+        return self.client
+
+    @property
+    def is_embedded(self) -> bool:
+        return isinstance(self.client, EmbeddedFrontier)
+
+    def analyze_company(
+        self, payload: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Analyse one company's statements (a statements document is a valid request).
+
+        :param payload: the analyze-company request
+        :param idempotency_key: reuse a key across task retries; default a new key per call
+        """
+        return self.client.call("analyze_company", payload, idempotency_key=idempotency_key)
+
+    def analyze_companies(
+        self,
+        payloads: Sequence[dict[str, Any]],
+        max_concurrency: int = 8,
+        *,
+        return_exceptions: bool = False,
+    ) -> list[dict[str, Any] | Exception]:
+        """Analyse many companies concurrently, at most ``max_concurrency`` requests in flight.
+
+        Results come back in the order of ``payloads``. Every request runs to
+        completion (with its own retries) even when others fail; then, by
+        default, a :class:`FrontierBatchError` carrying ``failures`` and the
+        partial ``results`` is raised if any failed. With
+        ``return_exceptions=True`` each failed position holds its exception
+        instead and nothing is raised.
+
+        :param payloads: analyze-company requests
+        :param max_concurrency: largest number of requests in flight (capped by the connection pool)
+        :param return_exceptions: put exceptions in the result list instead of raising
+        """
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        outcomes = self.client.call_many("analyze_company", payloads, max_concurrency)
+        failures = {
+            index: outcome for index, outcome in enumerate(outcomes) if isinstance(outcome, Exception)
+        }
+        self.log.info(
+            "Frontier batch: %d analyses, %d failed (max concurrency %d)",
+            len(outcomes),
+            len(failures),
+            max_concurrency,
+        )
+        if failures and not return_exceptions:
+            raise FrontierBatchError(
+                failures, [None if index in failures else o for index, o in enumerate(outcomes)]
+            )
+        return outcomes
+
+    def assess_customer_credit_risk(self, profile: dict[str, Any]) -> dict[str, Any]:
+        """Credit risk of one customer (health score, risk level, growth potential, recommendations).
+
+        :param profile: the customer profile
+        """
+        return self.client.call("assess_customer_credit_risk", profile)
+
+    def analyze_customer_portfolio(self, portfolio: dict[str, Any]) -> dict[str, Any]:
+        """Portfolio health, risk distribution and high-risk customers.
+
+        :param portfolio: ``{"customers": [profile with customer_id, ...], ...}``
+        """
+        return self.client.call("analyze_customer_portfolio", portfolio)
+
+    def process_regulatory_update(self, update: dict[str, Any]) -> dict[str, Any]:
+        """Whether a regulatory update needs review, and why.
+
+        :param update: the regulatory update
+        """
+        return self.client.call("process_regulatory_update", update)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the connection from the UI: the profile endpoint answers with these credentials."""
+        try:
+            profile = self.client.profile()
+        except Exception as error:
+            return False, str(error)
+        model = profile.get("model", {})
+        where = (
+            "embedded engine" if self.is_embedded else f"{self.client.base_url} as {profile.get('principal')}"
+        )
+        return True, f"Frontier reachable: {where}, model {model.get('name')} {model.get('version')}"
+
+
+class EmbeddedFrontier:
+    """The Frontier contract computed in-process by :mod:`frontier_provider.analysis`."""
+
+    base_url = "embedded"
+    _OPERATIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+        "analyze_company": analysis.analyze_company,
+        "assess_customer_credit_risk": analysis.assess_customer_credit_risk,
+        "analyze_customer_portfolio": analysis.analyze_customer_portfolio,
+        "process_regulatory_update": analysis.process_regulatory_update,
+    }
+
+    def call(
+        self, operation: str, payload: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Run one operation; invalid input raises :class:`FrontierRequestError` like the API's 422."""
+        try:
+            return self._OPERATIONS[operation](payload)
+        except analysis.AnalysisInputError as error:
+            raise FrontierRequestError(str(error), status_code=422, detail=error.errors) from None
+
+    def call_many(
+        self, operation: str, payloads: Sequence[dict[str, Any]], max_concurrency: int
+    ) -> list[dict[str, Any] | Exception]:
+        """Run sequentially: the engine is CPU-bound, so threads would only contend for the GIL."""
+        return [_outcome(lambda p=payload: self.call(operation, p)) for payload in payloads]
+
+    def profile(self) -> dict[str, Any]:
+        return {"principal": "embedded", "model": dict(analysis.MODEL)}
+
+
+class BearerCredentials:
+    """Supplies the ``Authorization`` header and reacts to a 401."""
+
+    def authorization(self, http: httpx.Client, send: Callable[..., httpx.Response]) -> str:
+        raise NotImplementedError
+
+    def refresh_after_401(self, rejected_header: str) -> bool:
+        """Forget a rejected credential; True when fetching a new one can help."""
+        return False
+
+
+class ApiKey(BearerCredentials):
+    def __init__(self, api_key: str) -> None:
+        self._header = f"Bearer {api_key}"
+
+    def authorization(self, http: httpx.Client, send: Callable[..., httpx.Response]) -> str:
+        return self._header
+
+
+class OAuth2ClientCredentials(BearerCredentials):
+    """OAuth2 client-credentials token, cached until ``refresh_margin`` seconds before it expires.
+
+    :param token_url: token endpoint, absolute or relative to the base URL
+    :param client_id: the OAuth2 client id
+    :param client_secret: the OAuth2 client secret (masked in logs)
+    :param refresh_margin: fetch a new token this many seconds before the current one expires
+    """
+
+    def __init__(self, token_url: str, client_id: str, client_secret: str, refresh_margin: float) -> None:
+        self.token_url = token_url
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.refresh_margin = refresh_margin
+        self._lock = threading.Lock()
+        self._header: str | None = None
+        self._expires_at = 0.0
+
+    def authorization(self, http: httpx.Client, send: Callable[..., httpx.Response]) -> str:
+        # One lock: a batch of threads starting together fetches one token, not one each.
+        with self._lock:
+            if self._header is None or time.monotonic() >= self._expires_at - self.refresh_margin:
+                self._header, self._expires_at = self._fetch(send)
+            return self._header
+
+    def refresh_after_401(self, rejected_header: str) -> bool:
+        with self._lock:
+            if self._header == rejected_header:
+                self._header = None
+        return True
+
+    def _fetch(self, send: Callable[..., httpx.Response]) -> tuple[str, float]:
+        requested_at = time.monotonic()
+        response = send(
+            "POST",
+            self.token_url,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self.client_id,
+                "client_secret": self._client_secret,
+            },
+        )
+        if response.status_code != 200:
+            detail = _server_message(response)
+            raise FrontierAuthError(
+                f"Frontier token request for client {self.client_id!r} was refused "
+                f"({response.status_code}): {detail}; check client_id/client_secret of the connection",
+                status_code=response.status_code,
+                detail=detail,
+            )
+        body = response.json()
+        token = body["access_token"]
+        mask_secret(token)
+        return f"Bearer {token}", requested_at + float(body.get("expires_in", 3600))
+
+
+class FrontierClient:
+    """The Frontier REST API over one pooled ``httpx.Client``, with retries and idempotency keys.
+
+    :param http: the pooled client, with the base URL, timeout and limits set
+    :param credentials: supplies the bearer credential
+    :param policy: retry budget and backoff
+    :param pool_size: the client's connection limit, which also bounds a batch's concurrency
+    """
+
+    def __init__(
+        self, http: httpx.Client, credentials: BearerCredentials, policy: RetryPolicy, pool_size: int
+    ) -> None:
+        self.http = http
+        self.credentials = credentials
+        self.policy = policy
+        self.pool_size = pool_size
+        self.log = logging.getLogger(__name__)
+
+    @property
+    def base_url(self) -> str:
+        return str(self.http.base_url).rstrip("/")
+
+    def call(
+        self, operation: str, payload: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """POST one request to the operation's path and return the JSON response."""
+        key = idempotency_key or str(uuid.uuid4())
+        response = self._authorised("POST", PATHS[operation], json=payload, headers={IDEMPOTENCY_HEADER: key})
+        return response.json()
+
+    def call_many(
+        self, operation: str, payloads: Sequence[dict[str, Any]], max_concurrency: int
+    ) -> list[dict[str, Any] | Exception]:
+        """Run the requests on a thread pool, at most ``max_concurrency`` (and the pool size) at once."""
+        if not payloads:
+            return []
+        workers = max(1, min(max_concurrency, self.pool_size, len(payloads)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="frontier") as pool:
+            return list(pool.map(lambda p: _outcome(lambda: self.call(operation, p)), payloads))
+
+    def profile(self) -> dict[str, Any]:
+        return self._authorised("GET", PATHS["profile"]).json()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _authorised(self, method: str, path: str, **request: Any) -> httpx.Response:
+        """Send with the bearer credential; after a 401 fetch a new credential once and resend."""
+        headers = dict(request.pop("headers", {}))
+        for attempt in ("first", "after refresh"):
+            header = self.credentials.authorization(self.http, self._send)
+            response = self._send(method, path, headers={**headers, "Authorization": header}, **request)
+            if response.status_code != 401:
+                return _checked(response, method, path)
+            if attempt == "first" and self.credentials.refresh_after_401(header):
+                self.log.warning("Frontier answered 401 to %s %s: fetching a new token once", method, path)
+                continue
+            break
+        detail = _server_message(response)
+        raise FrontierAuthError(
+            f"Frontier rejected the credentials for {method} {path} (401): {detail}; "
+            "check the connection's API key or OAuth2 client",
+            status_code=401,
+            detail=detail,
+        )
+
+    def _send(self, method: str, path: str, **request: Any) -> httpx.Response:
+        """One logical request: retried on transport errors and 429/502/503/504 with the same headers."""
+        attempt = 0
+        while True:
+            try:
+                response = self.http.request(method, path, **request)
+            except RETRYABLE_TRANSPORT_ERRORS as error:
+                if attempt >= self.policy.max_retries:
+                    raise FrontierUnavailableError(
+                        f"Frontier {method} {path} failed after {attempt + 1} attempts: "
+                        f"{type(error).__name__}: {error}"
+                    ) from error
+                delay = self.policy.backoff(attempt)
+                reason = type(error).__name__
+            else:
+                if response.status_code not in RETRYABLE_STATUSES:
+                    return response
+                if attempt >= self.policy.max_retries:
+                    raise FrontierUnavailableError(
+                        f"Frontier {method} {path} still answered {response.status_code} after "
+                        f"{attempt + 1} attempts: {_server_message(response)}",
+                        status_code=response.status_code,
+                        detail=_server_message(response),
+                    )
+                retry_after = _retry_after_seconds(response)
+                if retry_after is not None and retry_after > self.policy.max_retry_after:
+                    raise FrontierUnavailableError(
+                        f"Frontier {method} {path} answered {response.status_code} with Retry-After "
+                        f"{retry_after:.0f}s, longer than max_retry_after {self.policy.max_retry_after:.0f}s",
+                        status_code=response.status_code,
+                    )
+                delay = retry_after if retry_after is not None else self.policy.backoff(attempt)
+                reason = str(response.status_code)
+            self.log.warning(
+                "Frontier %s %s: %s, retry %d of %d in %.2fs",
+                method,
+                path,
+                reason,
+                attempt + 1,
+                self.policy.max_retries,
+                delay,
+            )
+            time.sleep(delay)
+            attempt += 1
+
+
+def _checked(response: httpx.Response, method: str, path: str) -> httpx.Response:
+    """Return a 2xx response; turn any other into the matching :class:`FrontierApiError`."""
+    status = response.status_code
+    if status < 400:
+        return response
+    detail = _server_message(response)
+    if status == 403:
+        raise FrontierAuthError(
+            f"Frontier refused {method} {path} (403): {detail}", status_code=status, detail=detail
+        )
+    if status < 500:
+        raise FrontierRequestError(
+            f"Frontier refused {method} {path} ({status}): {detail}", status_code=status, detail=detail
+        )
+    raise FrontierServerError(
+        f"Frontier failed on {method} {path} ({status}): {detail}", status_code=status, detail=detail
+    )
+
+
+def _server_message(response: httpx.Response) -> str:
+    """The server's own explanation: ``detail`` / ``error_description`` of a JSON body, else the text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500] or response.reason_phrase
+    if isinstance(body, dict):
+        for key in ("detail", "error_description", "error", "message"):
+            if body.get(key):
+                return str(body[key])
+    return str(body)[:500]
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3); None when absent."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
+
+
+def _base_url(host: str, scheme: str | None, port: int | None) -> str:
+    """``https://host:port`` from the connection; a host that already has a scheme is used as it is."""
+    host = host.strip().rstrip("/")
+    if "://" in host:
+        return host
+    return f"{scheme or 'https'}://{host}{f':{port}' if port else ''}"
+
+
+def _outcome(call: Callable[[], dict[str, Any]]) -> dict[str, Any] | Exception:
+    try:
+        return call()
+    except Exception as error:
+        return error

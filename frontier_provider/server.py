@@ -1,0 +1,451 @@
+"""The Frontier business-operations API as an ASGI app over the embedded engine.
+
+Run it with ``uvicorn frontier_provider.server:app``; its OpenAPI document
+(``/openapi.json``, browsable at ``/docs``) is the published contract.
+Configuration comes from the environment:
+
+==========================  =====================================================
+``FRONTIER_API_KEYS``       comma-separated API keys accepted as ``Bearer <key>``
+``FRONTIER_OAUTH_CLIENTS``  ``client_id:secret,...`` for ``POST /oauth/token``
+``FRONTIER_TOKEN_TTL_S``    lifetime of issued access tokens (default 3600)
+``FRONTIER_LATENCY_MS``     latency added to every analysis call (default 0)
+``FRONTIER_429_RATE``       share of analysis calls refused with 429 (default 0)
+``FRONTIER_503_RATE``       share of analysis calls refused with 503 (default 0)
+``FRONTIER_RETRY_AFTER_S``  ``Retry-After`` sent with 429/503 (default 1)
+``FRONTIER_SEED``           seed of the fault injection (default 0)
+==========================  =====================================================
+
+Every path except ``/oauth/token`` and the documentation requires a bearer
+credential. An ``Idempotency-Key`` header makes an analysis call safe to retry:
+the first successful response is stored under the key and replayed for every
+later call with it, and a call that arrives while the first is still running
+waits for it instead of computing again. :class:`FrontierServerState` (at
+``app.state.frontier``) keeps the request log, counters and the fault script
+that tests and benchmarks inspect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import logging
+import os
+import random
+import secrets
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from frontier_provider.analysis import (
+    MODEL,
+    AnalysisInputError,
+    analyze_company,
+    analyze_customer_portfolio,
+    assess_customer_credit_risk,
+    process_regulatory_update,
+)
+from frontier_provider.analysis.models import (
+    AnalyzeCompanyRequest,
+    CustomerPortfolio,
+    CustomerProfile,
+    RegulatoryUpdate,
+)
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/v1/business-operations"
+ANALYZE_COMPANY_PATH = f"{API_PREFIX}/financial-analysis/analyze-company"
+CREDIT_RISK_PATH = f"{API_PREFIX}/risk-management/assess-customer-credit-risk"
+PORTFOLIO_PATH = f"{API_PREFIX}/strategic-planning/analyze-customer-portfolio"
+REGULATORY_UPDATE_PATH = f"{API_PREFIX}/compliance/process-regulatory-update"
+PROFILE_PATH = f"{API_PREFIX}/profile"
+TOKEN_PATH = "/oauth/token"  # noqa: S105 - a URL path, not a credential
+STATS_PATH = "/_admin/stats"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How a server instance authenticates and which faults it injects.
+
+    :param api_keys: API keys accepted as bearer credentials
+    :param oauth_clients: ``{client_id: client_secret}`` allowed to fetch tokens
+    :param token_ttl_seconds: lifetime of issued access tokens
+    :param latency_ms: delay added to every analysis call
+    :param rate_429: probability that an analysis call is refused with 429 Too Many Requests
+    :param rate_503: probability that an analysis call is refused with 503 Service Unavailable
+    :param retry_after_seconds: the ``Retry-After`` value sent with injected 429/503 responses
+    :param seed: seed of the fault-injection random stream, so a run is reproducible
+    """
+
+    api_keys: frozenset[str] = frozenset()
+    oauth_clients: dict[str, str] = field(default_factory=dict)
+    token_ttl_seconds: int = 3600
+    latency_ms: float = 0.0
+    rate_429: float = 0.0
+    rate_503: float = 0.0
+    retry_after_seconds: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "api_keys", frozenset(self.api_keys))
+        for name in ("rate_429", "rate_503"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
+        if self.rate_429 + self.rate_503 > 1.0:
+            raise ValueError("rate_429 + rate_503 must not exceed 1")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ServerSettings:
+        """Read the ``FRONTIER_*`` variables listed in the module docstring.
+
+        :param environ: the environment to read (default ``os.environ``)
+        """
+        env = os.environ if environ is None else environ
+        clients = {}
+        for item in _split(env.get("FRONTIER_OAUTH_CLIENTS", "")):
+            client_id, separator, secret = item.partition(":")
+            if not separator or not client_id or not secret:
+                raise ValueError("FRONTIER_OAUTH_CLIENTS must look like 'client_id:secret,client_id:secret'")
+            clients[client_id] = secret
+        return cls(
+            api_keys=frozenset(_split(env.get("FRONTIER_API_KEYS", ""))),
+            oauth_clients=clients,
+            token_ttl_seconds=int(env.get("FRONTIER_TOKEN_TTL_S", "3600")),
+            latency_ms=float(env.get("FRONTIER_LATENCY_MS", "0")),
+            rate_429=float(env.get("FRONTIER_429_RATE", "0")),
+            rate_503=float(env.get("FRONTIER_503_RATE", "0")),
+            retry_after_seconds=int(env.get("FRONTIER_RETRY_AFTER_S", "1")),
+            seed=int(env.get("FRONTIER_SEED", "0")),
+        )
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One request as the server saw it."""
+
+    method: str
+    path: str
+    status: int
+    idempotency_key: str | None
+    principal: str | None
+    received_at: float
+
+
+class FrontierServerState:
+    """Credentials, idempotency store, counters and fault injection of one app instance.
+
+    Read from other threads (a test driving the server), hence the lock.
+
+    :param settings: the server settings
+    """
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._random = random.Random(settings.seed)
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._responses: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._in_flight: dict[tuple[str, str, str], asyncio.Future] = {}
+        self._fault_script: deque[int] = deque()
+        self._log: list[LoggedRequest] = []
+        self.computed: Counter[str] = Counter()
+        self.replayed: Counter[str] = Counter()
+        self.tokens_issued = 0
+
+    # ---- what tests and benchmarks use
+
+    def inject_faults(self, statuses: Iterable[int]) -> None:
+        """Answer the next analysis calls with these statuses (429, 503, 502, 504, ...), in order.
+
+        :param statuses: one status per upcoming analysis call
+        """
+        with self._lock:
+            self._fault_script.extend(statuses)
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every issued access token, as a server restart or key rotation would."""
+        with self._lock:
+            self._tokens.clear()
+
+    def requests(self, path: str | None = None) -> list[LoggedRequest]:
+        """The request log, optionally for one path.
+
+        :param path: only requests to this path
+        """
+        with self._lock:
+            return [entry for entry in self._log if path is None or entry.path == path]
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            statuses = Counter(str(entry.status) for entry in self._log)
+            return {
+                "requests": len(self._log),
+                "responses_by_status": dict(sorted(statuses.items())),
+                "computed": dict(self.computed),
+                "replayed": dict(self.replayed),
+                "tokens_issued": self.tokens_issued,
+            }
+
+    # ---- used by the app
+
+    def record(self, entry: LoggedRequest) -> None:
+        with self._lock:
+            self._log.append(entry)
+
+    def issue_token(self, client_id: str) -> str:
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._tokens[token] = (client_id, time.monotonic() + self.settings.token_ttl_seconds)
+            self.tokens_issued += 1
+        return token
+
+    def principal_of(self, token: str) -> str | None:
+        """The client a bearer credential belongs to, or None when it is unknown or expired."""
+        if any(secrets.compare_digest(token, key) for key in self.settings.api_keys):
+            return "api-key:" + hashlib.sha256(token.encode()).hexdigest()[:12]
+        with self._lock:
+            client_id, expires_at = self._tokens.get(token, (None, 0.0))
+        if client_id is None or time.monotonic() >= expires_at:
+            return None
+        return f"oauth2:{client_id}"
+
+    def next_fault(self) -> int | None:
+        with self._lock:
+            if self._fault_script:
+                return self._fault_script.popleft()
+            draw = self._random.random()
+        if draw < self.settings.rate_429:
+            return 429
+        if draw < self.settings.rate_429 + self.settings.rate_503:
+            return 503
+        return None
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """Build the Frontier API app.
+
+    :param settings: authentication and fault injection (default: from the environment)
+    """
+    settings = settings or ServerSettings.from_env()
+    state = FrontierServerState(settings)
+    app = FastAPI(
+        title="Frontier Business Operations API",
+        version=MODEL["version"],
+        description=(
+            "Financial analysis, customer credit risk, customer portfolio and regulatory-update triage. "
+            "Authenticate with `Authorization: Bearer <API key>` or an OAuth2 client-credentials token "
+            f"from `{TOKEN_PATH}`. Send an `{IDEMPOTENCY_HEADER}` header to make retries safe."
+        ),
+    )
+    app.state.frontier = state
+    if not settings.api_keys and not settings.oauth_clients:
+        log.warning("no FRONTIER_API_KEYS or FRONTIER_OAUTH_CLIENTS configured: every API call will get 401")
+
+    @app.middleware("http")
+    async def record_request(request: Request, call_next: Callable) -> Any:
+        received_at = time.monotonic()
+        response = await call_next(request)
+        state.record(
+            LoggedRequest(
+                method=request.method,
+                path=request.url.path,
+                status=response.status_code,
+                idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
+                principal=getattr(request.state, "principal", None),
+                received_at=received_at,
+            )
+        )
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            {
+                "field": ".".join(str(part) for part in item["loc"] if part != "body"),
+                "message": str(item["msg"]).removeprefix("Value error, "),
+            }
+            for item in error.errors()
+        ]
+        summary = "; ".join(f"{p['field'] or '<body>'}: {p['message']}" for p in problems)
+        return JSONResponse(
+            status_code=422,
+            content={
+                "detail": f"invalid request ({len(problems)} problem(s)): {summary}",
+                "errors": problems,
+            },
+        )
+
+    @app.exception_handler(AnalysisInputError)
+    async def invalid_analysis_input(request: Request, error: AnalysisInputError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(error), "errors": error.errors})
+
+    def authenticated(request: Request) -> str:
+        scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+        principal = state.principal_of(credential.strip()) if scheme.lower() == "bearer" else None
+        if principal is None:
+            raise _Unauthorized()
+        request.state.principal = principal
+        return principal
+
+    @app.exception_handler(_Unauthorized)
+    async def unauthorized(request: Request, error: _Unauthorized) -> JSONResponse:
+        return JSONResponse(
+            status_code=401,
+            content={"detail": "missing, unknown or expired bearer credential"},
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+
+    async def run_analysis(
+        request: Request, principal: str, operation: str, compute: Callable[[], dict[str, Any]]
+    ) -> JSONResponse:
+        if settings.latency_ms:
+            await asyncio.sleep(settings.latency_ms / 1000)
+        fault = state.next_fault()
+        if fault is not None:
+            return JSONResponse(
+                status_code=fault,
+                content={"detail": f"injected {fault} (fault injection)"},
+                headers={"Retry-After": str(settings.retry_after_seconds)},
+            )
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is None:
+            state.computed[operation] += 1
+            return JSONResponse(compute())
+        if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+            return JSONResponse(
+                status_code=400,
+                content={
+                    "detail": f"{IDEMPOTENCY_HEADER} must be 1..{MAX_IDEMPOTENCY_KEY_LENGTH} characters"
+                },
+            )
+        scope = (principal, request.url.path, key)
+        if scope in state._responses:
+            state.replayed[operation] += 1
+            return JSONResponse(state._responses[scope], headers={"Idempotent-Replayed": "true"})
+        if scope in state._in_flight:
+            state.replayed[operation] += 1
+            body = await asyncio.shield(state._in_flight[scope])
+            return JSONResponse(body, headers={"Idempotent-Replayed": "true"})
+        future = asyncio.get_running_loop().create_future()
+        state._in_flight[scope] = future
+        try:
+            state.computed[operation] += 1
+            body = compute()
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del state._in_flight[scope]
+        state._responses[scope] = body
+        future.set_result(body)
+        return JSONResponse(body)
+
+    @app.post(ANALYZE_COMPANY_PATH, tags=["financial-analysis"], summary="Analyse a company's statements")
+    async def analyze_company_endpoint(
+        request: Request, payload: AnalyzeCompanyRequest, principal: str = Depends(authenticated)
+    ) -> JSONResponse:
+        return await run_analysis(request, principal, "analyze_company", lambda: analyze_company(payload))
+
+    @app.post(CREDIT_RISK_PATH, tags=["risk-management"], summary="Assess a customer's credit risk")
+    async def credit_risk_endpoint(
+        request: Request, payload: CustomerProfile, principal: str = Depends(authenticated)
+    ) -> JSONResponse:
+        return await run_analysis(
+            request, principal, "assess_customer_credit_risk", lambda: assess_customer_credit_risk(payload)
+        )
+
+    @app.post(PORTFOLIO_PATH, tags=["strategic-planning"], summary="Analyse a customer portfolio")
+    async def portfolio_endpoint(
+        request: Request, payload: CustomerPortfolio, principal: str = Depends(authenticated)
+    ) -> JSONResponse:
+        return await run_analysis(
+            request, principal, "analyze_customer_portfolio", lambda: analyze_customer_portfolio(payload)
+        )
+
+    @app.post(REGULATORY_UPDATE_PATH, tags=["compliance"], summary="Triage a regulatory update")
+    async def regulatory_endpoint(
+        request: Request, payload: RegulatoryUpdate, principal: str = Depends(authenticated)
+    ) -> JSONResponse:
+        return await run_analysis(
+            request, principal, "process_regulatory_update", lambda: process_regulatory_update(payload)
+        )
+
+    @app.get(PROFILE_PATH, tags=["service"], summary="Who you are and what this service runs")
+    async def profile_endpoint(principal: str = Depends(authenticated)) -> dict[str, Any]:
+        return {
+            "service": "frontier-business-operations",
+            "principal": principal,
+            "model": dict(MODEL),
+            "endpoints": [ANALYZE_COMPANY_PATH, CREDIT_RISK_PATH, PORTFOLIO_PATH, REGULATORY_UPDATE_PATH],
+        }
+
+    @app.post(TOKEN_PATH, tags=["oauth2"], summary="OAuth2 client-credentials token")
+    async def token_endpoint(request: Request) -> JSONResponse:
+        form = await request.form()
+        client_id, client_secret = _client_credentials(request, form)
+        if form.get("grant_type") != "client_credentials":
+            return _oauth_error(
+                400, "unsupported_grant_type", "only grant_type=client_credentials is supported"
+            )
+        expected = settings.oauth_clients.get(client_id or "")
+        if expected is None or not secrets.compare_digest(expected, client_secret or ""):
+            return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
+        return JSONResponse(
+            {
+                "access_token": state.issue_token(client_id),
+                "token_type": "Bearer",
+                "expires_in": settings.token_ttl_seconds,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @app.get(STATS_PATH, tags=["service"], summary="Request counters of this server instance")
+    async def stats_endpoint(principal: str = Depends(authenticated)) -> dict[str, Any]:
+        return state.stats()
+
+    return app
+
+
+class _Unauthorized(Exception):
+    """No valid bearer credential."""
+
+
+def _client_credentials(request: Request, form: Any) -> tuple[str | None, str | None]:
+    """Client id and secret from HTTP Basic auth (RFC 6749 §2.3.1) or, failing that, the form body."""
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            client_id, _, secret = base64.b64decode(encoded).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None, None
+        return client_id, secret
+    return form.get("client_id"), form.get("client_secret")
+
+
+def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": error, "error_description": description})
+
+
+def _split(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def __getattr__(name: str) -> Any:
+    # ``uvicorn frontier_provider.server:app`` reads ``app``; build it on first access so that
+    # importing this module (tests, create_app users) neither reads the environment nor warns.
+    if name == "app":
+        globals()["app"] = create_app()
+        return globals()["app"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
