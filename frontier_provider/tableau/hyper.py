@@ -1,0 +1,167 @@
+"""The .hyper extract of the analysis rows, and the Hyper update actions that replace one period.
+
+Tableau publishes .hyper/.tds/.tdsx files only (a CSV is not publishable). The
+extract has a single table, ``"Extract"."Extract"``, the layout Tableau itself
+writes and the one its "update data in Hyper data source" API addresses.
+
+Per-period loads are idempotent: the update deletes every row of the period
+and inserts the period's rows from the payload in one job, and the request id
+is derived from the datasource, the period and the rows' content, so a call
+retried after a lost response is applied once.
+
+Two builds of the same rows do not give byte-identical .hyper files (the file
+carries per-build identifiers), so content is identified by
+:func:`frontier_provider.tableau.rows.rows_digest`, never by file bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from tableauhyperapi import (
+    Connection,
+    CreateMode,
+    HyperProcess,
+    Inserter,
+    Nullability,
+    SqlType,
+    TableDefinition,
+    TableName,
+    Telemetry,
+)
+from tableauhyperapi import Date as HyperDate
+
+from frontier_provider.tableau.rows import (
+    ANALYSIS_COLUMNS,
+    COLUMN_NAMES,
+    DATE,
+    MONEY,
+    PERIOD_COLUMN,
+    RATIO,
+    TEXT,
+    AnalysisRow,
+)
+
+EXTRACT_SCHEMA = "Extract"
+EXTRACT_TABLE_NAME = "Extract"
+EXTRACT_TABLE = TableName(EXTRACT_SCHEMA, EXTRACT_TABLE_NAME)
+
+# Hyper stores NUMERIC above 18 digits as 128-bit numerics, which only file format 3 can hold;
+# older Tableau releases cannot open such files. Exact money at the staging contract's
+# decimal(38,4) is worth that requirement: amounts in yen or won overflow 18 digits at scale 4.
+HYPER_DATABASE_VERSION = "3"
+_HYPER_PARAMETERS = {
+    "default_database_version": HYPER_DATABASE_VERSION,
+    # No hyperd.log in the worker's current directory.
+    "log_config": "",
+}
+
+_SQL_TYPES = {
+    TEXT: SqlType.text(),
+    RATIO: SqlType.double(),
+    MONEY: SqlType.numeric(38, 4),
+    DATE: SqlType.date(),
+}
+
+
+def extract_table_definition() -> TableDefinition:
+    """The ``"Extract"."Extract"`` table: one column per analysis column, with its Tableau type."""
+    return TableDefinition(
+        EXTRACT_TABLE,
+        [
+            TableDefinition.Column(
+                column.name,
+                _SQL_TYPES[column.kind],
+                Nullability.NULLABLE if column.nullable else Nullability.NOT_NULLABLE,
+            )
+            for column in ANALYSIS_COLUMNS
+        ],
+    )
+
+
+@contextmanager
+def hyper_process() -> Iterator[HyperProcess]:
+    """A local Hyper server for one build; it stops when the block ends."""
+    with HyperProcess(Telemetry.DO_NOT_SEND_USAGE_DATA_TO_TABLEAU, parameters=_HYPER_PARAMETERS) as process:
+        yield process
+
+
+def write_extract(rows: Sequence[AnalysisRow], path: str | Path) -> int:
+    """Write ``rows`` to a new .hyper file at ``path`` (replacing it) and return the row count.
+
+    :param rows: extract rows, as returned by :func:`frontier_provider.tableau.rows.analysis_rows`.
+    :param path: a local file path ending in ``.hyper``.
+    """
+    table = extract_table_definition()
+    with (
+        hyper_process() as process,
+        Connection(process.endpoint, str(path), CreateMode.CREATE_AND_REPLACE) as connection,
+    ):
+        connection.catalog.create_schema(EXTRACT_SCHEMA)
+        connection.catalog.create_table(table)
+        with Inserter(connection, table) as inserter:
+            inserter.add_rows([row.get(name) for name in COLUMN_NAMES] for row in rows)
+            inserter.execute()
+        return connection.execute_scalar_query(f"SELECT COUNT(*) FROM {EXTRACT_TABLE}")
+
+
+def read_extract(path: str | Path) -> list[AnalysisRow]:
+    """Read the rows of an extract back, ordered by period then entity, with Python types.
+
+    :param path: a local .hyper file written by :func:`write_extract`.
+    """
+    names = ", ".join(f'"{name}"' for name in COLUMN_NAMES)
+    query = f'SELECT {names} FROM {EXTRACT_TABLE} ORDER BY "{PERIOD_COLUMN}", "Entity"'
+    with hyper_process() as process, Connection(process.endpoint, str(path)) as connection:
+        records = connection.execute_list_query(query)
+    return [
+        {name: _python_value(value) for name, value in zip(COLUMN_NAMES, record, strict=True)}
+        for record in records
+    ]
+
+
+def _python_value(value: Any) -> Any:
+    if isinstance(value, HyperDate):
+        return date(value.year, value.month, value.day)
+    return value
+
+
+def replace_period_actions(period: str) -> list[dict[str, Any]]:
+    """Hyper update actions that replace exactly one period's rows with the payload's rows.
+
+    The delete comes first and both run in one job, so a reader never sees the period twice or
+    missing, and running the pair again leaves the same rows.
+
+    :param period: the fiscal period, e.g. ``"2024-12"``.
+    """
+    return [
+        {
+            "action": "delete",
+            "target-schema": EXTRACT_SCHEMA,
+            "target-table": EXTRACT_TABLE_NAME,
+            "condition": {"op": "eq", "target-col": PERIOD_COLUMN, "const": {"type": "string", "v": period}},
+        },
+        {
+            "action": "insert",
+            "source-schema": EXTRACT_SCHEMA,
+            "source-table": EXTRACT_TABLE_NAME,
+            "target-schema": EXTRACT_SCHEMA,
+            "target-table": EXTRACT_TABLE_NAME,
+        },
+    ]
+
+
+def update_request_id(datasource_id: str, period: str, content_digest: str) -> str:
+    """The ``RequestID`` of a period update: the same datasource, period and rows give the same id.
+
+    :param datasource_id: the published datasource's LUID.
+    :param period: the fiscal period being replaced.
+    :param content_digest: :func:`frontier_provider.tableau.rows.rows_digest` of the period's rows.
+    """
+    key = f"{datasource_id}\n{period}\n{content_digest}".encode()
+    return f"frontier-{hashlib.sha256(key).hexdigest()[:40]}"

@@ -1,0 +1,252 @@
+"""Rows of the Tableau extract, one per entity and fiscal period, built from analysis documents.
+
+An analysis document is the Frontier analyze-company response staged under
+``<root>/analysis/period=YYYY-PP/entity=<id>.json`` plus its ``entity`` and
+``period``. Dashboards need flat, typed columns: money stays exact
+(``Decimal``), ratios are floats, the analysis date is a date, and a ratio the
+engine could not compute (zero or missing denominator) is ``None``, never 0,
+so Tableau shows it as a null rather than a misleading number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError
+
+TEXT = "text"
+RATIO = "double"
+MONEY = "money"
+DATE = "date"
+
+# Money in the extract has the staging contract's scale (decimal128(38,4)): four decimals, exact.
+MONEY_SCALE = 4
+_MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
+
+
+@dataclass(frozen=True)
+class ExtractColumn:
+    """One column of the extract: its Tableau name, value kind and whether it may be null."""
+
+    name: str
+    kind: str
+    nullable: bool = True
+
+
+ANALYSIS_COLUMNS: tuple[ExtractColumn, ...] = (
+    ExtractColumn("Company", TEXT),
+    ExtractColumn("Entity", TEXT, nullable=False),
+    ExtractColumn("Period", TEXT, nullable=False),
+    ExtractColumn("Industry", TEXT),
+    ExtractColumn("Currency", TEXT),
+    ExtractColumn("Financial_Health_Score", RATIO),
+    ExtractColumn("Current_Ratio", RATIO),
+    ExtractColumn("Quick_Ratio", RATIO),
+    ExtractColumn("ROE", RATIO),
+    ExtractColumn("ROA", RATIO),
+    ExtractColumn("Net_Margin", RATIO),
+    ExtractColumn("Debt_To_Equity", RATIO),
+    ExtractColumn("Altman_Z", RATIO),
+    ExtractColumn("Risk_Level", TEXT),
+    ExtractColumn("Credit_Rating", TEXT),
+    ExtractColumn("Revenue", MONEY),
+    ExtractColumn("Net_Income", MONEY),
+    ExtractColumn("Total_Assets", MONEY),
+    ExtractColumn("Analysis_Date", DATE),
+    ExtractColumn("Analysis_Id", TEXT),
+)
+COLUMN_NAMES: tuple[str, ...] = tuple(column.name for column in ANALYSIS_COLUMNS)
+PERIOD_COLUMN = "Period"
+
+AnalysisRow = dict[str, Any]
+
+
+class AnalysisDocumentError(ValueError):
+    """An analysis document cannot be turned into an extract row; the message names entity and field."""
+
+
+def analysis_rows(documents: Iterable[Mapping[str, Any]]) -> list[AnalysisRow]:
+    """Build extract rows from analysis documents, ordered by period then entity.
+
+    :param documents: parsed analysis JSON documents.
+    :raises AnalysisDocumentError: a document lacks entity/period, has a malformed value, or two
+        documents describe the same entity and period.
+    """
+    rows = [analysis_row(document) for document in documents]
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        key = (row["Entity"], row["Period"])
+        if key in seen:
+            raise AnalysisDocumentError(
+                f"two analysis documents for entity {key[0]} and period {key[1]}: "
+                "stage exactly one analysis per entity and period"
+            )
+        seen.add(key)
+    return sorted(rows, key=lambda row: (row["Period"], row["Entity"]))
+
+
+def analysis_row(document: Mapping[str, Any]) -> AnalysisRow:
+    """Flatten one analysis document into an extract row keyed by column name.
+
+    :param document: a parsed analysis JSON document.
+    """
+    if not isinstance(document, Mapping):
+        raise AnalysisDocumentError(
+            f"an analysis document must be a JSON object, got {type(document).__name__}"
+        )
+    entity = document.get("entity")
+    if not isinstance(entity, str) or not entity:
+        raise AnalysisDocumentError("analysis document has no 'entity'")
+    reader = _DocumentReader(document, entity)
+    period = reader.period()
+    profile = reader.section("company_profile")
+    ratios = reader.section("financial_ratios")
+    risk = reader.section("risk_assessment")
+    figures = reader.section("key_figures")
+    row: AnalysisRow = {
+        "Company": reader.text(profile, "company_name") or reader.text(document, "company_name") or entity,
+        "Entity": entity,
+        "Period": period,
+        "Industry": reader.text(profile, "industry") or reader.text(document, "industry"),
+        "Currency": reader.text(profile, "currency") or reader.text(document, "currency"),
+        "Financial_Health_Score": reader.ratio(document, "financial_health_score"),
+        "Current_Ratio": reader.ratio(reader.subsection(ratios, "liquidity"), "current_ratio"),
+        "Quick_Ratio": reader.ratio(reader.subsection(ratios, "liquidity"), "quick_ratio"),
+        "ROE": reader.ratio(reader.subsection(ratios, "profitability"), "roe"),
+        "ROA": reader.ratio(reader.subsection(ratios, "profitability"), "roa"),
+        "Net_Margin": reader.ratio(reader.subsection(ratios, "profitability"), "net_margin"),
+        "Debt_To_Equity": reader.ratio(reader.subsection(ratios, "leverage"), "debt_to_equity"),
+        "Altman_Z": reader.ratio(risk, "altman_z_double_prime"),
+        "Risk_Level": reader.text(risk, "overall_risk"),
+        "Credit_Rating": reader.text(risk, "credit_rating"),
+        "Revenue": reader.money(figures, "revenue"),
+        "Net_Income": reader.money(figures, "net_income"),
+        "Total_Assets": reader.money(figures, "total_assets"),
+        "Analysis_Date": reader.date(document, "analysis_date"),
+        "Analysis_Id": reader.text(document, "analysis_id"),
+    }
+    return row
+
+
+def rows_digest(rows: Iterable[AnalysisRow]) -> str:
+    """A SHA-256 over the rows' values, stable across runs: equal rows give an equal digest.
+
+    The digest identifies the extract's content independently of the .hyper file's bytes, which
+    differ between two builds of the same rows.
+
+    :param rows: extract rows, as returned by :func:`analysis_rows`.
+    """
+    canonical = [[_canonical_value(row.get(name)) for name in COLUMN_NAMES] for row in rows]
+    text = json.dumps({"columns": COLUMN_NAMES, "rows": canonical}, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _canonical_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+class _DocumentReader:
+    """Typed access to one analysis document; every error names the entity and the field."""
+
+    def __init__(self, document: Mapping[str, Any], entity: str) -> None:
+        self.document = document
+        self.entity = entity
+
+    def fail(self, field: str, problem: str) -> AnalysisDocumentError:
+        return AnalysisDocumentError(f"analysis of entity {self.entity}: {field} {problem}")
+
+    def period(self) -> str:
+        value = self.document.get("period")
+        try:
+            return str(FiscalPeriod.parse(value))
+        except (InvalidPeriodError, TypeError) as error:
+            raise self.fail("period", f"is not a fiscal period like '2024-12' ({value!r})") from error
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        value = self.document.get(name)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.fail(name, "must be an object")
+        return value
+
+    def subsection(self, section: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+        value = section.get(name)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.fail(name, "must be an object")
+        return value
+
+    def text(self, section: Mapping[str, Any], name: str) -> str | None:
+        value = section.get(name)
+        if value is None or value == "":
+            return None
+        if isinstance(value, Mapping):
+            # Risk fields may arrive as {"level": ..., "reason": ...}; the label is what dashboards show.
+            value = value.get("value", value.get("level"))
+            if value is None:
+                return None
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise self.fail(name, f"must be text, got {type(value).__name__}")
+        return str(value)
+
+    def ratio(self, section: Mapping[str, Any], name: str) -> float | None:
+        value = section.get(name)
+        if isinstance(value, Mapping):
+            # A ratio the engine could not compute comes as {"value": null, "reason": ...}.
+            value = value.get("value", value.get("score"))
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+            raise self.fail(name, f"must be a number or null, got {value!r}")
+        number = float(value)
+        if not math.isfinite(number):
+            raise self.fail(name, f"must be finite, got {value!r}")
+        return number
+
+    def money(self, section: Mapping[str, Any], name: str) -> Decimal | None:
+        value = section.get(name)
+        if value is None:
+            return None
+        if isinstance(value, (bool, float)):
+            # A float has already lost the exact amount: the contract carries money as a decimal string.
+            raise self.fail(name, f"must be an exact decimal string, got {value!r}")
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation as error:
+            raise self.fail(name, f"is not a decimal amount ({value!r})") from error
+        if not amount.is_finite():
+            raise self.fail(name, f"must be finite, got {value!r}")
+        quantized = amount.quantize(_MONEY_QUANTUM)
+        if quantized != amount:
+            raise self.fail(name, f"has more than {MONEY_SCALE} decimals ({value!r}); it would not be exact")
+        return quantized
+
+    def date(self, section: Mapping[str, Any], name: str) -> date | None:
+        value = section.get(name)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise self.fail(name, f"must be an ISO date string, got {value!r}")
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+        try:
+            return datetime.fromisoformat(value).date()
+        except ValueError as error:
+            raise self.fail(name, f"is not an ISO date ({value!r})") from error
