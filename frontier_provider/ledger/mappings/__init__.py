@@ -1,0 +1,1 @@
+"""Account mapping files of the charts of accounts this provider ships (YAML)."""
