@@ -1,0 +1,328 @@
+"""Financial statements from a trial balance and an account mapping.
+
+Every line is presented positive-normal: assets, liabilities, equity, revenue
+and expenses are positive numbers, a contra account (accumulated depreciation)
+reduces its line, and a loss makes net income negative. The balance sheet holds
+period-end balances; the income statement holds fiscal year-to-date figures,
+read from the closing balances of the P&L accounts (Oracle EBS resets revenue
+and expense accounts at the start of each fiscal year; SAP carries only the
+balance-sheet accounts forward).
+
+Until the year-end close moves it there, the current year's profit sits in the
+P&L accounts, not in retained earnings. The balance sheet therefore carries it
+into equity: the published ``retained_earnings`` is retained earnings of prior
+years (the ledger's retained-earnings accounts) plus net income year-to-date,
+and ``shareholders_equity`` is share capital plus that.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from frontier_provider.ledger.mapping import (
+    STATEMENT_LINES,
+    AccountMapping,
+    UnmappedPolicy,
+    map_accounts,
+)
+from frontier_provider.ledger.periods import FiscalPeriod
+from frontier_provider.ledger.trial_balance import TrialBalance
+
+log = logging.getLogger(__name__)
+
+#: The balance-sheet keys of the Frontier analyze-company request, in presentation order.
+BALANCE_SHEET_KEYS = (
+    "cash_and_equivalents",
+    "short_term_investments",
+    "accounts_receivable",
+    "inventory",
+    "current_assets",
+    "total_assets",
+    "accounts_payable",
+    "current_liabilities",
+    "total_liabilities",
+    "retained_earnings",
+    "shareholders_equity",
+)
+#: The income-statement keys of the Frontier analyze-company request, in presentation order.
+INCOME_STATEMENT_KEYS = (
+    "revenue",
+    "cost_of_sales",
+    "gross_profit",
+    "operating_expenses",
+    "operating_income",
+    "interest_expense",
+    "income_tax",
+    "net_income",
+    "total_expenses",
+)
+_ZERO = Decimal(0)
+
+
+class StatementsError(Exception):
+    """Financial statements cannot be built from this trial balance and mapping."""
+
+
+class UnbalancedStatementsError(StatementsError):
+    """Assets differ from liabilities plus equity by more than the ledger and unmapped accounts explain.
+
+    :param entity: the entity.
+    :param period: the fiscal period, ``YYYY-PP``.
+    :param difference: total assets minus total liabilities minus shareholders' equity.
+    :param expected: the difference the trial balance's own difference and the unmapped accounts explain.
+    """
+
+    def __init__(self, entity: str, period: str, difference: Decimal, expected: Decimal) -> None:
+        self.entity = entity
+        self.period = period
+        self.difference = difference
+        super().__init__(
+            f"balance sheet of entity {entity} for period {period} does not balance: assets minus "
+            f"liabilities and equity is {difference}, expected {expected}. A statement line is "
+            f"missing from its totals; this is a defect in the statement definitions."
+        )
+
+
+@dataclass(frozen=True)
+class LineItem:
+    """A statement line's amount and the accounts behind it."""
+
+    amount: Decimal
+    accounts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FinancialStatements:
+    """Balance sheet and year-to-date income statement of one entity for one fiscal period.
+
+    ``lines`` holds every line, keyed ``"<statement>.<line>"``: the request's lines, the
+    leaf lines they are built from (e.g. ``balance_sheet.non_current_assets``) and
+    ``balance_sheet.retained_earnings_prior_years``.
+    """
+
+    entity: str
+    period: str
+    currency: str
+    company_name: str
+    industry: str
+    lines: dict[str, LineItem]
+    unmapped_accounts: tuple[str, ...]
+    trial_balance_difference: Decimal
+    balance_sheet_difference: Decimal
+    unmapped_balance: Decimal
+
+    @property
+    def balance_sheet(self) -> dict[str, Decimal]:
+        return {key: self.lines[f"balance_sheet.{key}"].amount for key in BALANCE_SHEET_KEYS}
+
+    @property
+    def income_statement(self) -> dict[str, Decimal]:
+        return {key: self.lines[f"income_statement.{key}"].amount for key in INCOME_STATEMENT_KEYS}
+
+    def to_document(self) -> dict[str, Any]:
+        """The statements JSON: an analyze-company request plus lines, unmapped accounts and checks."""
+        fiscal_period = FiscalPeriod.parse(self.period)
+        return {
+            "entity": self.entity,
+            "period": self.period,
+            "currency": self.currency,
+            "company_name": self.company_name,
+            "industry": self.industry,
+            "reporting_period": {"year": fiscal_period.year, "period": fiscal_period.number},
+            "financial_statements": {
+                "balance_sheet": {key: format_money(value) for key, value in self.balance_sheet.items()},
+                "income_statement": {
+                    key: format_money(value) for key, value in self.income_statement.items()
+                },
+            },
+            "lines": {
+                key: {"amount": format_money(item.amount), "accounts": list(item.accounts)}
+                for key, item in self.lines.items()
+            },
+            "unmapped_accounts": list(self.unmapped_accounts),
+            "checks": {
+                "trial_balance_difference": format_money(self.trial_balance_difference),
+                "balance_sheet_difference": format_money(self.balance_sheet_difference),
+                "unmapped_balance": format_money(self.unmapped_balance),
+            },
+        }
+
+
+def build_statements(
+    trial_balance: TrialBalance,
+    mapping: AccountMapping,
+    *,
+    company_name: str,
+    industry: str,
+    currency: str,
+    unmapped: UnmappedPolicy = "fail",
+) -> FinancialStatements:
+    """Build the balance sheet and year-to-date income statement of a trial balance.
+
+    Only balances in ``currency`` (the ledger currency) are used; balances the source
+    reports in other currencies are left out and logged.
+
+    The published ``retained_earnings`` is prior years' retained earnings plus net income
+    year-to-date, so that assets = liabilities + shareholders' equity holds before the
+    year-end close.
+
+    :param trial_balance: the entity's proven trial balance.
+    :param mapping: the account mapping of the entity's chart of accounts.
+    :param company_name: the company's name for the analysis request.
+    :param industry: the company's industry for the analysis request.
+    :param currency: the currency of the statements.
+    :param unmapped: "fail" (default) refuses accounts no rule covers; "warn" leaves them out,
+        lists them in ``unmapped_accounts`` and reports their balance in the checks.
+    :raises UnmappedAccountsError: an account is not covered and ``unmapped`` is "fail".
+    :raises StatementsError: the trial balance has no balances in ``currency``.
+    :raises UnbalancedStatementsError: assets differ from liabilities plus equity.
+    """
+    if currency not in trial_balance.totals:
+        raise StatementsError(
+            f"trial balance of entity {trial_balance.entity} for {trial_balance.period} has no balances "
+            f"in {currency} (it has {', '.join(trial_balance.currencies)}): check the entity's currency"
+        )
+    others = [code for code in trial_balance.currencies if code != currency]
+    if others:
+        log.info(
+            "statements of %s use %s balances only; left out: %s", trial_balance.entity, currency, others
+        )
+
+    assignment = map_accounts(trial_balance, mapping, unmapped=unmapped, currency=currency)
+    closing_by_line = dict.fromkeys(STATEMENT_LINES, _ZERO)
+    accounts_by_line: dict[str, set[str]] = {name: set() for name in STATEMENT_LINES}
+    unmapped_balance = _ZERO
+    for row in trial_balance.rows:
+        if row.currency != currency:
+            continue
+        rule = assignment.rule_by_account.get(row.account)
+        if rule is None:
+            unmapped_balance += row.closing_balance
+            continue
+        closing_by_line[rule.line] += row.closing_balance
+        accounts_by_line[rule.line].add(row.account)
+
+    leaf = {
+        name: LineItem(
+            # Debit-positive ledger: credit-normal lines (liabilities, equity, income) flip sign.
+            closing_by_line[name] if line.normal_balance == "debit" else -closing_by_line[name],
+            tuple(sorted(accounts_by_line[name], key=mapping.normalise)),
+        )
+        for name, line in STATEMENT_LINES.items()
+    }
+    lines = _derive_lines(leaf, mapping)
+
+    trial_balance_difference = trial_balance.totals[currency].closing_balance
+    balance_sheet_difference = (
+        lines["balance_sheet.total_assets"].amount
+        - lines["balance_sheet.total_liabilities"].amount
+        - lines["balance_sheet.shareholders_equity"].amount
+    )
+    # Every mapped balance lands in exactly one line, so assets - liabilities - equity equals the
+    # trial balance's own difference (zero, or within its tolerance) less what is unmapped.
+    expected = trial_balance_difference - unmapped_balance
+    if balance_sheet_difference != expected:
+        raise UnbalancedStatementsError(
+            trial_balance.entity, trial_balance.period, balance_sheet_difference, expected
+        )
+    statements = FinancialStatements(
+        entity=trial_balance.entity,
+        period=trial_balance.period,
+        currency=currency,
+        company_name=company_name,
+        industry=industry,
+        lines=lines,
+        unmapped_accounts=assignment.unmapped_accounts,
+        trial_balance_difference=trial_balance_difference,
+        balance_sheet_difference=balance_sheet_difference,
+        unmapped_balance=unmapped_balance,
+    )
+    log.info(
+        "statements of %s for %s: total assets %s %s, net income YTD %s, %d unmapped account(s)",
+        statements.entity,
+        statements.period,
+        format_money(statements.balance_sheet["total_assets"]),
+        currency,
+        format_money(statements.income_statement["net_income"]),
+        len(statements.unmapped_accounts),
+    )
+    return statements
+
+
+def format_money(amount: Decimal) -> str:
+    """An exact money string with at least two decimals: "1234.56", "1234.5675", "-12.00", "0.00".
+
+    :param amount: the amount.
+    """
+    if amount == 0:
+        return "0.00"  # never "-0.00"
+    text = format(amount.normalize(), "f")
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
+
+
+def _derive_lines(leaf: dict[str, LineItem], mapping: AccountMapping) -> dict[str, LineItem]:
+    def combine(plus: list[LineItem], minus: tuple[LineItem, ...] | list[LineItem] = ()) -> LineItem:
+        amount = sum((item.amount for item in plus), _ZERO) - sum((item.amount for item in minus), _ZERO)
+        accounts = {account for item in (*plus, *minus) for account in item.accounts}
+        return LineItem(amount, tuple(sorted(accounts, key=mapping.normalise)))
+
+    cost_of_sales, operating_expenses = leaf["cost_of_sales"], leaf["operating_expenses"]
+    interest_expense, income_tax = leaf["interest_expense"], leaf["income_tax"]
+    gross_profit = combine([leaf["revenue"]], [cost_of_sales])
+    operating_income = combine([gross_profit], [operating_expenses])
+    net_income = combine([operating_income, leaf["other_income"]], [interest_expense, income_tax])
+    income = {
+        "revenue": leaf["revenue"],
+        "other_income": leaf["other_income"],
+        "cost_of_sales": cost_of_sales,
+        "gross_profit": gross_profit,
+        "operating_expenses": operating_expenses,
+        "operating_income": operating_income,
+        "interest_expense": interest_expense,
+        "income_tax": income_tax,
+        "net_income": net_income,
+        "total_expenses": combine([cost_of_sales, operating_expenses, interest_expense, income_tax]),
+    }
+
+    current_assets = combine(
+        [
+            leaf[name]
+            for name in (
+                "cash_and_equivalents",
+                "short_term_investments",
+                "accounts_receivable",
+                "inventory",
+                "other_current_assets",
+            )
+        ]
+    )
+    current_liabilities = combine([leaf["accounts_payable"], leaf["other_current_liabilities"]])
+    # Prior years' retained earnings (the ledger's accounts) + this year's net income so far.
+    retained_earnings = combine([leaf["retained_earnings"], net_income])
+    balance = {
+        "cash_and_equivalents": leaf["cash_and_equivalents"],
+        "short_term_investments": leaf["short_term_investments"],
+        "accounts_receivable": leaf["accounts_receivable"],
+        "inventory": leaf["inventory"],
+        "other_current_assets": leaf["other_current_assets"],
+        "current_assets": current_assets,
+        "non_current_assets": leaf["non_current_assets"],
+        "total_assets": combine([current_assets, leaf["non_current_assets"]]),
+        "accounts_payable": leaf["accounts_payable"],
+        "other_current_liabilities": leaf["other_current_liabilities"],
+        "current_liabilities": current_liabilities,
+        "non_current_liabilities": leaf["non_current_liabilities"],
+        "total_liabilities": combine([current_liabilities, leaf["non_current_liabilities"]]),
+        "share_capital": leaf["share_capital"],
+        "retained_earnings_prior_years": leaf["retained_earnings"],
+        "retained_earnings": retained_earnings,
+        "shareholders_equity": combine([leaf["share_capital"], retained_earnings]),
+    }
+    return {
+        **{f"balance_sheet.{key}": item for key, item in balance.items()},
+        **{f"income_statement.{key}": item for key, item in income.items()},
+    }
