@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from frontier_provider.config import EntityConfigError, load_close_config, resolve_mapping_file
+
+EBS = """
+  - id: EBS-US01
+    name: Frontier Components Inc.
+    source: oracle_ebs
+    conn_id: ebs
+    ledger_id: 2021
+    company_segment: "01"
+    currency: USD
+    mapping: frontier_provider.ledger.mappings:ebs_us.yaml
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "entities.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_demo_configuration_loads_four_entities() -> None:
+    config = load_close_config()
+    assert [entity.id for entity in config.entities] == ["EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000"]
+    assert {entity.source for entity in config.entities} == {"oracle_ebs", "sap"}
+    assert config.settings.unmapped_accounts == "fail"
+
+
+def test_select_keeps_order_and_refuses_unknown_ids(tmp_path) -> None:
+    config = load_close_config()
+    assert [e.id for e in config.select(["SAP-1000", "EBS-US01"])] == ["SAP-1000", "EBS-US01"]
+    assert len(config.select([])) == 4
+    with pytest.raises(EntityConfigError, match=r"unknown entities \['NOPE'\]"):
+        config.select(["NOPE"])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("entities: {}", "top-level 'entities:' list"),
+        ("entities:\n  - id: X\n", "missing"),
+        ("entities:" + EBS + EBS, "duplicate entity ids"),
+        ("entities:" + EBS.replace("oracle_ebs", "netsuite"), "source must be one of"),
+        ("entities:" + EBS.replace("USD", "usd"), "ISO 4217"),
+        ("entities:" + EBS.replace('company_segment: "01"', ""), "needs ledger_id and company_segment"),
+        ("entities:" + EBS.replace("EBS-US01", "../x"), "id must be"),
+        ("settings:\n  unmapped_accounts: ignore\nentities:" + EBS, "must be 'fail' or 'warn'"),
+        ("entities: [", "not valid YAML"),
+    ],
+)
+def test_bad_files_are_refused_with_a_reason(tmp_path, text, message) -> None:
+    with pytest.raises(EntityConfigError, match=message):
+        load_close_config(write(tmp_path, text))
+
+
+def test_a_missing_file_names_the_setting(tmp_path) -> None:
+    with pytest.raises(EntityConfigError, match="FRONTIER_ENTITIES_FILE"):
+        load_close_config(tmp_path / "absent.yaml")
+
+
+def test_mapping_references_resolve_to_files(tmp_path) -> None:
+    assert resolve_mapping_file("frontier_provider.ledger.mappings:ebs_us.yaml").name == "ebs_us.yaml"
+    (tmp_path / "custom.yaml").write_text("rules: []")
+    assert resolve_mapping_file("custom.yaml", base_dir=tmp_path) == tmp_path / "custom.yaml"
+    with pytest.raises(EntityConfigError, match="does not exist"):
+        resolve_mapping_file("missing.yaml", base_dir=tmp_path)
