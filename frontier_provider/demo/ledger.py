@@ -1,0 +1,1119 @@
+"""The demo ledger: two years of books for four companies, in Oracle EBS and SAP shape.
+
+A deterministic generator (fixed seeds, integer cents, no wall clock) first
+writes a double-entry journal per entity: an opening balance sheet for fiscal
+2023, then every month sales, collections, purchases, cost of sales, payroll,
+rent, depreciation, capital expenditure, interest, debt service, income tax and
+cash management, with seasonality and one loss-making month (EBS-US02 in
+2024-02), and a small audit adjustment in each year's special/adjustment
+period 13. Every entry balances to the cent. The year end closes revenue and
+expense into retained earnings.
+
+The journal is then written in each source's own shape, traps included:
+
+* ``ebs.sqlite``: ``GL_LEDGERS``, ``GL_CODE_COMBINATIONS``, ``GL_PERIODS``,
+  ``GL_PERIOD_STATUSES``, ``GL_BALANCES`` (R12 column names). Balances of
+  companies 01 and 02 of ledger 2021 (USD) per code combination and period,
+  with begin balances carried by EBS's rules (A/L/O carry, R/E restart each
+  year, retained earnings takes the prior year's result), plus rows a reader
+  must ignore: budget (``ACTUAL_FLAG 'B'``), encumbrance (``'E'``), summary
+  accounts (``TEMPLATE_ID``), and EUR entered rows (``TRANSLATED_FLAG 'R'``)
+  for the US01 sales invoiced in euros. Amounts are stored as TEXT holding the
+  exact decimal ("1234.56"), so SQLite never turns them into floats.
+* ``sap.sqlite`` (read through ``DemoSapSystem``): ``T001``, ``SKA1``,
+  ``SKAT``, ``FAGLFLEXT`` for company code 1000 (ECC totals, with plan rows and
+  a parallel ledger 2L to ignore) and ``ACDOCA`` for company code 2000 (S/4HANA
+  line items, one document per customer invoice, ``POPER 000`` carry-forward
+  lines, parallel ledger 2L lines).
+
+Running the generator twice writes byte-identical files. ``demo_truth`` gives
+the journal's own closing balances, computed without either database, so the
+readers can be checked against it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from frontier_provider.demo.sap_system import DemoSapSystem
+from frontier_provider.ledger.periods import FiscalPeriod
+
+YEARS = (2023, 2024)
+#: Every period the demo ledger holds: twelve months and the adjustment/special period 13 of each year.
+PERIODS: tuple[FiscalPeriod, ...] = tuple(FiscalPeriod(y, n) for y in YEARS for n in range(1, 14))
+
+EBS_LEDGER_ID = 2021
+EBS_LEDGER_NAME = "Frontier US Primary"
+EBS_PERIOD_SET = "FRONTIER CAL"
+EBS_CHART_ID = 50101
+EBS_BUDGET_VERSION_ID = 1001
+EBS_ENCUMBRANCE_TYPE_ID = 1000
+EBS_COST_CENTRE_TEMPLATE_ID = 3001  # summary template D-T-D: every account, all cost centres
+EBS_ASSET_TOTAL_TEMPLATE_ID = 3002  # summary template D-T-T: the 1xxx range in one "T" account
+SAP_LEDGER = "0L"
+SAP_CHART = "INT"
+EUR_PER_100_USD = 92  # rate of the US01 sales invoiced in euros
+
+_MONTH_NAMES = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+# Seasonality in percent per calendar month (integers, so no float ever touches an amount).
+_SEASON = (92, 90, 97, 100, 103, 105, 101, 99, 104, 108, 112, 121)
+
+
+@dataclass(frozen=True)
+class Account:
+    """One account of the demo charts, under its role in the journal."""
+
+    role: str
+    ebs: str
+    ebs_type: str  # A L O R E
+    sap: str
+    name: str
+
+    @property
+    def balance_sheet(self) -> bool:
+        return self.ebs_type in "ALO"
+
+
+ACCOUNTS: tuple[Account, ...] = (
+    Account("cash", "1000", "A", "0000100000", "Cash"),
+    Account("short_term_investments", "1100", "A", "0000110000", "Short-term investments"),
+    Account("receivables", "1200", "A", "0000140000", "Trade receivables"),
+    Account("inventory", "1300", "A", "0000200000", "Inventory"),
+    Account("prepaid", "1400", "A", "0000150000", "Prepaid expenses"),
+    Account("ppe", "1500", "A", "0000210000", "Property, plant and equipment"),
+    Account("accumulated_depreciation", "1590", "A", "0000211000", "Accumulated depreciation"),
+    Account("payables", "2000", "L", "0000160000", "Trade payables"),
+    Account("accrued", "2100", "L", "0000170000", "Accrued liabilities"),
+    Account("tax_payable", "2200", "L", "0000175000", "Income tax payable"),
+    Account("debt", "2500", "L", "0000180000", "Long-term loans"),
+    Account("share_capital", "3000", "O", "0000300000", "Share capital"),
+    Account("retained_earnings", "3100", "O", "0000330000", "Retained earnings"),
+    Account("product_revenue", "4000", "R", "0000800000", "Sales revenue"),
+    Account("service_revenue", "4100", "R", "0000810000", "Service revenue"),
+    Account("cogs", "5000", "E", "0000400000", "Cost of goods sold"),
+    Account("salaries", "6000", "E", "0000430000", "Salaries"),
+    Account("rent", "6100", "E", "0000470000", "Rent"),
+    Account("depreciation", "6200", "E", "0000480000", "Depreciation"),
+    Account("other_opex", "6300", "E", "0000490000", "Other operating expenses"),
+    Account("interest", "7000", "E", "0000750000", "Interest expense"),
+    Account("income_tax", "8000", "E", "0000850000", "Income tax expense"),
+)
+_BY_ROLE = {account.role: account for account in ACCOUNTS}
+
+
+@dataclass(frozen=True)
+class DemoEntity:
+    """One demo company and where its books live."""
+
+    entity: str
+    source: str  # "oracle_ebs" | "sap"
+    company: str  # EBS balancing segment / SAP company code
+    currency: str
+    company_name: str
+    industry: str
+    annual_revenue: int  # cents, fiscal 2023
+    service_percent: int
+    seed: int
+    city: str = ""
+    country: str = ""
+    source_table: str | None = None  # SAP: FAGLFLEXT or ACDOCA
+    loss_period: FiscalPeriod | None = None
+    euro_sales_percent: int = 0  # share of product sales invoiced in EUR (EBS only)
+
+    def account_number(self, role: str) -> str:
+        account = _BY_ROLE[role]
+        return account.ebs if self.source == "oracle_ebs" else account.sap
+
+
+ENTITIES: dict[str, DemoEntity] = {
+    e.entity: e
+    for e in (
+        DemoEntity(
+            "EBS-US01", "oracle_ebs", "01", "USD", "Frontier Components Inc.", "industrial_distribution",
+            annual_revenue=4_800_000_000, service_percent=12, seed=101, euro_sales_percent=15,
+        ),
+        DemoEntity(
+            "EBS-US02", "oracle_ebs", "02", "USD", "Frontier Services LLC", "business_services",
+            annual_revenue=2_200_000_000, service_percent=85, seed=202, loss_period=FiscalPeriod(2024, 2),
+        ),
+        DemoEntity(
+            "SAP-1000", "sap", "1000", "EUR", "Frontier Europe GmbH", "wholesale",
+            annual_revenue=3_600_000_000, service_percent=8, seed=303, city="Hamburg", country="DE",
+            source_table="FAGLFLEXT",
+        ),
+        DemoEntity(
+            "SAP-2000", "sap", "2000", "EUR", "Frontier Retail B.V.", "retail",
+            annual_revenue=2_800_000_000, service_percent=5, seed=404, city="Amsterdam", country="NL",
+            source_table="ACDOCA",
+        ),
+    )
+}  # fmt: skip
+
+
+# -- public entry points -------------------------------------------------------------------------
+def build_demo_ledger(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """Write ``ebs.sqlite`` and ``sap.sqlite`` under ``out_dir`` and return the manifest.
+
+    The manifest (JSON-safe)::
+
+        {"ebs": {"path": ".../ebs.sqlite", "ledger_id": 2021, "amounts": "text"},
+         "sap": {"path": ".../sap.sqlite", "ledger": "0L", "chart_of_accounts": "INT"},
+         "periods": ["2023-01", ..., "2023-13", "2024-01", ..., "2024-13"],
+         "entities": {"EBS-US01": {"source": "oracle_ebs", "company_name": ..., "industry": ...,
+                                   "currency": "USD", "ledger_id": 2021, "company_segment": "01",
+                                   "database": ".../ebs.sqlite"},
+                      "SAP-1000": {"source": "sap", ..., "company_code": "1000", "ledger": "0L",
+                                   "source_table": "FAGLFLEXT", "chart_of_accounts": "INT",
+                                   "database": ".../sap.sqlite"}, ...}}
+
+    :param out_dir: the folder to write into (created if missing; existing files replaced).
+    """
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    ebs_path = folder / "ebs.sqlite"
+    sap_path = folder / "sap.sqlite"
+    _write_ebs(ebs_path, [e for e in ENTITIES.values() if e.source == "oracle_ebs"])
+    _write_sap(sap_path, [e for e in ENTITIES.values() if e.source == "sap"])
+    entities: dict[str, dict[str, Any]] = {}
+    for spec in ENTITIES.values():
+        common = {
+            "source": spec.source,
+            "company_name": spec.company_name,
+            "industry": spec.industry,
+            "currency": spec.currency,
+        }
+        if spec.source == "oracle_ebs":
+            entities[spec.entity] = {
+                **common,
+                "ledger_id": EBS_LEDGER_ID,
+                "company_segment": spec.company,
+                "database": str(ebs_path),
+            }
+        else:
+            entities[spec.entity] = {
+                **common,
+                "company_code": spec.company,
+                "ledger": SAP_LEDGER,
+                "source_table": spec.source_table,
+                "chart_of_accounts": SAP_CHART,
+                "database": str(sap_path),
+            }
+    return {
+        "ebs": {"path": str(ebs_path), "ledger_id": EBS_LEDGER_ID, "amounts": "text"},
+        "sap": {"path": str(sap_path), "ledger": SAP_LEDGER, "chart_of_accounts": SAP_CHART},
+        "periods": [str(p) for p in PERIODS],
+        "entities": entities,
+    }
+
+
+def demo_truth(entity: str, period: FiscalPeriod | str) -> dict[str, Decimal]:
+    """The closing balance of every account of an entity at the end of a period, from the journal.
+
+    Debit-positive, in the entity's currency, keyed by the account number as its
+    source writes it ("1000" in EBS, "0000100000" in SAP). Period 12 excludes the
+    period-13 adjustment; a later year starts with revenue and expense closed into
+    retained earnings.
+
+    :param entity: a demo entity id, e.g. ``"SAP-1000"``.
+    :param period: a period of ``PERIODS``.
+    """
+    spec = _entity(entity)
+    target = period if isinstance(period, FiscalPeriod) else FiscalPeriod.parse(period)
+    if target not in PERIODS:
+        raise ValueError(f"the demo ledger has no period {target}: it holds {PERIODS[0]} .. {PERIODS[-1]}")
+    journal = _journal(entity)
+    balances = {role: 0 for role in _BY_ROLE}
+    for line in journal.opening:
+        balances[line.role] += line.amount
+    for entry in journal.entries:
+        if entry.period.year > target.year or (
+            entry.period.year == target.year and entry.period.number > target.number
+        ):
+            continue
+        for line in entry.lines:
+            closed_into_retained = entry.period.year < target.year and not _BY_ROLE[line.role].balance_sheet
+            balances["retained_earnings" if closed_into_retained else line.role] += line.amount
+    return {spec.account_number(role): _money(cents) for role, cents in balances.items()}
+
+
+# -- the journal ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class JournalLine:
+    """One line of a journal entry: debit-positive cents, with the euro amount when entered in EUR."""
+
+    role: str
+    cost_centre: str
+    amount: int
+    entered_eur: int | None = None
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """A balanced journal entry in one period."""
+
+    period: FiscalPeriod
+    text: str
+    lines: tuple[JournalLine, ...]
+    document_type: str = "SA"
+    invoices: int = 1  # how many source documents the entry summarises (SAP line items)
+
+
+@dataclass
+class Journal:
+    """An entity's fiscal-2023 opening balance sheet and every entry after it."""
+
+    opening: list[JournalLine] = field(default_factory=list)
+    entries: list[JournalEntry] = field(default_factory=list)
+
+
+# Cost centres: 000 balance sheet and finance, 100 sales/operations, 200 administration.
+_COST_CENTRE = {
+    "product_revenue": "100",
+    "service_revenue": "100",
+    "cogs": "100",
+    "rent": "200",
+    "depreciation": "200",
+    "other_opex": "200",
+}
+
+
+def _line(
+    role: str, amount: int, *, cost_centre: str | None = None, entered_eur: int | None = None
+) -> JournalLine:
+    return JournalLine(role, cost_centre or _COST_CENTRE.get(role, "000"), amount, entered_eur)
+
+
+@cache
+def _journal(entity: str) -> Journal:
+    return _JournalWriter(_entity(entity)).write()
+
+
+class _JournalWriter:
+    """Posts an entity's business, month by month, keeping running balances to size the next entries."""
+
+    def __init__(self, spec: DemoEntity) -> None:
+        self.spec = spec
+        self.rng = random.Random(spec.seed)
+        self.journal = Journal()
+        self.balance: dict[str, int] = defaultdict(int)
+        self.euro_receivables = (0, 0)  # (EUR entered, USD) still open
+        self.monthly = spec.annual_revenue // 12
+
+    def write(self) -> Journal:
+        self._opening_balance_sheet()
+        for period in PERIODS:
+            if period.is_special:
+                self._audit_adjustment(period)
+            else:
+                self._month(period)
+        return self.journal
+
+    def post(self, period: FiscalPeriod, text: str, lines: Iterable[JournalLine], **kwargs: Any) -> None:
+        entry = JournalEntry(period, text, tuple(line for line in lines if line.amount), **kwargs)
+        if sum(line.amount for line in entry.lines) != 0:
+            raise AssertionError(f"unbalanced demo entry {text} in {period}")
+        for line in entry.lines:
+            self.balance[line.role] += line.amount
+        self.journal.entries.append(entry)
+
+    def _opening_balance_sheet(self) -> None:
+        m = self.monthly
+        amounts = {
+            "cash": m * 2,
+            "short_term_investments": m // 2,
+            "receivables": m * 13 // 10,
+            "inventory": m * 11 // 10,
+            "prepaid": m // 10,
+            "ppe": m * 4,
+            "accumulated_depreciation": -(m * 3 // 2),
+            "payables": -(m * 8 // 10),
+            "accrued": -(m // 5),
+            "tax_payable": -(m // 20),
+            "debt": -(m * 5 // 2),
+            "share_capital": -m,
+        }
+        amounts["retained_earnings"] = -sum(amounts.values())
+        self.journal.opening = [_line(role, cents) for role, cents in amounts.items()]
+        for line in self.journal.opening:
+            self.balance[line.role] += line.amount
+
+    def _month(self, period: FiscalPeriod) -> None:
+        rng, m, month = self.rng, self.monthly, period.number
+        growth = 100 + 6 * (period.year - YEARS[0])
+        revenue = m * _SEASON[month - 1] * growth * (1000 + rng.randint(-40, 40)) // 10_000_000
+        service = revenue * self.spec.service_percent // 100
+        product = revenue - service
+        euro_usd = product * self.spec.euro_sales_percent // 100
+        product_usd = product - euro_usd
+
+        self.post(
+            period,
+            "Customer invoices",
+            [
+                _line("receivables", product_usd + service),
+                _line("product_revenue", -product_usd),
+                _line("service_revenue", -service),
+            ],
+            document_type="DR",
+            invoices=15,
+        )
+        if euro_usd:
+            euro = euro_usd * EUR_PER_100_USD // 100
+            self.post(
+                period,
+                "Customer invoices in EUR",
+                [
+                    _line("receivables", euro_usd, entered_eur=euro),
+                    _line("product_revenue", -euro_usd, entered_eur=-euro),
+                ],
+                document_type="DR",
+            )
+            open_eur, open_usd = self.euro_receivables
+            self.euro_receivables = (open_eur + euro, open_usd + euro_usd)
+
+        cogs = (product * rng.randint(58, 62) + service * 30) // 100
+        self.post(period, "Cost of goods sold", [_line("cogs", cogs), _line("inventory", -cogs)])
+        purchases = cogs * (1000 + rng.randint(-50, 60)) // 1000
+        self.post(
+            period,
+            "Vendor invoices",
+            [_line("inventory", purchases), _line("payables", -purchases)],
+            document_type="KR",
+        )
+
+        collected = (self.balance["receivables"] - self.euro_receivables[1]) * rng.randint(50, 60) // 100
+        self.post(
+            period,
+            "Customer payments",
+            [_line("cash", collected), _line("receivables", -collected)],
+            document_type="DZ",
+        )
+        open_eur, open_usd = self.euro_receivables
+        if open_usd:
+            eur, usd = open_eur * 55 // 100, open_usd * 55 // 100
+            self.post(
+                period,
+                "Customer payments in EUR",
+                [_line("cash", usd, entered_eur=eur), _line("receivables", -usd, entered_eur=-eur)],
+                document_type="DZ",
+            )
+            self.euro_receivables = (open_eur - eur, open_usd - usd)
+
+        paid = -self.balance["payables"] * rng.randint(50, 58) // 100
+        self.post(
+            period, "Vendor payments", [_line("payables", paid), _line("cash", -paid)], document_type="KZ"
+        )
+
+        accrued_paid = -self.balance["accrued"] * 8 // 10
+        self.post(
+            period, "Accrued payroll paid", [_line("accrued", accrued_paid), _line("cash", -accrued_paid)]
+        )
+        payroll = m * (1500 + rng.randint(-30, 30)) // 10_000 * (15 if month == 12 else 10) // 10
+        accrued = payroll // 10
+        self.post(
+            period,
+            "Payroll",
+            [
+                _line("salaries", payroll * 6 // 10, cost_centre="100"),
+                _line("salaries", payroll - payroll * 6 // 10, cost_centre="200"),
+                _line("cash", -(payroll - accrued)),
+                _line("accrued", -accrued),
+            ],
+        )
+
+        rent = m * 3 // 100
+        if month == 1:
+            self.post(period, "Annual rent prepaid", [_line("prepaid", rent * 12), _line("cash", -rent * 12)])
+        self.post(period, "Rent", [_line("rent", rent), _line("prepaid", -rent)])
+        depreciation = self.balance["ppe"] // 120
+        self.post(
+            period,
+            "Depreciation",
+            [_line("depreciation", depreciation), _line("accumulated_depreciation", -depreciation)],
+        )
+        if month % 3 == 0:
+            capex = m * rng.randint(15, 25) // 100
+            self.post(period, "Capital expenditure", [_line("ppe", capex), _line("cash", -capex)])
+
+        other = revenue * rng.randint(6, 8) // 100
+        self.post(
+            period,
+            "Operating expenses",
+            [_line("other_opex", other), _line("payables", -other)],
+            document_type="KR",
+        )
+        if period == self.spec.loss_period:
+            restructuring = revenue * 60 // 100
+            self.post(
+                period,
+                "Restructuring provision",
+                [_line("other_opex", restructuring), _line("accrued", -restructuring)],
+            )
+
+        interest = -self.balance["debt"] * 6 // 1200
+        self.post(period, "Loan interest", [_line("interest", interest), _line("cash", -interest)])
+        if month % 3 == 0:
+            repayment = m * 75 // 1000
+            self.post(period, "Loan repayment", [_line("debt", repayment), _line("cash", -repayment)])
+
+        self._income_tax(period)
+        if month % 3 == 1 and self.balance["tax_payable"] < 0:
+            tax_paid = -self.balance["tax_payable"]
+            self.post(period, "Income tax paid", [_line("tax_payable", tax_paid), _line("cash", -tax_paid)])
+
+        # Cash management: sweep surplus cash into short-term investments, draw on them when short.
+        if self.balance["cash"] > 3 * m:
+            self.post(period, "Cash sweep", [_line("short_term_investments", m), _line("cash", -m)])
+        elif self.balance["cash"] < m and self.balance["short_term_investments"] > 0:
+            drawn = min(m, self.balance["short_term_investments"])
+            self.post(
+                period,
+                "Investments redeemed",
+                [_line("cash", drawn), _line("short_term_investments", -drawn)],
+            )
+
+    def _income_tax(self, period: FiscalPeriod) -> None:
+        # 25% of the period's pre-tax result; a loss books a tax credit against the payable.
+        result = sum(
+            line.amount
+            for entry in self.journal.entries
+            if entry.period == period
+            for line in entry.lines
+            if not _BY_ROLE[line.role].balance_sheet
+        )
+        tax = -result * 25 // 100
+        self.post(period, "Income tax", [_line("income_tax", tax), _line("tax_payable", -tax)])
+
+    def _audit_adjustment(self, period: FiscalPeriod) -> None:
+        accrual = self.monthly * (15 + self.rng.randint(0, 10)) // 1000
+        shrinkage = self.monthly * (5 + self.rng.randint(0, 5)) // 1000
+        self.post(
+            period,
+            "Audit adjustment: unrecorded liabilities",
+            [_line("other_opex", accrual), _line("accrued", -accrual)],
+        )
+        self.post(
+            period,
+            "Audit adjustment: inventory count",
+            [_line("cogs", shrinkage), _line("inventory", -shrinkage)],
+        )
+        self._income_tax(period)
+
+
+# -- balances per posting object -----------------------------------------------------------------
+@dataclass
+class _Movements:
+    """Debits and credits (both positive cents) per (role, cost centre) and period, and opening balances."""
+
+    opening: dict[tuple[str, str], int]
+    debits: dict[tuple[tuple[str, str], FiscalPeriod], int]
+    credits: dict[tuple[tuple[str, str], FiscalPeriod], int]
+    objects: list[tuple[str, str]]
+
+
+def _movements(journal: Journal, *, euro: bool = False) -> _Movements:
+    opening: dict[tuple[str, str], int] = defaultdict(int)
+    debits: dict[tuple[tuple[str, str], FiscalPeriod], int] = defaultdict(int)
+    credits: dict[tuple[tuple[str, str], FiscalPeriod], int] = defaultdict(int)
+    objects: dict[tuple[str, str], None] = {}
+    if not euro:
+        for line in journal.opening:
+            opening[(line.role, line.cost_centre)] += line.amount
+            objects[(line.role, line.cost_centre)] = None
+    for entry in journal.entries:
+        for line in entry.lines:
+            amount = line.entered_eur if euro else line.amount
+            if amount is None:
+                continue
+            key = (line.role, line.cost_centre)
+            objects[key] = None
+            if amount >= 0:
+                debits[(key, entry.period)] += amount
+            else:
+                credits[(key, entry.period)] -= amount
+    ordered = sorted(objects, key=lambda k: (_BY_ROLE[k[0]].ebs, k[1]))
+    return _Movements(dict(opening), dict(debits), dict(credits), ordered)
+
+
+def _year_end_result(movements: _Movements, year: int) -> int:
+    """The year's revenue and expense total (debit-positive), closed into retained earnings."""
+    return sum(
+        movements.debits.get((key, p), 0) - movements.credits.get((key, p), 0)
+        for key in movements.objects
+        if not _BY_ROLE[key[0]].balance_sheet
+        for p in PERIODS
+        if p.year == year
+    )
+
+
+def _running_balances(
+    movements: _Movements, key: tuple[str, str]
+) -> Iterator[tuple[FiscalPeriod, int, int, int, int]]:
+    """(period, begin debit, begin credit, period debit, period credit) by EBS's carry-forward rules."""
+    role = key[0]
+    carries = _BY_ROLE[role].balance_sheet
+    opening = movements.opening.get(key, 0)
+    begin_dr, begin_cr = max(opening, 0), max(-opening, 0)
+    year = PERIODS[0].year
+    for period in PERIODS:
+        if period.year != year:
+            if not carries:
+                begin_dr = begin_cr = 0
+            if role == "retained_earnings" and key[1] == "000":
+                result = _year_end_result(movements, year)
+                begin_dr, begin_cr = begin_dr + max(result, 0), begin_cr + max(-result, 0)
+            year = period.year
+        net_dr = movements.debits.get((key, period), 0)
+        net_cr = movements.credits.get((key, period), 0)
+        yield period, begin_dr, begin_cr, net_dr, net_cr
+        begin_dr += net_dr
+        begin_cr += net_cr
+
+
+# -- Oracle EBS ----------------------------------------------------------------------------------
+_EBS_TABLES = {
+    "GL_LEDGERS": (
+        "LEDGER_ID INTEGER NOT NULL PRIMARY KEY, NAME TEXT NOT NULL, SHORT_NAME TEXT, "
+        "CURRENCY_CODE TEXT NOT NULL, PERIOD_SET_NAME TEXT NOT NULL, ACCOUNTED_PERIOD_TYPE TEXT NOT NULL, "
+        "CHART_OF_ACCOUNTS_ID INTEGER NOT NULL, LEDGER_CATEGORY_CODE TEXT"
+    ),
+    "GL_CODE_COMBINATIONS": (
+        "CODE_COMBINATION_ID INTEGER NOT NULL PRIMARY KEY, CHART_OF_ACCOUNTS_ID INTEGER NOT NULL, "
+        "ACCOUNT_TYPE TEXT NOT NULL, ENABLED_FLAG TEXT NOT NULL, SUMMARY_FLAG TEXT NOT NULL, "
+        "TEMPLATE_ID INTEGER, "
+        "SEGMENT1 TEXT, SEGMENT2 TEXT, SEGMENT3 TEXT, SEGMENT4 TEXT"
+    ),
+    "GL_PERIODS": (
+        "PERIOD_SET_NAME TEXT NOT NULL, PERIOD_NAME TEXT NOT NULL, "
+        "START_DATE TEXT NOT NULL, END_DATE TEXT NOT NULL, "
+        "PERIOD_TYPE TEXT NOT NULL, PERIOD_YEAR INTEGER NOT NULL, PERIOD_NUM INTEGER NOT NULL, "
+        "QUARTER_NUM INTEGER NOT NULL, ENTERED_PERIOD_NAME TEXT NOT NULL, "
+        "ADJUSTMENT_PERIOD_FLAG TEXT NOT NULL"
+    ),
+    "GL_PERIOD_STATUSES": (
+        "APPLICATION_ID INTEGER NOT NULL, LEDGER_ID INTEGER NOT NULL, SET_OF_BOOKS_ID INTEGER NOT NULL, "
+        "PERIOD_NAME TEXT NOT NULL, CLOSING_STATUS TEXT NOT NULL, "
+        "START_DATE TEXT NOT NULL, END_DATE TEXT NOT NULL, "
+        "PERIOD_TYPE TEXT NOT NULL, PERIOD_YEAR INTEGER NOT NULL, PERIOD_NUM INTEGER NOT NULL, "
+        "EFFECTIVE_PERIOD_NUM INTEGER NOT NULL, ADJUSTMENT_PERIOD_FLAG TEXT NOT NULL"
+    ),
+    "GL_BALANCES": (
+        "LEDGER_ID INTEGER NOT NULL, CODE_COMBINATION_ID INTEGER NOT NULL, CURRENCY_CODE TEXT NOT NULL, "
+        "PERIOD_NAME TEXT NOT NULL, ACTUAL_FLAG TEXT NOT NULL, BUDGET_VERSION_ID INTEGER, "
+        "ENCUMBRANCE_TYPE_ID INTEGER, TRANSLATED_FLAG TEXT, PERIOD_TYPE TEXT NOT NULL, "
+        "PERIOD_YEAR INTEGER NOT NULL, PERIOD_NUM INTEGER NOT NULL, "
+        "PERIOD_NET_DR TEXT, PERIOD_NET_CR TEXT, BEGIN_BALANCE_DR TEXT, BEGIN_BALANCE_CR TEXT, "
+        "PERIOD_NET_DR_BEQ TEXT, PERIOD_NET_CR_BEQ TEXT, "
+        "BEGIN_BALANCE_DR_BEQ TEXT, BEGIN_BALANCE_CR_BEQ TEXT, "
+        "TEMPLATE_ID INTEGER"
+    ),
+}
+_GL_BALANCES_INSERT = f"INSERT INTO GL_BALANCES VALUES ({', '.join('?' * 20)})"
+
+
+def ebs_period_name(period: FiscalPeriod) -> str:
+    """EBS's name of a demo period: 'JAN-24' .. 'DEC-24', and 'ADJ-24' for adjustment period 13.
+
+    :param period: the fiscal period.
+    """
+    prefix = "ADJ" if period.is_special else _MONTH_NAMES[period.number - 1]
+    return f"{prefix}-{period.year % 100:02d}"
+
+
+def _write_ebs(path: Path, entities: list[DemoEntity]) -> None:
+    def write(database: sqlite3.Connection) -> None:
+        for table, columns in _EBS_TABLES.items():
+            database.execute(f"CREATE TABLE {table} ({columns})")
+        database.execute(
+            "INSERT INTO GL_LEDGERS VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                EBS_LEDGER_ID,
+                EBS_LEDGER_NAME,
+                "FRONTIER US",
+                "USD",
+                EBS_PERIOD_SET,
+                "Month",
+                EBS_CHART_ID,
+                "PRIMARY",
+            ),
+        )
+        for period in PERIODS:
+            name = ebs_period_name(period)
+            start, end = period.start_date.isoformat(), period.end_date.isoformat()
+            if period.is_special:
+                start = end
+            flag = "Y" if period.is_special else "N"
+            quarter = (period.calendar_month - 1) // 3 + 1
+            database.execute(
+                "INSERT INTO GL_PERIODS VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    EBS_PERIOD_SET,
+                    name,
+                    start,
+                    end,
+                    "Month",
+                    period.year,
+                    period.number,
+                    quarter,
+                    name[:3],
+                    flag,
+                ),
+            )
+            status = "O" if period.year == YEARS[-1] and period.number >= 12 else "C"
+            database.execute(
+                "INSERT INTO GL_PERIOD_STATUSES VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    101,
+                    EBS_LEDGER_ID,
+                    EBS_LEDGER_ID,
+                    name,
+                    status,
+                    start,
+                    end,
+                    "Month",
+                    period.year,
+                    period.number,
+                    period.year * 10000 + period.number,
+                    flag,
+                ),
+            )
+        next_ccid = iter(range(10_001, 1_000_000))
+        for spec in entities:
+            _write_ebs_company(database, spec, next_ccid)
+
+    _write_sqlite(path, write)
+
+
+def _write_ebs_company(database: sqlite3.Connection, spec: DemoEntity, next_ccid: Iterator[int]) -> None:
+    journal = _journal(spec.entity)
+    actual = _movements(journal)
+    entered = _movements(journal, euro=True)
+    ccids: dict[tuple[str, str], int] = {}
+    for key in actual.objects:
+        account = _BY_ROLE[key[0]]
+        ccids[key] = next(next_ccid)
+        database.execute(
+            "INSERT INTO GL_CODE_COMBINATIONS VALUES (?, ?, ?, 'Y', 'N', NULL, ?, ?, ?, '000')",
+            (ccids[key], EBS_CHART_ID, account.ebs_type, spec.company, key[1], account.ebs),
+        )
+    rows: list[tuple[Any, ...]] = []
+    summary_by_account: dict[tuple[str, FiscalPeriod], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for key in actual.objects:
+        for period, begin_dr, begin_cr, net_dr, net_cr in _running_balances(actual, key):
+            rows.append(_gl_balance(ccids[key], period, "A", "USD", begin_dr, begin_cr, net_dr, net_cr))
+            totals = summary_by_account[(key[0], period)]
+            for index, cents in enumerate((begin_dr, begin_cr, net_dr, net_cr)):
+                totals[index] += cents
+            account = _BY_ROLE[key[0]]
+            if account.ebs_type in "RE":
+                # Budget at 105% of the actual activity: a reader that forgets ACTUAL_FLAG counts it too.
+                rows.append(
+                    _gl_balance(
+                        ccids[key],
+                        period,
+                        "B",
+                        "USD",
+                        begin_dr * 105 // 100,
+                        begin_cr * 105 // 100,
+                        net_dr * 105 // 100,
+                        net_cr * 105 // 100,
+                        budget_version=EBS_BUDGET_VERSION_ID,
+                    )
+                )
+            if key[0] in ("other_opex", "ppe"):
+                # Open purchase orders reserved against the account.
+                reserved = net_dr // 4
+                rows.append(
+                    _gl_balance(
+                        ccids[key],
+                        period,
+                        "E",
+                        "USD",
+                        0,
+                        0,
+                        reserved,
+                        reserved // 2,
+                        encumbrance_type=EBS_ENCUMBRANCE_TYPE_ID,
+                    )
+                )
+    equivalents = _euro_equivalents(journal)
+    for key in entered.objects:
+        usd_running = {p: (bd, bc, nd, nc) for p, bd, bc, nd, nc in _running_balances(equivalents, key)}
+        for period, begin_dr, begin_cr, net_dr, net_cr in _running_balances(entered, key):
+            rows.append(
+                _gl_balance(
+                    ccids[key],
+                    period,
+                    "A",
+                    "EUR",
+                    begin_dr,
+                    begin_cr,
+                    net_dr,
+                    net_cr,
+                    translated="R",
+                    equivalents=usd_running[period],
+                )
+            )
+    rows.extend(_ebs_summary_rows(database, spec, summary_by_account, next_ccid))
+    database.executemany(_GL_BALANCES_INSERT, rows)
+
+
+def _euro_equivalents(journal: Journal) -> _Movements:
+    """Ledger-currency amounts of the lines entered in EUR (the *_BEQ columns of the EUR rows)."""
+    only_euro = Journal(
+        entries=[
+            JournalEntry(e.period, e.text, tuple(line for line in e.lines if line.entered_eur is not None))
+            for e in journal.entries
+        ]
+    )
+    return _movements(only_euro)
+
+
+def _ebs_summary_rows(
+    database: sqlite3.Connection,
+    spec: DemoEntity,
+    by_account: dict[tuple[str, FiscalPeriod], list[int]],
+    next_ccid: Iterator[int],
+) -> list[tuple[Any, ...]]:
+    # Summary accounts roll detail balances up; counting them would double every balance.
+    rows = []
+    summary_ccids: dict[str, int] = {}
+    for account in ACCOUNTS:
+        summary_ccids[account.role] = next(next_ccid)
+        database.execute(
+            "INSERT INTO GL_CODE_COMBINATIONS VALUES (?, ?, ?, 'Y', 'Y', ?, ?, 'T', ?, 'T')",
+            (
+                summary_ccids[account.role],
+                EBS_CHART_ID,
+                account.ebs_type,
+                EBS_COST_CENTRE_TEMPLATE_ID,
+                spec.company,
+                account.ebs,
+            ),
+        )
+    asset_total_ccid = next(next_ccid)
+    database.execute(
+        "INSERT INTO GL_CODE_COMBINATIONS VALUES (?, ?, 'A', 'Y', 'Y', ?, ?, 'T', 'T', 'T')",
+        (asset_total_ccid, EBS_CHART_ID, EBS_ASSET_TOTAL_TEMPLATE_ID, spec.company),
+    )
+    for period in PERIODS:
+        asset_total = [0, 0, 0, 0]
+        for account in ACCOUNTS:
+            totals = by_account.get((account.role, period), [0, 0, 0, 0])
+            rows.append(
+                _gl_balance(
+                    summary_ccids[account.role],
+                    period,
+                    "A",
+                    "USD",
+                    *totals,
+                    template=EBS_COST_CENTRE_TEMPLATE_ID,
+                )
+            )
+            if account.ebs.startswith("1"):
+                asset_total = [a + b for a, b in zip(asset_total, totals, strict=True)]
+        rows.append(
+            _gl_balance(
+                asset_total_ccid, period, "A", "USD", *asset_total, template=EBS_ASSET_TOTAL_TEMPLATE_ID
+            )
+        )
+    return rows
+
+
+def _gl_balance(
+    ccid: int,
+    period: FiscalPeriod,
+    actual_flag: str,
+    currency: str,
+    begin_dr: int,
+    begin_cr: int,
+    net_dr: int,
+    net_cr: int,
+    *,
+    budget_version: int | None = None,
+    encumbrance_type: int | None = None,
+    translated: str | None = None,
+    equivalents: tuple[int, int, int, int] | None = None,
+    template: int | None = None,
+) -> tuple[Any, ...]:
+    beq = [_text(c) for c in equivalents] if equivalents else [None] * 4
+    return (
+        EBS_LEDGER_ID,
+        ccid,
+        currency,
+        ebs_period_name(period),
+        actual_flag,
+        budget_version,
+        encumbrance_type,
+        translated,
+        "Month",
+        period.year,
+        period.number,
+        _text(net_dr),
+        _text(net_cr),
+        _text(begin_dr),
+        _text(begin_cr),
+        beq[2],
+        beq[3],
+        beq[0],
+        beq[1],
+        template,
+    )
+
+
+# -- SAP -----------------------------------------------------------------------------------------
+_PROFIT_CENTRE = {"000": "", "100": "PC-SALES", "200": "PC-ADMIN"}
+
+
+def _write_sap(path: Path, entities: list[DemoEntity]) -> None:
+    company_codes = [
+        {
+            "BUKRS": e.company,
+            "BUTXT": e.company_name,
+            "ORT01": e.city,
+            "LAND1": e.country,
+            "WAERS": e.currency,
+            "SPRAS": "E",
+            "KTOPL": SAP_CHART,
+            "PERIV": "K4",
+        }
+        for e in entities
+    ]
+    accounts = [
+        {
+            "KTOPL": SAP_CHART,
+            "SAKNR": a.sap,
+            "XBILK": "X" if a.balance_sheet else "",
+            "GVTYP": "" if a.balance_sheet else "X",
+            "KTOKS": "SAKO",
+        }
+        for a in sorted(ACCOUNTS, key=lambda a: a.sap)
+    ]
+    # Texts may hold the characters extractors like to use as delimiters.
+    texts = [
+        {
+            "SPRAS": "E",
+            "KTOPL": SAP_CHART,
+            "SAKNR": a.sap,
+            "TXT20": a.name[:20],
+            "TXT50": f"{a.name} | {'balance sheet' if a.balance_sheet else 'P&L'}; INT",
+        }
+        for a in ACCOUNTS
+    ]
+    tables: dict[str, list[dict[str, object]]] = {
+        "T001": company_codes,
+        "SKA1": accounts,
+        "SKAT": texts,
+        "FAGLFLEXT": [],
+        "ACDOCA": [],
+    }
+    for spec in entities:
+        if spec.source_table == "FAGLFLEXT":
+            tables["FAGLFLEXT"].extend(_faglflext_rows(spec))
+        else:
+            tables["ACDOCA"].extend(_acdoca_rows(spec))
+    DemoSapSystem.create(path, tables)
+
+
+def _carried_forward(movements: _Movements, key: tuple[str, str], year: int) -> int:
+    """The balance an object brings into ``year``: the SAP balance carry-forward (program FAGLGVTR)."""
+    if year == YEARS[0]:
+        return movements.opening.get(key, 0)
+    if not _BY_ROLE[key[0]].balance_sheet:
+        return 0
+    previous = year - 1
+    balance = (
+        movements.opening.get(key, 0) if previous == YEARS[0] else _carried_forward(movements, key, previous)
+    )
+    balance += sum(
+        movements.debits.get((key, p), 0) - movements.credits.get((key, p), 0)
+        for p in PERIODS
+        if p.year == previous
+    )
+    if key == ("retained_earnings", "000"):
+        balance += _year_end_result(movements, previous)
+    return balance
+
+
+def _faglflext_rows(spec: DemoEntity) -> Iterator[dict[str, object]]:
+    movements = _movements(_journal(spec.entity))
+    object_numbers = iter(range(1, 1_000_000))
+    # (ledger, record type, scale): the leading ledger's actuals, plan data at 105%, and a parallel
+    # local-GAAP ledger 2L; readers must take only the first.
+    variants = (("0L", "0", 100), ("0L", "1", 105), ("2L", "0", 97))
+    for year in YEARS:
+        for ledger, record_type, scale in variants:
+            for key in movements.objects:
+                role, cost_centre = key
+                if record_type == "1" and _BY_ROLE[role].balance_sheet:
+                    continue
+                object_number = f"{next(object_numbers):022d}"
+                carried = _carried_forward(movements, key, year)
+                for side in ("S", "H"):
+                    row: dict[str, object] = {
+                        "RYEAR": str(year),
+                        "OBJNR00": object_number,
+                        "DRCRK": side,
+                        "RPMAX": "016",
+                        "RTCUR": spec.currency,
+                        "RLDNR": ledger,
+                        "RRCTY": record_type,
+                        "RVERS": "001",
+                        "RACCT": _BY_ROLE[role].sap,
+                        "RBUKRS": spec.company,
+                        "PRCTR": _PROFIT_CENTRE[cost_centre],
+                    }
+                    forward = carried if (side == "S") == (carried >= 0) else 0
+                    amounts = {"VT": forward}
+                    for period in (p for p in PERIODS if p.year == year):
+                        if side == "S":
+                            cents = movements.debits.get((key, period), 0)
+                        else:
+                            cents = -movements.credits.get((key, period), 0)
+                        amounts[f"{period.number:02d}"] = cents
+                    for suffix, cents in amounts.items():
+                        scaled = cents * scale // 100
+                        row[f"HSL{suffix}"] = _money(scaled)
+                        row[f"TSL{suffix}"] = _money(scaled)
+                        row[f"KSL{suffix}"] = _money(scaled * 108 // 100)
+                    yield row
+
+
+def _acdoca_rows(spec: DemoEntity) -> Iterator[dict[str, object]]:
+    journal = _journal(spec.entity)
+    movements = _movements(journal)
+    for year in YEARS:
+        # Balance carry-forward: one POPER 000 line per balance-sheet object (BSTAT 'C').
+        line_number = iter(range(1, 1_000_000))
+        for key in movements.objects:
+            carried = _carried_forward(movements, key, year)
+            if carried:
+                yield _acdoca_line(
+                    spec,
+                    year,
+                    0,
+                    "0000000000",
+                    next(line_number),
+                    key,
+                    carried,
+                    status="C",
+                    text="Balance carried forward",
+                )
+        document_number = iter(range(100_000_001, 200_000_000))
+        for entry in (e for e in journal.entries if e.period.year == year):
+            for document_lines in _documents(entry):
+                belnr = f"{next(document_number):010d}"
+                for docln, line in enumerate(document_lines, start=1):
+                    key = (line.role, line.cost_centre)
+                    posted = (spec, year, entry.period.number, belnr, docln, key)
+                    yield _acdoca_line(
+                        *posted, line.amount, document_type=entry.document_type, text=entry.text
+                    )
+                    if line.role in ("depreciation", "accumulated_depreciation"):
+                        # The parallel local-GAAP ledger depreciates faster; readers must stay on 0L.
+                        yield _acdoca_line(
+                            *posted,
+                            line.amount * 12 // 10,
+                            document_type=entry.document_type,
+                            text=entry.text,
+                            ledger="2L",
+                        )
+
+
+def _documents(entry: JournalEntry) -> Iterator[list[JournalLine]]:
+    """Split an entry that summarises several invoices into balanced documents."""
+    if entry.invoices == 1:
+        yield list(entry.lines)
+        return
+    first, *others = entry.lines
+    for number in range(entry.invoices):
+        last = number == entry.invoices - 1
+        parts = [
+            line.amount - (line.amount // entry.invoices) * (entry.invoices - 1)
+            if last
+            else line.amount // entry.invoices
+            for line in others
+        ]
+        lines = [
+            JournalLine(line.role, line.cost_centre, part) for line, part in zip(others, parts, strict=True)
+        ]
+        yield [JournalLine(first.role, first.cost_centre, -sum(parts)), *lines]
+
+
+def _acdoca_line(
+    spec: DemoEntity,
+    year: int,
+    posting_period: int,
+    document: str,
+    line_number: int,
+    key: tuple[str, str],
+    cents: int,
+    *,
+    document_type: str = "",
+    status: str = "",
+    text: str = "",
+    ledger: str = SAP_LEDGER,
+) -> dict[str, object]:
+    period = FiscalPeriod(year, max(posting_period, 1))
+    posting_date = (period.start_date if posting_period == 0 else period.end_date).strftime("%Y%m%d")
+    return {
+        "RLDNR": ledger,
+        "RBUKRS": spec.company,
+        "GJAHR": str(year),
+        "BELNR": document,
+        "DOCLN": f"{line_number:06d}",
+        "RYEAR": str(year),
+        "RRCTY": "0",
+        "RTCUR": spec.currency,
+        "RHCUR": spec.currency,
+        "RKCUR": "USD",
+        "RACCT": _BY_ROLE[key[0]].sap,
+        "PRCTR": _PROFIT_CENTRE[key[1]],
+        "TSL": _money(cents),
+        "HSL": _money(cents),
+        "KSL": _money(cents * 108 // 100),
+        "DRCRK": "S" if cents >= 0 else "H",
+        "POPER": f"{posting_period:03d}",
+        "PERIV": "K4",
+        "BUDAT": posting_date,
+        "BLART": document_type,
+        "BSTAT": status,
+        "SGTXT": text,
+    }
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def _entity(entity: str) -> DemoEntity:
+    try:
+        return ENTITIES[entity]
+    except KeyError:
+        raise ValueError(f"unknown demo entity {entity!r}: expected one of {sorted(ENTITIES)}") from None
+
+
+def _money(cents: int) -> Decimal:
+    return Decimal(cents).scaleb(-2)
+
+
+def _text(cents: int) -> str:
+    return str(_money(cents))
+
+
+def _write_sqlite(path: Path, write: Any) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.unlink(missing_ok=True)
+    database = sqlite3.connect(partial)
+    try:
+        with database:
+            write(database)
+    finally:
+        database.close()
+    os.replace(partial, path)
