@@ -1,0 +1,442 @@
+"""Write Frontier insights back to Salesforce Accounts, and the steps of the customer-credit DAG."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, ObjectStoragePath
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
+
+from frontier_provider.hooks.frontier import FrontierHook
+from frontier_provider.hooks.salesforce import FrontierSalesforceHook
+from frontier_provider.ledger.periods import FiscalPeriod
+from frontier_provider.salesforce.customers import (
+    account_insight,
+    customer_profile,
+    extract_customer_accounts,
+    is_customer,
+    portfolio_request,
+)
+from frontier_provider.salesforce.demo import demo_accounts
+from frontier_provider.salesforce.writeback import (
+    ACCOUNT,
+    DEFAULT_FIELD_SPECS,
+    ID_FIELD,
+    FieldSpec,
+    InsightError,
+    build_account_records,
+    estimated_requests,
+    resolve_field_map,
+    write_mode,
+)
+from frontier_provider.storage import Staging, validate_key
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+DRY_RUN_DATASET = "salesforce_writeback"
+CUSTOMER_PROFILES = "customer_profiles"
+CUSTOMER_INSIGHTS = "customer_credit_insights"
+CUSTOMER_PORTFOLIO = "customer_portfolio"
+# Failures listed in the XCom summary and the log; the count is always complete.
+REPORTED_FAILURES = 50
+
+
+class SalesforceWriteBackOperator(BaseOperator):
+    """Write Frontier insights (scores, risk level, recommendations) to Salesforce Account fields.
+
+    Matches Accounts by record Id (``key_field="Id"``: update) or by an external id field
+    (upsert, which makes reruns safe). Up to ``bulk_threshold`` records are written with sObject
+    Collections, 200 a request; more with a Bulk API 2.0 ingest job. Before writing it reads
+    ``/limits`` and refuses to use more than ``max_daily_api_share`` of the org's remaining daily
+    API requests. When the connection does not exist in Airflow, or ``dry_run`` is set, it writes
+    the exact records it would send under the staging root instead.
+
+    Returns ``{"mode", "records", "succeeded", "failed", "requests"[, "path"]}`` where ``failed``
+    lists up to 50 ``{"key", "code", "message"}`` items.
+
+    :param insights: insight dicts ``{"key", "financial_health_score", "risk_level",
+        "growth_potential_score", "analysis_date", "recommendations"}``
+    :param insights_path: instead of ``insights``, a staged JSON-lines or Parquet file of them
+    :param period: fiscal period the insights belong to ("2024-12"); names the dry-run file
+    :param key_field: "Id", or the Account external id field to upsert on (e.g. Frontier_Entity_Id__c)
+    :param field_map: insight attribute -> Account field overrides; ``None`` skips an attribute
+    :param salesforce_conn_id: Airflow connection of type ``salesforce``
+    :param bulk_threshold: the largest write made with sObject Collections
+    :param max_failure_share: the share (0..1) of records that may fail before the task fails
+    :param max_daily_api_share: the share (0..1) of the remaining daily API requests this write may use
+    :param staging_root: staging root for the dry-run file; defaults to the configured one
+    :param batch_name: names the dry-run file within the period; defaults to the task id
+    :param dry_run: write nothing to Salesforce, only the staged records ("True"/"False" when templated)
+    :param transient_retries: how often a record failing with a transient error is sent again
+    :param retry_delay: seconds before the first such retry, doubling each time
+    :param bulk_poll_interval: seconds between Bulk API 2.0 job status checks
+    """
+
+    template_fields: Sequence[str] = ("insights", "insights_path", "period", "dry_run", "batch_name")
+    ui_color = "#00a1e0"
+
+    def __init__(
+        self,
+        *,
+        insights: list[dict] | None = None,
+        insights_path: str | None = None,
+        period: str,
+        key_field: str = ID_FIELD,
+        field_map: dict[str, str] | None = None,
+        salesforce_conn_id: str = FrontierSalesforceHook.default_conn_name,
+        bulk_threshold: int = 2000,
+        max_failure_share: float = 0.0,
+        max_daily_api_share: float = 0.5,
+        staging_root: str | None = None,
+        batch_name: str | None = None,
+        dry_run: bool | str = False,
+        transient_retries: int = 3,
+        retry_delay: float = 1.0,
+        bulk_poll_interval: float = 5.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.insights = insights
+        self.insights_path = insights_path
+        self.period = period
+        self.key_field = key_field
+        self.field_map = field_map
+        self.salesforce_conn_id = salesforce_conn_id
+        self.bulk_threshold = bulk_threshold
+        self.max_failure_share = max_failure_share
+        self.max_daily_api_share = max_daily_api_share
+        self.staging_root = staging_root
+        self.batch_name = batch_name
+        self.dry_run = dry_run
+        self.transient_retries = transient_retries
+        self.retry_delay = retry_delay
+        self.bulk_poll_interval = bulk_poll_interval
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        period = validate_key("period", str(self.period))
+        self._validate_settings()
+        field_map = self._field_map()
+        insights = self._load_insights()
+        hook = FrontierSalesforceHook(
+            self.salesforce_conn_id,
+            transient_retries=self.transient_retries,
+            retry_delay=self.retry_delay,
+            bulk_poll_interval=self.bulk_poll_interval,
+        )
+        if self._is_dry_run(hook):
+            return self._dry_run(insights, field_map, period)
+
+        specs = hook.field_specs(ACCOUNT)
+        self._check_fields(specs, field_map)
+        records = self._records(insights, field_map, specs)
+        operation = "update by Id" if self.key_field == ID_FIELD else f"upsert on {self.key_field}"
+        if not records:
+            self.log.info("No insights for period %s: nothing to write to Salesforce", period)
+            return _summary("collections", 0, 0, [], hook.request_count)
+        mode = write_mode(len(records), self.bulk_threshold)
+        hook.ensure_api_budget(
+            estimated_requests(len(records), self.bulk_threshold), self.max_daily_api_share
+        )
+        self.log.info(
+            "Writing %d Account record(s) for period %s (%s, %s)", len(records), period, mode, operation
+        )
+
+        outcome = hook.write_records(
+            ACCOUNT, records, key_field=self.key_field, bulk_threshold=self.bulk_threshold
+        )
+        failures = [failure.as_dict() for failure in outcome.failures]
+        for failure in outcome.failures[:REPORTED_FAILURES]:
+            self.log.error("Account %s not written: %s %s", failure.key, failure.code, failure.message)
+        summary = _summary(outcome.mode, outcome.records, outcome.succeeded, failures, hook.request_count)
+        self.log.info(
+            "Salesforce write-back for %s: %d of %d Account(s) written, %d failed, %d retried, "
+            "%d HTTP request(s)",
+            period,
+            outcome.succeeded,
+            outcome.records,
+            len(failures),
+            outcome.retried,
+            hook.request_count,
+        )
+        if outcome.failures and len(outcome.failures) / outcome.records > self.max_failure_share:
+            context["ti"].xcom_push(key="summary", value=summary)
+            raise AirflowFailException(
+                f"{len(outcome.failures)} of {outcome.records} Account record(s) failed "
+                f"(more than max_failure_share={self.max_failure_share:.0%}); the other "
+                f"{outcome.succeeded} were written. First failures: "
+                + "; ".join(f"{f['key']} {f['code']}: {f['message']}" for f in failures[:5])
+                + ". Fix the records (or the Salesforce validation rules) and rerun: the write is idempotent."
+            )
+        return summary
+
+    # -- steps -----------------------------------------------------------------------------------------------
+    def _validate_settings(self) -> None:
+        if (self.insights is None) == (self.insights_path in (None, "")):
+            raise AirflowFailException("pass exactly one of insights and insights_path")
+        for name in ("max_failure_share", "max_daily_api_share"):
+            share = getattr(self, name)
+            if not 0.0 <= share <= 1.0:
+                raise AirflowFailException(f"{name} must be between 0 and 1, got {share!r}")
+        if self.bulk_threshold < 0:
+            raise AirflowFailException(f"bulk_threshold must not be negative, got {self.bulk_threshold!r}")
+
+    def _field_map(self) -> dict[str, str]:
+        try:
+            return resolve_field_map(self.field_map)
+        except InsightError as err:
+            raise AirflowFailException(str(err)) from err
+
+    def _load_insights(self) -> list[dict[str, Any]]:
+        if self.insights is not None:
+            if not isinstance(self.insights, list):
+                raise AirflowFailException(
+                    f"insights must be a list of dicts, got {type(self.insights).__name__}"
+                )
+            return self.insights
+        path = _storage_path(str(self.insights_path))
+        if path.name.endswith(".parquet"):
+            table = Staging().read_parquet(path)
+            return table.to_pylist()
+        lines = path.read_bytes().decode("utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def _is_dry_run(self, hook: FrontierSalesforceHook) -> bool:
+        if _truthy(self.dry_run):
+            self.log.info("dry_run is set: nothing will be written to Salesforce")
+            return True
+        try:
+            hook.get_connection(self.salesforce_conn_id)
+        except AirflowNotFoundException:
+            self.log.warning(
+                "Connection '%s' is not defined in Airflow: dry run, nothing will be written to Salesforce",
+                self.salesforce_conn_id,
+            )
+            return True
+        return False
+
+    def _dry_run(
+        self, insights: list[dict[str, Any]], field_map: dict[str, str], period: str
+    ) -> dict[str, Any]:
+        records = self._records(insights, field_map, DEFAULT_FIELD_SPECS)
+        staging = Staging(self.staging_root)
+        path = staging.file(DRY_RUN_DATASET, period, self.batch_name or self.task_id, ".json")
+        staging.write_json(
+            path,
+            {
+                "sobject": ACCOUNT,
+                "operation": "update" if self.key_field == ID_FIELD else "upsert",
+                "key_field": self.key_field,
+                "mode": write_mode(len(records), self.bulk_threshold),
+                "period": period,
+                "records": records,
+            },
+        )
+        self.log.info("Dry run: the %d Account record(s) it would send are in %s", len(records), path)
+        summary = _summary("dry_run", len(records), 0, [], 0)
+        summary["path"] = str(path)
+        return summary
+
+    def _check_fields(self, specs: Mapping[str, FieldSpec], field_map: Mapping[str, str]) -> None:
+        missing = sorted(field for field in field_map.values() if field not in specs)
+        if missing:
+            raise AirflowFailException(
+                f"Account has no field(s) {missing}: create them in Salesforce Setup "
+                "(Object Manager > Account) or map the insights to existing fields with field_map"
+            )
+        read_only = sorted(field for field in field_map.values() if not specs[field].updateable)
+        if read_only:
+            raise AirflowFailException(f"Account field(s) {read_only} are not updateable for this user")
+        if self.key_field != ID_FIELD:
+            key = specs.get(self.key_field)
+            if key is None or not key.external_id:
+                raise AirflowFailException(
+                    f"key_field {self.key_field!r} is not an external id field of Account: mark it "
+                    "'External ID' in Salesforce Setup, or use key_field='Id' with Account Ids"
+                )
+
+    def _records(
+        self, insights: list[dict[str, Any]], field_map: dict[str, str], specs: Mapping[str, FieldSpec]
+    ) -> list[dict[str, Any]]:
+        try:
+            records, truncated = build_account_records(
+                insights, key_field=self.key_field, field_map=field_map, field_specs=specs
+            )
+        except InsightError as err:
+            raise AirflowFailException(str(err)) from err
+        except KeyError as err:
+            raise AirflowFailException(f"no definition of Account field {err} to fit values to") from err
+        if truncated:
+            self.log.warning("%d text value(s) were cut to their Salesforce field length", truncated)
+        return records
+
+
+# -- customer credit ---------------------------------------------------------------------------------
+def resolve_as_of(
+    param: str | None, *, data_interval_end: datetime | None = None, logical_date: datetime | None = None
+) -> date:
+    """The day a customer-credit run assesses, never the wall clock.
+
+    Order: the ``as_of`` param, the end of the run's data interval (a scheduled run), its logical date.
+
+    :param param: "YYYY-MM-DD" or empty
+    :param data_interval_end: the run's data interval end
+    :param logical_date: the run's logical date
+    """
+    if param not in (None, ""):
+        try:
+            return date.fromisoformat(str(param))
+        except ValueError:
+            raise AirflowFailException(f"as_of must be a date YYYY-MM-DD, got {param!r}") from None
+    for moment in (data_interval_end, logical_date):
+        if moment is not None:
+            return moment.date()
+    raise AirflowFailException("this run has no as-of date: trigger it with conf {'as_of': 'YYYY-MM-DD'}")
+
+
+def customer_run_keys(as_of: date) -> tuple[str, str]:
+    """(period, name) under which one customer-credit run stages its files."""
+    return str(FiscalPeriod.containing(as_of)), f"as-of-{as_of.isoformat()}"
+
+
+def extract_customer_profiles(
+    *,
+    as_of: date,
+    salesforce_conn_id: str = FrontierSalesforceHook.default_conn_name,
+    staging_root: str | None = None,
+) -> dict[str, Any]:
+    """Read customer Accounts with their Opportunities and stage their credit-risk profiles.
+
+    Without the Salesforce connection the bundled demo customers are used, so the DAG runs
+    on a machine with no external system.
+
+    :param as_of: the assessment day
+    :param salesforce_conn_id: Airflow connection of type ``salesforce``
+    :param staging_root: staging root; defaults to the configured one
+    :return: ``{"path", "period", "as_of", "batch", "customers", "source"}``
+    """
+    hook = FrontierSalesforceHook(salesforce_conn_id)
+    try:
+        hook.get_connection(salesforce_conn_id)
+    except AirflowNotFoundException:
+        hook.log.warning(
+            "Connection '%s' is not defined in Airflow: using the bundled demo customers", salesforce_conn_id
+        )
+        accounts, source = [a for a in demo_accounts() if is_customer(a)], "demo"
+    else:
+        accounts = hook.call("reading customer Accounts with Opportunities", extract_customer_accounts)
+        source = "salesforce"
+    period, batch = customer_run_keys(as_of)
+    profiles = [customer_profile(account, as_of=as_of) for account in accounts]
+    staging = Staging(staging_root)
+    path = staging.write_json(staging.file(CUSTOMER_PROFILES, period, batch, ".json"), profiles)
+    hook.log.info("Staged %d customer profile(s) from %s as of %s in %s", len(profiles), source, as_of, path)
+    return {
+        "path": str(path),
+        "period": period,
+        "as_of": as_of.isoformat(),
+        "batch": batch,
+        "customers": len(profiles),
+        "source": source,
+    }
+
+
+def assess_customer_credit(
+    *,
+    profiles_path: str,
+    as_of: date,
+    frontier_conn_id: str = FrontierHook.default_conn_name,
+    staging_root: str | None = None,
+) -> dict[str, Any]:
+    """Assess each customer's credit risk with Frontier and stage the Account insights as JSON lines.
+
+    :param profiles_path: the staged profiles of ``extract_customer_profiles``
+    :param as_of: the assessment day, written as the Accounts' last analysis date
+    :param frontier_conn_id: the Frontier connection (embedded engine when missing)
+    :param staging_root: staging root; defaults to the configured one
+    :return: ``{"path", "customers", "risk_levels"}``
+    """
+    staging = Staging(staging_root)
+    profiles = staging.read_json(_storage_path(profiles_path))
+    frontier = FrontierHook(frontier_conn_id)
+    insights = [
+        account_insight(profile["customer_id"], frontier.assess_customer_credit_risk(profile), as_of=as_of)
+        for profile in profiles
+    ]
+    period, batch = customer_run_keys(as_of)
+    lines = "".join(json.dumps(insight, sort_keys=True, allow_nan=False) + "\n" for insight in insights)
+    path = staging.write_bytes(staging.file(CUSTOMER_INSIGHTS, period, batch, ".jsonl"), lines.encode())
+    levels: dict[str, int] = {}
+    for insight in insights:
+        level = insight["risk_level"] or "unrated"
+        levels[level] = levels.get(level, 0) + 1
+    frontier.log.info(
+        "Assessed %d customer(s) as of %s: %s; insights in %s", len(insights), as_of, levels, path
+    )
+    return {"path": str(path), "customers": len(insights), "risk_levels": dict(sorted(levels.items()))}
+
+
+def analyze_customer_portfolio(
+    *,
+    profiles_path: str,
+    as_of: date,
+    frontier_conn_id: str = FrontierHook.default_conn_name,
+    staging_root: str | None = None,
+) -> dict[str, Any]:
+    """Analyse the whole customer portfolio with Frontier and stage the result.
+
+    :param profiles_path: the staged profiles of ``extract_customer_profiles``
+    :param as_of: the analysis day
+    :param frontier_conn_id: the Frontier connection (embedded engine when missing)
+    :param staging_root: staging root; defaults to the configured one
+    :return: ``{"path", "portfolio_health_score", "high_risk_customers"}`` (the count)
+    """
+    staging = Staging(staging_root)
+    profiles = staging.read_json(_storage_path(profiles_path))
+    period, batch = customer_run_keys(as_of)
+    if not profiles:
+        raise AirflowFailException(f"no customer Accounts to analyse as of {as_of}")
+    frontier = FrontierHook(frontier_conn_id)
+    portfolio = frontier.analyze_customer_portfolio(portfolio_request(profiles, as_of=as_of))
+    document = {**portfolio, "as_of": as_of.isoformat(), "period": period}
+    path = staging.write_json(staging.file(CUSTOMER_PORTFOLIO, period, batch, ".json"), document)
+    frontier.log.info(
+        "Portfolio of %d customer(s) as of %s: health %s, %d high-risk; result in %s",
+        len(profiles),
+        as_of,
+        portfolio.get("portfolio_health_score"),
+        len(portfolio.get("high_risk_customers") or []),
+        path,
+    )
+    return {
+        "path": str(path),
+        "portfolio_health_score": portfolio.get("portfolio_health_score"),
+        "high_risk_customers": len(portfolio.get("high_risk_customers") or []),
+    }
+
+
+def _summary(mode: str, records: int, succeeded: int, failed: list[dict], requests: int) -> dict[str, Any]:
+    return {
+        "mode": mode,
+        "records": records,
+        "succeeded": succeeded,
+        "failed": failed[:REPORTED_FAILURES],
+        "requests": requests,
+    }
+
+
+def _truthy(value: bool | str | None) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def _storage_path(text: str) -> ObjectStoragePath:
+    if "://" in text:
+        return ObjectStoragePath(text)
+    return ObjectStoragePath("file://" + str(Path(os.path.expanduser(text)).resolve()))

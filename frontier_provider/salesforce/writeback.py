@@ -1,0 +1,321 @@
+"""Frontier insights as Salesforce Account records, and what Salesforce says back about them.
+
+An insight is what the analysis knows about one Account::
+
+    {"key": "001...", "financial_health_score": 7.25, "risk_level": "Low",
+     "growth_potential_score": 6.1, "analysis_date": "2024-12-31",
+     "recommendations": ["Reduce days sales outstanding", ...]}
+
+``build_account_records`` turns insights into the exact records sent to
+Salesforce: one per key, sorted, with each value fitted to its field (text cut
+to the field length, numbers rounded to the field scale, dates in ISO format).
+A key that is absent from an insight leaves the Account field unchanged; a key
+present with ``None`` clears it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+ACCOUNT = "Account"
+ID_FIELD = "Id"
+
+DEFAULT_FIELD_MAP: dict[str, str] = {
+    "financial_health_score": "Frontier_Financial_Score__c",
+    "risk_level": "Frontier_Risk_Level__c",
+    "growth_potential_score": "Frontier_Growth_Potential__c",
+    "analysis_date": "Frontier_Last_Analysis__c",
+    "recommendations": "Frontier_Recommendations__c",
+}
+INSIGHT_ATTRIBUTES = tuple(DEFAULT_FIELD_MAP)
+RECOMMENDATION_SEPARATOR = "; "
+TRUNCATION_MARK = "…"
+
+# Errors after which the same record may well succeed: a row lock held by another
+# transaction, or a platform that is briefly unavailable. Everything else (validation
+# rules, bad ids, missing fields) fails the same way on every attempt.
+TRANSIENT_ERROR_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "API_TEMPORARILY_UNAVAILABLE", "SERVER_UNAVAILABLE"})
+
+# sObject Collections accept at most 200 records per request.
+COLLECTION_SIZE = 200
+
+_SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+_TEXT_TYPES = frozenset(
+    {
+        "string",
+        "textarea",
+        "picklist",
+        "multipicklist",
+        "url",
+        "email",
+        "phone",
+        "encryptedstring",
+        "combobox",
+    }
+)
+_NUMBER_TYPES = frozenset({"double", "currency", "percent", "int", "long"})
+
+
+class InsightError(ValueError):
+    """Insights that cannot become Account records; the message names each key and attribute."""
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What Salesforce allows in one Account field.
+
+    :param name: API name of the field
+    :param type: describe() type: "double", "string", "textarea", "picklist", "date", ...
+    :param length: maximum length in characters for text fields, 0 otherwise
+    :param scale: decimal places kept by number fields
+    """
+
+    name: str
+    type: str
+    length: int = 0
+    scale: int | None = None
+    updateable: bool = True
+    external_id: bool = False
+
+    @classmethod
+    def from_describe(cls, field: Mapping[str, Any]) -> FieldSpec:
+        """Read one entry of ``describe()["fields"]``."""
+        return cls(
+            name=field["name"],
+            type=field.get("type") or "string",
+            length=int(field.get("length") or 0),
+            scale=field.get("scale") if field.get("type") in _NUMBER_TYPES else None,
+            updateable=bool(field.get("updateable", True)),
+            external_id=bool(field.get("externalId", False)),
+        )
+
+
+# The fields as the Frontier package creates them in Salesforce. Used only when Salesforce
+# cannot be asked (a dry run); a live write reads the org's own field definitions.
+DEFAULT_FIELD_SPECS: dict[str, FieldSpec] = {
+    "Frontier_Financial_Score__c": FieldSpec("Frontier_Financial_Score__c", "double", scale=2),
+    "Frontier_Risk_Level__c": FieldSpec("Frontier_Risk_Level__c", "picklist", length=255),
+    "Frontier_Growth_Potential__c": FieldSpec("Frontier_Growth_Potential__c", "double", scale=2),
+    "Frontier_Last_Analysis__c": FieldSpec("Frontier_Last_Analysis__c", "date"),
+    # A Long Text Area is created with 32,768 characters unless an admin chose otherwise.
+    "Frontier_Recommendations__c": FieldSpec("Frontier_Recommendations__c", "textarea", length=32768),
+}
+# Requests one Bulk API 2.0 job takes: create, upload, close, poll, job info, failed results.
+BULK_JOB_REQUESTS = 6
+
+
+@dataclass(frozen=True)
+class RecordFailure:
+    """One record Salesforce did not write.
+
+    :param key: the record's Id or external id value
+    :param code: Salesforce status code, e.g. "UNABLE_TO_LOCK_ROW"
+    :param message: Salesforce's explanation
+    """
+
+    key: str
+    code: str
+    message: str
+
+    @property
+    def transient(self) -> bool:
+        return self.code in TRANSIENT_ERROR_CODES
+
+    def as_dict(self) -> dict[str, str]:
+        return {"key": self.key, "code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What a write-back achieved.
+
+    :param mode: "collections" or "bulk", the API the first attempt used
+    :param records: records submitted
+    :param succeeded: records Salesforce wrote
+    :param failures: records it did not write, after transient errors were retried
+    :param retried: record attempts repeated because of a transient error
+    """
+
+    mode: str
+    records: int
+    succeeded: int
+    failures: tuple[RecordFailure, ...]
+    retried: int = 0
+
+
+def write_mode(records: int, bulk_threshold: int) -> str:
+    """The API a write of ``records`` records uses: "bulk" above the threshold, else "collections"."""
+    return "bulk" if records > bulk_threshold else "collections"
+
+
+def estimated_requests(records: int, bulk_threshold: int) -> int:
+    """API requests a write of ``records`` records needs when nothing is retried."""
+    if write_mode(records, bulk_threshold) == "bulk":
+        return BULK_JOB_REQUESTS
+    return math.ceil(records / COLLECTION_SIZE)
+
+
+def resolve_field_map(field_map: Mapping[str, str | None] | None) -> dict[str, str]:
+    """The insight attribute -> Account field map: the defaults, overridden by ``field_map``.
+
+    Mapping an attribute to ``None`` stops it from being written at all.
+
+    :param field_map: overrides keyed by insight attribute
+    """
+    overrides = dict(field_map or {})
+    unknown = sorted(set(overrides) - set(INSIGHT_ATTRIBUTES))
+    if unknown:
+        raise InsightError(
+            f"field_map has unknown insight attributes {unknown}; known: {list(INSIGHT_ATTRIBUTES)}"
+        )
+    merged = {**DEFAULT_FIELD_MAP, **overrides}
+    return {attribute: field for attribute, field in merged.items() if field}
+
+
+def build_account_records(
+    insights: Iterable[Mapping[str, Any]],
+    *,
+    key_field: str,
+    field_map: Mapping[str, str],
+    field_specs: Mapping[str, FieldSpec],
+) -> tuple[list[dict[str, Any]], int]:
+    """Turn insights into Account records sorted by key; return them and how many values were cut.
+
+    :param insights: insight dicts, see the module docstring
+    :param key_field: "Id" to match Accounts by record id, else the external id field to upsert on
+    :param field_map: insight attribute -> Account field, from ``resolve_field_map``
+    :param field_specs: Account field name -> its definition
+    """
+    problems: list[str] = []
+    records: dict[str, dict[str, Any]] = {}
+    truncated = 0
+    for position, insight in enumerate(insights):
+        key = insight.get("key") if isinstance(insight, Mapping) else None
+        if not isinstance(key, str) or not key.strip():
+            problems.append(f"insight #{position}: 'key' must be a non-empty string, got {key!r}")
+            continue
+        if key_field == ID_FIELD and not _SALESFORCE_ID.match(key):
+            problems.append(f"{key}: not a 15- or 18-character Salesforce record Id")
+            continue
+        if key in records:
+            problems.append(f"{key}: appears more than once; each Account may be written once per run")
+            continue
+        record: dict[str, Any] = {key_field: key}
+        for attribute, field in field_map.items():
+            if attribute not in insight:
+                continue
+            try:
+                value, was_cut = _field_value(attribute, insight[attribute], field_specs[field])
+            except ValueError as err:
+                problems.append(f"{key}: {attribute}: {err}")
+                continue
+            record[field] = value
+            truncated += was_cut
+        records[key] = record
+    if problems:
+        shown = "\n  ".join(problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise InsightError(f"{len(problems)} invalid insight(s):\n  {shown}{more}")
+    return [records[key] for key in sorted(records)], truncated
+
+
+def truncate_text(text: str, length: int) -> str:
+    """Cut ``text`` to ``length`` characters as Salesforce counts them, marking the cut with '…'.
+
+    Salesforce measures text in UTF-16 code units, so a character outside the Basic
+    Multilingual Plane (an emoji) counts twice.
+
+    :param text: the value
+    :param length: the field length; 0 means unlimited
+    """
+    if length <= 0 or _utf16_length(text) <= length:
+        return text
+    budget = length - _utf16_length(TRUNCATION_MARK)
+    kept = []
+    for char in text:
+        budget -= _utf16_length(char)
+        if budget < 0:
+            break
+        kept.append(char)
+    return "".join(kept) + TRUNCATION_MARK
+
+
+def chunked(records: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of at most ``size`` items."""
+    for start in range(0, len(records), size):
+        yield records[start : start + size]
+
+
+def collection_failure(key: str, result: Mapping[str, Any]) -> RecordFailure | None:
+    """The failure in one sObject Collections result item, or None if it succeeded."""
+    if result.get("success"):
+        return None
+    errors = result.get("errors") or [{}]
+    first = errors[0]
+    return RecordFailure(
+        key=key,
+        code=str(first.get("statusCode") or "UNKNOWN_EXCEPTION"),
+        message=str(first.get("message") or "no message"),
+    )
+
+
+def bulk_failure(key: str, sf_error: str) -> RecordFailure:
+    """Parse a Bulk API 2.0 ``sf__Error`` cell: ``CODE:message:fields``."""
+    code, _, rest = (sf_error or "").partition(":")
+    # The last ':'-separated part lists the offending fields ("--" for none); messages may hold ':'.
+    message = rest.rsplit(":", 1)[0] if ":" in rest else rest
+    return RecordFailure(key=key, code=code.strip() or "UNKNOWN_EXCEPTION", message=message.strip())
+
+
+def _field_value(attribute: str, value: Any, spec: FieldSpec) -> tuple[Any, bool]:
+    if value is None:
+        return None, False
+    if attribute == "recommendations":
+        if isinstance(value, str) or not isinstance(value, Iterable):
+            raise ValueError(f"must be a list of strings, got {type(value).__name__}")
+        items = [str(item).strip() for item in value if str(item).strip()]
+        value = RECOMMENDATION_SEPARATOR.join(items) or None
+        if value is None:
+            return None, False
+    if spec.type in ("date", "datetime"):
+        return _iso_date(value), False
+    if spec.type in _NUMBER_TYPES:
+        return _number(value, spec), False
+    if spec.type in _TEXT_TYPES:
+        if not isinstance(value, str):
+            raise ValueError(f"must be text, got {type(value).__name__}")
+        fitted = truncate_text(value, spec.length)
+        return fitted, fitted != value
+    return value, False
+
+
+def _iso_date(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value[:10]).isoformat()
+        except ValueError:
+            pass
+    raise ValueError(f"must be an ISO date YYYY-MM-DD, got {value!r}")
+
+
+def _number(value: Any, spec: FieldSpec) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    if spec.type in ("int", "long"):
+        return round(value)
+    # Salesforce rounds to the field's scale when it stores the value; rounding here makes the
+    # staged dry-run records and the Account show the same figure.
+    return round(float(value), spec.scale) if spec.scale is not None else float(value)
+
+
+def _utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
