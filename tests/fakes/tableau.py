@@ -838,6 +838,27 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+def sample_analysis(entity: str = "SAP-1000", period: str = "2024-12", **overrides) -> dict:
+    """An analysis document (Frontier response plus entity and period) as the close stages it."""
+    document = {
+        "entity": entity,
+        "period": period,
+        "analysis_id": f"analysis-{entity}-{period}",
+        "analysis_date": "2024-12-31",
+        "financial_health_score": 7.25,
+        "financial_ratios": {
+            "liquidity": {"current_ratio": 1.8, "quick_ratio": None},
+            "profitability": {"roe": 0.14, "roa": 0.06, "net_margin": 0.09},
+            "leverage": {"debt_to_equity": 1.1},
+        },
+        "risk_assessment": {"overall_risk": "low", "credit_rating": "A", "altman_z_double_prime": 3.42},
+        "company_profile": {"company_name": "Frontier Retail GmbH", "industry": "Retail", "currency": "EUR"},
+        "key_figures": {"revenue": "1250000.50", "net_income": "-3400.1234", "total_assets": None},
+    }
+    document.update(overrides)
+    return document
+
+
 # -- helpers -------------------------------------------------------------------------------------
 def _response(tag: str, **attributes: str) -> tuple[ET.Element, ET.Element]:
     root = ET.Element("tsResponse", xmlns=NAMESPACE)
