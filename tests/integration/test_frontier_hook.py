@@ -1,0 +1,375 @@
+"""FrontierHook against the reference Frontier server on loopback, over real sockets.
+
+Connections come from ``AIRFLOW_CONN_<ID>`` variables in Airflow's JSON form;
+backoff is kept short through the connection's ``backoff_base`` extra.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from airflow.exceptions import AirflowException
+
+from frontier_provider.analysis import analyze_company, assess_customer_credit_risk, process_regulatory_update
+from frontier_provider.hooks.frontier import (
+    FrontierAuthError,
+    FrontierBatchError,
+    FrontierHook,
+    FrontierRequestError,
+    FrontierUnavailableError,
+)
+from frontier_provider.server import ANALYZE_COMPANY_PATH, TOKEN_PATH, ServerSettings
+from tests.fakes.frontier_server import RunningFrontierServer, running_frontier_server
+
+pytestmark = pytest.mark.integration
+
+API_KEY = "hook-test-api-key-7f3a"
+CLIENT_ID, CLIENT_SECRET = "close-pipeline", "hook-test-client-secret-91c2"
+FAST_RETRIES = {"backoff_base": 0.01, "backoff_max": 0.05}
+STATEMENTS = json.loads(
+    (Path(__file__).parents[1] / "unit" / "analysis" / "statements_2024_12.json").read_text()
+)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., RunningFrontierServer]]:
+    """Start a server with the given settings; every server started is stopped after the test."""
+    with ExitStack() as stack:
+
+        def start(**settings) -> RunningFrontierServer:
+            settings.setdefault("api_keys", {API_KEY})
+            settings.setdefault("oauth_clients", {CLIENT_ID: CLIENT_SECRET})
+            return stack.enter_context(running_frontier_server(ServerSettings(**settings)))
+
+        yield start
+
+
+@pytest.fixture
+def connect(monkeypatch: pytest.MonkeyPatch) -> Callable[..., FrontierHook]:
+    """Define ``frontier_test`` for a server and return a hook on it."""
+
+    def hook_for(server: RunningFrontierServer, password: str | None = API_KEY, **extra) -> FrontierHook:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_FRONTIER_TEST",
+            server.connection_json(password=password, **{**FAST_RETRIES, **extra}),
+        )
+        return FrontierHook(frontier_conn_id="frontier_test")
+
+    return hook_for
+
+
+def oauth_extras(**more) -> dict:
+    return {"auth": "oauth2", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, **more}
+
+
+# ---------------------------------------------------------------- embedded
+
+
+def test_without_a_connection_the_embedded_engine_answers():
+    hook = FrontierHook(frontier_conn_id="frontier_not_defined")
+    assert hook.is_embedded
+    assert hook.analyze_company(STATEMENTS) == analyze_company(STATEMENTS)
+    ok, message = hook.test_connection()
+    assert ok
+    assert "embedded engine" in message
+
+
+def test_a_connection_without_host_uses_the_embedded_engine(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_FRONTIER_LOCAL", json.dumps({"conn_type": "frontier"}))
+    hook = FrontierHook(frontier_conn_id="frontier_local")
+    assert hook.is_embedded
+    assert hook.analyze_companies([STATEMENTS, STATEMENTS]) == [analyze_company(STATEMENTS)] * 2
+
+
+def test_embedded_validation_error_is_the_same_non_retryable_error():
+    hook = FrontierHook(frontier_conn_id="frontier_not_defined")
+    with pytest.raises(FrontierRequestError, match="reporting_period") as raised:
+        hook.analyze_company({"company_name": "x", "financial_statements": {}})
+    assert raised.value.retryable is False
+
+
+# ------------------------------------------------------------------ remote
+
+
+def test_api_key_remote_result_equals_the_embedded_result(serve, connect):
+    server = serve()
+    hook = connect(server)
+    assert not hook.is_embedded
+    assert hook.analyze_company(STATEMENTS) == analyze_company(STATEMENTS)
+    [request] = server.state.requests(ANALYZE_COMPANY_PATH)
+    assert request.status == 200
+    assert request.idempotency_key
+
+
+def test_other_operations_go_to_their_paths(serve, connect):
+    server = serve()
+    hook = connect(server)
+    profile = {"company_name": "Hafenlogistik AG", "annual_revenue": "25000000", "employee_count": 240}
+    update = {"title": "New VAT reporting", "topics": ["tax"], "severity": "medium"}
+    assert hook.assess_customer_credit_risk(profile) == assess_customer_credit_risk(profile)
+    assert hook.process_regulatory_update(update) == process_regulatory_update(update)
+    portfolio = hook.analyze_customer_portfolio({"customers": [{**profile, "customer_id": "001"}]})
+    assert portfolio["customer_count"] == 1
+    assert server.state.stats()["computed"] == {
+        "assess_customer_credit_risk": 1,
+        "process_regulatory_update": 1,
+        "analyze_customer_portfolio": 1,
+    }
+
+
+def test_wrong_api_key_fails_at_once_without_retries(serve, connect):
+    server = serve()
+    hook = connect(server, password="not-the-key")
+    with pytest.raises(FrontierAuthError, match="401") as raised:
+        hook.analyze_company(STATEMENTS)
+    assert raised.value.retryable is False
+    assert len(server.state.requests(ANALYZE_COMPANY_PATH)) == 1
+    ok, message = hook.test_connection()
+    assert not ok
+    assert "401" in message
+
+
+def test_test_connection_reports_the_caller(serve, connect):
+    server = serve()
+    ok, message = connect(server).test_connection()
+    assert ok
+    assert server.base_url in message
+    assert "api-key:" in message
+
+
+def test_oauth2_token_is_fetched_once_and_reused(serve, connect):
+    server = serve()
+    hook = connect(server, password=None, **oauth_extras())
+    hook.analyze_company(STATEMENTS)
+    hook.analyze_companies([STATEMENTS] * 6, max_concurrency=3)
+    assert server.state.stats()["tokens_issued"] == 1
+    assert {r.principal for r in server.state.requests(ANALYZE_COMPANY_PATH)} == {f"oauth2:{CLIENT_ID}"}
+
+
+def test_oauth2_token_close_to_expiry_is_refreshed_before_use(serve, connect):
+    # Tokens live 20 s; with a 30 s refresh margin every call counts as "about to expire".
+    server = serve(token_ttl_seconds=20)
+    hook = connect(server, password=None, **oauth_extras(token_refresh_margin=30))
+    hook.analyze_company(STATEMENTS)
+    hook.analyze_company(STATEMENTS)
+    assert server.state.stats()["tokens_issued"] == 2
+    assert [r.status for r in server.state.requests(ANALYZE_COMPANY_PATH)] == [200, 200]
+
+
+def test_oauth2_401_fetches_a_new_token_once(serve, connect):
+    server = serve()
+    hook = connect(server, password=None, **oauth_extras())
+    hook.analyze_company(STATEMENTS)
+    server.state.revoke_tokens()
+    assert hook.analyze_company(STATEMENTS) == analyze_company(STATEMENTS)
+    assert [r.status for r in server.state.requests(ANALYZE_COMPANY_PATH)] == [200, 401, 200]
+    assert len(server.state.requests(TOKEN_PATH)) == 2
+
+
+def test_oauth2_401_after_a_fresh_token_fails_without_looping(serve, connect):
+    # Every token the server issues is already expired: one refetch, then give up.
+    server = serve(token_ttl_seconds=0)
+    hook = connect(server, password=None, **oauth_extras(token_refresh_margin=0))
+    with pytest.raises(FrontierAuthError, match="rejected the credentials"):
+        hook.analyze_company(STATEMENTS)
+    assert [r.status for r in server.state.requests(ANALYZE_COMPANY_PATH)] == [401, 401]
+
+
+def test_oauth2_wrong_client_secret_fails_with_the_server_message(serve, connect):
+    server = serve()
+    hook = connect(server, password=None, **oauth_extras(client_secret="wrong-secret-value"))
+    with pytest.raises(FrontierAuthError, match="unknown client or wrong secret") as raised:
+        hook.analyze_company(STATEMENTS)
+    assert raised.value.retryable is False
+    assert server.state.requests(ANALYZE_COMPANY_PATH) == []
+
+
+def test_429_burst_is_retried_with_one_idempotency_key(serve, connect):
+    server = serve(retry_after_seconds=0)
+    server.state.inject_faults([429, 429, 429])
+    hook = connect(server)
+    assert hook.analyze_company(STATEMENTS) == analyze_company(STATEMENTS)
+    requests = server.state.requests(ANALYZE_COMPANY_PATH)
+    assert [r.status for r in requests] == [429, 429, 429, 200]
+    assert len({r.idempotency_key for r in requests}) == 1
+
+
+def test_retry_after_is_honoured(serve, connect):
+    server = serve(retry_after_seconds=1)
+    server.state.inject_faults([429])
+    hook = connect(server, backoff_max=0.01)  # the jittered backoff alone would retry within 10 ms
+    hook.analyze_company(STATEMENTS)
+    throttled, served = server.state.requests(ANALYZE_COMPANY_PATH)
+    assert served.received_at - throttled.received_at >= 0.95
+
+
+def test_503s_without_retry_after_use_backoff_until_served(serve, connect):
+    server = serve(retry_after_seconds=None)
+    server.state.inject_faults([503, 502, 504])
+    hook = connect(server)
+    hook.analyze_company(STATEMENTS)
+    assert [r.status for r in server.state.requests(ANALYZE_COMPANY_PATH)] == [503, 502, 504, 200]
+
+
+def test_persistent_503_exhausts_the_retry_budget(serve, connect):
+    server = serve(retry_after_seconds=None)
+    server.state.inject_faults([503] * 10)
+    hook = connect(server, max_retries=2)
+    with pytest.raises(FrontierUnavailableError, match="503 after 3 attempts") as raised:
+        hook.analyze_company(STATEMENTS)
+    assert raised.value.retryable is True
+    assert len(server.state.requests(ANALYZE_COMPANY_PATH)) == 3
+
+
+def test_retry_after_longer_than_allowed_fails_instead_of_blocking(serve, connect):
+    server = serve(retry_after_seconds=3600)
+    server.state.inject_faults([429])
+    hook = connect(server, max_retry_after=60)
+    with pytest.raises(FrontierUnavailableError, match="Retry-After 3600s"):
+        hook.analyze_company(STATEMENTS)
+
+
+def test_422_fails_at_once_with_the_server_message(serve, connect):
+    server = serve()
+    hook = connect(server)
+    document = json.loads(json.dumps(STATEMENTS))
+    document["financial_statements"]["income_statement"]["revenue"] = "eleven million"
+    with pytest.raises(FrontierRequestError) as raised:
+        hook.analyze_company(document)
+    error = raised.value
+    assert isinstance(error, AirflowException)
+    assert error.status_code == 422
+    assert error.retryable is False
+    assert "financial_statements.income_statement.revenue: not a decimal amount: 'eleven million'" in str(
+        error
+    )
+    assert len(server.state.requests(ANALYZE_COMPANY_PATH)) == 1
+
+
+def test_lost_response_is_retried_and_replayed_not_recomputed(serve, connect):
+    # The service computes, then a gateway loses the response (502): the retry carries the
+    # same Idempotency-Key and gets the stored result.
+    server = serve(retry_after_seconds=None)
+    server.state.inject_faults([502], after_processing=True)
+    hook = connect(server)
+    assert hook.analyze_company(STATEMENTS) == analyze_company(STATEMENTS)
+    requests = server.state.requests(ANALYZE_COMPANY_PATH)
+    assert [r.status for r in requests] == [502, 200]
+    assert requests[0].idempotency_key == requests[1].idempotency_key
+    assert server.state.stats()["computed"] == {"analyze_company": 1}
+    assert server.state.stats()["replayed"] == {"analyze_company": 1}
+
+
+def test_explicit_idempotency_key_makes_task_retries_safe(serve, connect):
+    server = serve()
+    hook = connect(server)
+    first = hook.analyze_company(STATEMENTS, idempotency_key="close/2024-12/SAP-1000")
+    again = hook.analyze_company(STATEMENTS, idempotency_key="close/2024-12/SAP-1000")
+    assert first == again
+    assert server.state.stats()["computed"] == {"analyze_company": 1}
+
+
+def test_connection_refused_is_retried_then_reported(monkeypatch):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FRONTIER_DOWN",
+        json.dumps(
+            {
+                "conn_type": "frontier",
+                "host": "127.0.0.1",
+                "port": port,
+                "schema": "http",
+                "password": API_KEY,
+                "extra": {**FAST_RETRIES, "max_retries": 2},
+            }
+        ),
+    )
+    hook = FrontierHook(frontier_conn_id="frontier_down")
+    with pytest.raises(FrontierUnavailableError, match=r"after 3 attempts: ConnectError") as raised:
+        hook.analyze_company(STATEMENTS)
+    assert raised.value.retryable is True
+
+
+def test_timeout_is_retried(serve, connect, caplog):
+    server = serve(latency_ms=300)
+    hook = connect(server, timeout=0.05, max_retries=1)
+    caplog.set_level(logging.WARNING, logger="frontier_provider.hooks.frontier")
+    with pytest.raises(FrontierUnavailableError, match="after 2 attempts: ReadTimeout"):
+        hook.analyze_company(STATEMENTS)
+    assert "ReadTimeout, retry 1 of 1" in caplog.text
+
+
+def test_hook_arguments_override_connection_extras(serve, monkeypatch):
+    server = serve(retry_after_seconds=None)
+    server.state.inject_faults([503] * 5)
+    monkeypatch.setenv("AIRFLOW_CONN_FRONTIER_TEST", server.connection_json(password=API_KEY, max_retries=10))
+    hook = FrontierHook(frontier_conn_id="frontier_test", max_retries=1, backoff_base=0.01)
+    with pytest.raises(FrontierUnavailableError):
+        hook.analyze_company(STATEMENTS)
+    assert len(server.state.requests(ANALYZE_COMPANY_PATH)) == 2
+
+
+# ------------------------------------------------------------------- batch
+
+
+def _companies(count: int) -> list[dict]:
+    return [{**STATEMENTS, "company_name": f"Company {index:03d}"} for index in range(count)]
+
+
+def test_batch_keeps_order_and_bounds_concurrency(serve, connect):
+    server = serve(latency_ms=100)
+    hook = connect(server)
+    payloads = _companies(24)
+    results = hook.analyze_companies(payloads, max_concurrency=4)
+    assert [r["company_profile"]["company_name"] for r in results] == [p["company_name"] for p in payloads]
+    assert server.state.max_in_flight == 4
+
+
+def test_batch_with_throttling_completes_every_item(serve, connect):
+    server = serve(latency_ms=5, rate_429=0.2, retry_after_seconds=0, seed=11)
+    hook = connect(server, max_retries=10)
+    results = hook.analyze_companies(_companies(40), max_concurrency=8)
+    assert len(results) == 40
+    stats = server.state.stats()
+    assert stats["responses_by_status"]["429"] > 0
+    assert stats["computed"] == {"analyze_company": 40}
+
+
+def test_batch_failures_are_reported_per_item(serve, connect):
+    server = serve()
+    hook = connect(server)
+    payloads = _companies(5)
+    payloads[3] = {"company_name": "no statements"}
+    with pytest.raises(FrontierBatchError) as raised:
+        hook.analyze_companies(payloads, max_concurrency=2)
+    error = raised.value
+    assert list(error.failures) == [3]
+    assert isinstance(error.failures[3], FrontierRequestError)
+    assert error.retryable is False
+    assert [r is None for r in error.results] == [False, False, False, True, False]
+
+    outcomes = hook.analyze_companies(payloads, max_concurrency=2, return_exceptions=True)
+    assert isinstance(outcomes[3], FrontierRequestError)
+    assert outcomes[4]["company_profile"]["company_name"] == "Company 004"
+
+
+def test_secrets_never_reach_the_logs(serve, connect, caplog):
+    server = serve(retry_after_seconds=0)
+    caplog.set_level(logging.DEBUG)
+    connect(server).analyze_company(STATEMENTS)
+    oauth_hook = connect(server, password=None, **oauth_extras())
+    server.state.revoke_tokens()
+    oauth_hook.analyze_company(STATEMENTS)
+    server.state.inject_faults([429])
+    oauth_hook.analyze_company(STATEMENTS)
+    assert caplog.records, "the hook logs what it calls"
+    assert API_KEY not in caplog.text
+    assert CLIENT_SECRET not in caplog.text
