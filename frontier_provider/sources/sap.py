@@ -162,20 +162,21 @@ def validate_chart_of_accounts(value: str) -> str:
 
 _TABLE_OR_FIELD_NAME = r"[A-Z][A-Z0-9_/]{0,29}"
 
-# A WHERE token: a quoted literal (with '' as an escaped quote) or a run of other non-blank characters.
-_WHERE_TOKEN = re.compile(r"'(?:[^']|'')*'|[^\s']+")
+# A WHERE word: a run of non-blank characters and quoted literals (with '' as an escaped quote),
+# so "'0000100000'," or "'two words'" stays whole.
+_WHERE_WORD = re.compile(r"(?:'(?:[^']|'')*'|[^\s'])+")
 
 
 def split_options(where: str, width: int = MAX_OPTION_LINE) -> list[str]:
     """Split a WHERE clause into ``OPTIONS`` lines of at most ``width`` characters.
 
-    Lines break between tokens only, so a literal is never cut in two.
+    Lines break at blanks outside literals only, so a literal is never cut in two.
 
     :param where: the WHERE clause, e.g. ``"RBUKRS = '1000' AND RYEAR = '2024'"``.
     :param width: the line width RFC_READ_TABLE accepts (72).
     """
-    tokens = _WHERE_TOKEN.findall(where)
-    if _WHERE_TOKEN.sub("", where).strip():
+    tokens = _WHERE_WORD.findall(where)
+    if _WHERE_WORD.sub("", where).strip():
         raise ValueError(f"WHERE clause {where!r} has an unterminated literal")
     lines: list[str] = []
     current = ""
