@@ -259,9 +259,9 @@ def format_money(amount: Decimal) -> str:
     """
     if amount == 0:
         return "0.00"  # never "-0.00"
-    text = format(amount.normalize(), "f")
-    whole, _, fraction = text.partition(".")
-    return f"{whole}.{fraction.ljust(2, '0')}"
+    # format(..., "f") is exact; Decimal.normalize() would round to the context's 28 digits.
+    whole, _, fraction = format(amount, "f").partition(".")
+    return f"{whole}.{fraction.rstrip('0').ljust(2, '0')}"
 
 
 def _derive_lines(leaf: dict[str, LineItem], mapping: AccountMapping) -> dict[str, LineItem]:
