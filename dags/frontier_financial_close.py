@@ -32,6 +32,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from frontier_provider.config import load_close_config
+from frontier_provider.notifications import FrontierFailureNotifier
 from frontier_provider.operators.close import (
     AnalyzeStatementsOperator,
     BuildStatementsOperator,
@@ -53,6 +54,7 @@ default_args = {
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=10),
+    "on_failure_callback": FrontierFailureNotifier(),
 }
 
 params = {
