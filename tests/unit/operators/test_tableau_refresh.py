@@ -1,0 +1,196 @@
+"""Refreshing Tableau dependents: deferral, the job trigger, failures and already-queued refreshes."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+
+import pytest
+from airflow.providers.tableau.hooks.tableau import TableauJobFailedException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+
+from frontier_provider.hooks.tableau import FrontierTableauHook
+from frontier_provider.operators.tableau import TableauRefreshOperator
+from frontier_provider.tableau.hyper import write_extract
+from frontier_provider.tableau.rows import analysis_rows
+from frontier_provider.triggers.tableau import TableauJobTrigger
+from tests.fakes.tableau import FakeTableauServer, sample_analysis
+
+CONN_ID = "tableau_refresh_test"
+
+
+@pytest.fixture
+def tableau(monkeypatch):
+    with FakeTableauServer() as fake:
+        project = fake.add_project("Finance")
+        fake.add_workbook("Close Dashboard", project)
+        fake.add_workbook("Risk Overview", project)
+        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", fake.connection_json())
+        yield fake
+
+
+def refresh_operator(**kwargs) -> TableauRefreshOperator:
+    return TableauRefreshOperator(
+        task_id="tableau_refresh", tableau_conn_id=CONN_ID, poll_interval=0.01, **kwargs
+    )
+
+
+def run_trigger(trigger: TableauJobTrigger):
+    """Rebuild the trigger from its serialized form, as the triggerer does, and run it to its event."""
+    classpath, kwargs = trigger.serialize()
+    module, _, name = classpath.rpartition(".")
+    rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
+
+    async def first_event():
+        async for event in rebuilt.run():
+            return event
+        raise AssertionError("the trigger ended without an event")
+
+    return asyncio.run(asyncio.wait_for(first_event(), timeout=60))
+
+
+def test_refresh_waits_in_the_triggerer_until_every_job_succeeds(tableau):
+    tableau.script_refresh("Close Dashboard", "success", polls=3)
+    operator = refresh_operator(workbooks=["Close Dashboard", "Risk Overview"])
+
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({})
+
+    assert deferred.value.method_name == "execute_complete"
+    assert isinstance(deferred.value.trigger, TableauJobTrigger)
+    # The worker signed out before deferring: no Tableau session is held while waiting.
+    assert tableau.sessions == {}
+    event = run_trigger(deferred.value.trigger)
+    result = operator.execute_complete({}, event.payload, **(deferred.value.kwargs or {}))
+
+    assert event.payload["status"] == "success"
+    assert sorted(job["resource"] for job in result["jobs"].values()) == [
+        "workbook 'Close Dashboard'",
+        "workbook 'Risk Overview'",
+    ]
+    assert {job["finish_code"] for job in result["jobs"].values()} == {0}
+    assert len(tableau.requests_to("GET", r"/jobs/")) >= 4
+
+
+def test_a_failed_refresh_fails_with_the_finish_code_and_job_id(tableau):
+    tableau.script_refresh("Close Dashboard", "failure", polls=2, notes="Extract refresh ran out of memory")
+    operator = refresh_operator(workbooks=["Close Dashboard"])
+
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({})
+    (job_id,) = deferred.value.trigger.jobs
+    event = run_trigger(deferred.value.trigger)
+
+    assert event.payload["status"] == "error"
+    assert event.payload["finish_code"] == 1
+    with pytest.raises(TableauJobFailedException) as failure:
+        operator.execute_complete({}, event.payload)
+    assert job_id in str(failure.value)
+    assert "finish code 1" in str(failure.value)
+    assert "ran out of memory" in str(failure.value)
+
+
+def test_a_refresh_already_queued_is_skipped_cleanly(tableau):
+    tableau.script_refresh("Close Dashboard", "queued")
+    operator = refresh_operator(workbooks=["Close Dashboard", "Risk Overview"])
+
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({})
+    event = run_trigger(deferred.value.trigger)
+    result = operator.execute_complete({}, event.payload, **(deferred.value.kwargs or {}))
+
+    assert result["skipped"] == ["workbook Close Dashboard"]
+    assert [job["resource"] for job in result["jobs"].values()] == ["workbook 'Risk Overview'"]
+
+
+def test_nothing_to_wait_for_when_the_only_refresh_is_already_queued(tableau):
+    tableau.script_refresh("Close Dashboard", "queued")
+
+    result = refresh_operator(workbooks=["Close Dashboard"]).execute({})
+
+    assert result == {"jobs": {}, "skipped": ["workbook Close Dashboard"], "dry_run": False}
+
+
+def test_without_deferral_the_task_waits_and_fails_on_a_cancelled_job(tableau):
+    tableau.script_refresh("Risk Overview", "cancelled", polls=2)
+
+    with pytest.raises(TableauJobFailedException, match="cancelled with finish code 2"):
+        refresh_operator(workbooks=["Risk Overview"], deferrable=False).execute({})
+
+
+def test_a_published_datasource_is_refreshed_by_name(tableau, tmp_path):
+    from tableauserverclient import DatasourceItem
+
+    extract = tmp_path / "analysis.hyper"
+    write_extract(analysis_rows([sample_analysis()]), extract)
+    project = next(iter(tableau.projects.values()))
+    with FrontierTableauHook(tableau_conn_id=CONN_ID) as hook:
+        hook.server.datasources.publish(
+            DatasourceItem(project.id, "Frontier Financial Analysis"), str(extract), "CreateNew"
+        )
+
+    result = refresh_operator(datasources=["Frontier Financial Analysis"], deferrable=False).execute({})
+
+    assert [job["resource"] for job in result["jobs"].values()] == [
+        "datasource 'Frontier Financial Analysis'"
+    ]
+
+
+def test_an_unknown_workbook_fails_without_retry(tableau):
+    with pytest.raises(AirflowFailException, match="no Tableau workbook named 'Board Pack'"):
+        refresh_operator(workbooks=["Board Pack"]).execute({})
+
+
+def test_dry_run_without_a_connection_sends_nothing(tableau):
+    operator = TableauRefreshOperator(
+        task_id="tableau_refresh", workbooks=["Close Dashboard"], tableau_conn_id="tableau_not_configured"
+    )
+
+    result = operator.execute({})
+
+    assert result["dry_run"] is True
+    assert result["would_refresh"] == ["workbook Close Dashboard"]
+    assert tableau.requests == []
+
+
+def test_trigger_keeps_polling_through_transient_errors(tableau):
+    tableau.script_refresh("Close Dashboard", "success", polls=2)
+    with pytest.raises(TaskDeferred) as deferred:
+        refresh_operator(workbooks=["Close Dashboard"]).execute({})
+    tableau.inject_failure("GET", r"/jobs/", status=503, times=2)
+
+    event = run_trigger(deferred.value.trigger)
+
+    assert event.payload["status"] == "success"
+
+
+def test_trigger_gives_up_after_repeated_poll_errors(tableau):
+    with pytest.raises(TaskDeferred) as deferred:
+        refresh_operator(workbooks=["Close Dashboard"]).execute({})
+    tableau.inject_failure("GET", r"/jobs/", status=503, times=10)
+    _, kwargs = deferred.value.trigger.serialize()
+    trigger = TableauJobTrigger(**{**kwargs, "max_poll_errors": 2})
+
+    event = run_trigger(trigger)
+
+    assert event.payload["status"] == "error"
+    assert "after 2 attempts" in event.payload["message"]
+    with pytest.raises(AirflowException, match="could not read Tableau jobs"):
+        refresh_operator(workbooks=["Close Dashboard"]).execute_complete({}, event.payload)
+
+
+def test_trigger_serializes_to_its_classpath_and_arguments():
+    trigger = TableauJobTrigger(
+        jobs={"job-1": "workbook 'Close Dashboard'"}, tableau_conn_id="tableau_default", site_id="finance"
+    )
+
+    classpath, kwargs = trigger.serialize()
+
+    assert classpath == "frontier_provider.triggers.tableau.TableauJobTrigger"
+    assert kwargs == {
+        "jobs": {"job-1": "workbook 'Close Dashboard'"},
+        "tableau_conn_id": "tableau_default",
+        "site_id": "finance",
+        "poll_interval": 30,
+        "max_poll_errors": 5,
+    }
