@@ -42,6 +42,8 @@ PUBLISH_MODES = (UPDATE, OVERWRITE)
 # Tableau answers a refresh of an item whose refresh is already queued or running with this code.
 REFRESH_ALREADY_QUEUED = "409093"
 _JOB_POLL_INTERVAL = 2.0
+# Earlier failed update jobs a rerun steps past before it reports the failure it gets back.
+_MAX_FAILED_REPLAYS = 10
 
 
 class TableauPublishOperator(BaseOperator):
@@ -206,9 +208,22 @@ class TableauPublishOperator(BaseOperator):
                     if not str(error.code).startswith("409") or existing is None:
                         raise
             request_id = update_request_id(existing.id, period, content_digest)
-            job = server.datasources.update_hyper_data(
-                existing, request_id=request_id, actions=replace_period_actions(period), payload=str(extract)
-            )
+            job = self._update_period(server, existing, period, extract, request_id)
+            for _ in range(_MAX_FAILED_REPLAYS):
+                replayed = job_state(job)
+                if not replayed.finished or replayed.outcome == SUCCEEDED:
+                    break
+                # Tableau answers a request id it has seen with that request's job, so after a failed
+                # update an unchanged rerun would only get the old failure back. The next id is derived
+                # from the failed job: a retry of the new call is still applied once.
+                self.log.warning(
+                    "Request %s already ran as job %s and %s; sending the update again",
+                    request_id,
+                    job.id,
+                    replayed.outcome,
+                )
+                request_id = update_request_id(existing.id, period, f"{content_digest}:after:{job.id}")
+                job = self._update_period(server, existing, period, extract, request_id)
             resource = f"datasource {self.datasource_name!r} (period {period} rows, request id {request_id})"
             wait_for_jobs(
                 server, {job.id: resource}, poll_interval=_JOB_POLL_INTERVAL, timeout=self.job_timeout
@@ -219,6 +234,20 @@ class TableauPublishOperator(BaseOperator):
                 "job_id": job.id,
                 "request_id": request_id,
             }
+
+    def _update_period(
+        self, server: Any, datasource: Any, period: str, extract: Path, request_id: str
+    ) -> Any:
+        self.log.info(
+            "Replacing period %s in datasource %r (%s), request id %s",
+            period,
+            self.datasource_name,
+            datasource.id,
+            request_id,
+        )
+        return server.datasources.update_hyper_data(
+            datasource, request_id=request_id, actions=replace_period_actions(period), payload=str(extract)
+        )
 
     def _project(self, server: Any) -> Any:
         from tableauserverclient import ProjectItem

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from decimal import Decimal
 
 import pytest
@@ -166,12 +167,11 @@ def test_large_extracts_are_published_in_chunks(tableau, staging, monkeypatch):
     assert tableau.period_counts(DATASOURCE) == {"2024-11": 2}
 
 
-def test_a_failed_update_job_fails_the_task_with_job_id_and_finish_code(tableau, staging, tmp_path):
-    # A datasource of the same name published by hand without a Period column: the delete cannot run.
-    foreign = tmp_path / "foreign.hyper"
+def publish_foreign_datasource(tableau: FakeTableauServer, path) -> None:
+    """A datasource of the same name published by hand without a Period column: the delete cannot run."""
     with (
         HyperProcess(Telemetry.DO_NOT_SEND_USAGE_DATA_TO_TABLEAU, parameters={"log_config": ""}) as hyper,
-        Connection(hyper.endpoint, str(foreign), CreateMode.CREATE_AND_REPLACE) as connection,
+        Connection(hyper.endpoint, str(path), CreateMode.CREATE_AND_REPLACE) as connection,
     ):
         connection.catalog.create_schema("Extract")
         connection.catalog.create_table(
@@ -179,7 +179,11 @@ def test_a_failed_update_job_fails_the_task_with_job_id_and_finish_code(tableau,
         )
     project = next(p for p in tableau.projects.values() if p.name == "Finance")
     with FrontierTableauHook(tableau_conn_id=CONN_ID) as hook:
-        hook.server.datasources.publish(DatasourceItem(project.id, DATASOURCE), str(foreign), "CreateNew")
+        hook.server.datasources.publish(DatasourceItem(project.id, DATASOURCE), str(path), "Overwrite")
+
+
+def test_a_failed_update_job_fails_the_task_with_job_id_and_finish_code(tableau, staging, tmp_path):
+    publish_foreign_datasource(tableau, tmp_path / "foreign.hyper")
 
     with pytest.raises(TableauJobFailedException) as failure:
         publish(staging, "2024-12")
@@ -188,6 +192,28 @@ def test_a_failed_update_job_fails_the_task_with_job_id_and_finish_code(tableau,
     assert update.job_id in str(failure.value)
     assert "finish code 1" in str(failure.value)
     assert tableau.query(DATASOURCE, 'SELECT COUNT(*) FROM "Extract"."Extract"') == [[0]]
+
+
+def test_a_rerun_after_a_failed_update_is_applied_once_the_cause_is_fixed(tableau, staging, tmp_path):
+    publish(staging, "2024-11")
+    good_extract = tmp_path / "good.hyper"
+    shutil.copyfile(tableau.datasource_named(DATASOURCE).path, good_extract)
+    publish_foreign_datasource(tableau, tmp_path / "foreign.hyper")
+    with pytest.raises(TableauJobFailedException):
+        publish(staging, "2024-12")
+
+    # Someone republishes the right extract; the same period with the same content runs again.
+    project = next(p for p in tableau.projects.values() if p.name == "Finance")
+    with FrontierTableauHook(tableau_conn_id=CONN_ID) as hook:
+        hook.server.datasources.publish(
+            DatasourceItem(project.id, DATASOURCE), str(good_extract), "Overwrite"
+        )
+    summary = publish(staging, "2024-12")
+    again = publish(staging, "2024-12")
+
+    assert tableau.period_counts(DATASOURCE) == {"2024-11": 2, "2024-12": 2}
+    assert again["request_id"] == summary["request_id"]
+    assert [u.applied for u in tableau.updates] == [False, False, True, False, False]
 
 
 def test_the_project_is_created_only_when_asked(tableau, staging):
