@@ -74,7 +74,7 @@ class SalesforceWriteBackOperator(BaseOperator):
     :param batch_name: names the dry-run file within the period; defaults to the task id
     :param dry_run: write nothing to Salesforce, only the staged records ("True"/"False" when templated)
     :param transient_retries: how often a record failing with a transient error is sent again
-    :param retry_delay: seconds before the first such retry, doubling each time
+    :param transient_retry_delay: seconds before the first such retry, doubling each time
     :param bulk_poll_interval: seconds between Bulk API 2.0 job status checks
     """
 
@@ -97,7 +97,7 @@ class SalesforceWriteBackOperator(BaseOperator):
         batch_name: str | None = None,
         dry_run: bool | str = False,
         transient_retries: int = 3,
-        retry_delay: float = 1.0,
+        transient_retry_delay: float = 1.0,
         bulk_poll_interval: float = 5.0,
         **kwargs: Any,
     ) -> None:
@@ -115,7 +115,7 @@ class SalesforceWriteBackOperator(BaseOperator):
         self.batch_name = batch_name
         self.dry_run = dry_run
         self.transient_retries = transient_retries
-        self.retry_delay = retry_delay
+        self.transient_retry_delay = transient_retry_delay
         self.bulk_poll_interval = bulk_poll_interval
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -126,7 +126,7 @@ class SalesforceWriteBackOperator(BaseOperator):
         hook = FrontierSalesforceHook(
             self.salesforce_conn_id,
             transient_retries=self.transient_retries,
-            retry_delay=self.retry_delay,
+            retry_delay=self.transient_retry_delay,
             bulk_poll_interval=self.bulk_poll_interval,
         )
         if self._is_dry_run(hook):
