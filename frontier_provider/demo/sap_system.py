@@ -328,8 +328,12 @@ class DemoSapSystem:
         predicate = _parse_where(where, definition) if where else _always
 
         skip, count = _non_negative(ROWSKIPS, "ROWSKIPS"), _non_negative(ROWCOUNT, "ROWCOUNT")
-        rows = self._matching_rows(table, where, predicate, skip, count)
-        data = [{"WA": _work_area(row, selected, delimiter)} for row in rows]
+        remaining = self._remaining_rows(table, where, predicate, skip)
+        page = itertools.islice(remaining, count) if count else remaining
+        data = [{"WA": _work_area(row, selected, delimiter)} for row in page]
+        if count and len(data) == count:
+            # A full page: the next call most likely asks for the page after it.
+            self._scans[(table, where)] = (skip + count, remaining)
         return {"FIELDS": layout, "DATA": data, "OPTIONS": [{"TEXT": line} for line in lines]}
 
     def _holds(self, table: str) -> bool:
@@ -340,19 +344,17 @@ class DemoSapSystem:
         found = self._db().execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
         return found.fetchone() is not None
 
-    def _matching_rows(
-        self, table: str, where: str, predicate: Callable[[dict[str, str]], bool], skip: int, count: int
-    ) -> list[dict[str, str]]:
+    def _remaining_rows(
+        self, table: str, where: str, predicate: Callable[[dict[str, str]], bool], skip: int
+    ) -> Iterator[dict[str, str]]:
+        """The matching rows after the first ``skip``, consumed lazily (resuming an open scan)."""
         scan = self._scans.pop((table, where), None)
         if scan is not None and scan[0] == skip:
             remaining = scan[1]
         else:
             remaining = filter(predicate, self._shuffled_rows(table))
             collections.deque(itertools.islice(remaining, skip), maxlen=0)
-        rows = list(itertools.islice(remaining, count) if count else remaining)
-        if count and len(rows) == count:
-            self._scans[(table, where)] = (skip + count, remaining)
-        return rows
+        return remaining
 
     def _shuffled_rows(self, table: str) -> Iterator[dict[str, str]]:
         if table in self.synthetic_tables:
@@ -367,7 +369,8 @@ class DemoSapSystem:
             yield dict(zip(names, values, strict=True))
 
     def _synthetic_rows(self, table: str, synthetic: SyntheticTable) -> Iterator[dict[str, str]]:
-        definition = _definition(table)
+        fields = {field.name: field for field in _definition(table)}
+        initial = {name: _stored_value(table, field, None) for name, field in fields.items()}
         total = synthetic.row_count
         # Visit the indexes in a fixed pseudo-random order: i -> (i * step + start) mod n is a
         # permutation whenever step and n are coprime.
@@ -376,12 +379,12 @@ class DemoSapSystem:
             step += 1
         start = self.seed % total if total else 0
         for i in range(total):
-            index = (i * step + start) % total
-            yield dict(
-                zip(
-                    _column_names(table), _stored_row(table, definition, synthetic.row_at(index)), strict=True
-                )
-            )
+            row = dict(initial)
+            for name, value in synthetic.row_at((i * step + start) % total).items():
+                if name not in fields:
+                    raise ValueError(f"{table} has no field {name!r}")
+                row[name] = _stored_value(table, fields[name], value)
+            yield row
 
     def _db(self) -> sqlite3.Connection:
         if self._database is None:
@@ -397,10 +400,6 @@ def _definition(table: str) -> tuple[DdField, ...]:
         return TABLE_DEFINITIONS[table]
     except KeyError:
         raise ValueError(f"the demo SAP system has no definition for table {table!r}") from None
-
-
-def _column_names(table: str) -> tuple[str, ...]:
-    return tuple(field.name for field in TABLE_DEFINITIONS[table])
 
 
 def _stored_row(table: str, definition: tuple[DdField, ...], row: Mapping[str, object]) -> tuple[str, ...]:
