@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import Decimal, localcontext
 from typing import Any
 
 from frontier_provider.analysis.models import (
@@ -29,9 +29,8 @@ MODEL_VERSION = "1.0.0"
 MODEL = {"name": MODEL_NAME, "version": MODEL_VERSION}
 
 REGULAR_PERIODS_PER_YEAR = 12
-RATIO_QUANTUM = Decimal("0.0001")
-# Decimal's default 28 significant digits is too few to quantize a huge ratio
-# (38-digit money over a tiny denominator) to 4 decimals.
+# Well above the 38 digits of decimal128 money, so that a ratio of two amounts
+# keeps every digit a float can hold and Z'' can be quantized whatever its size.
 DECIMAL_PRECISION = 80
 ANALYSIS_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:frontier:business-operations:analysis")
 
@@ -209,10 +208,10 @@ def _publish(ratio: Ratio, key: str, unavailable: dict[str, str]) -> float | Non
 
 
 def _to_float(value: Decimal | None) -> float | None:
-    """A JSON-safe float rounded to 4 decimals (never -0.0)."""
+    """The float nearest to an exact Decimal result (never -0.0); rounding is left to presentation."""
     if value is None:
         return None
-    return float(value.quantize(RATIO_QUANTUM, ROUND_HALF_UP)) + 0.0
+    return float(value) + 0.0
 
 
 def _money(amount: Decimal | None) -> str | None:
