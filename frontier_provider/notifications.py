@@ -127,6 +127,8 @@ _CLASS_EVIDENCE: dict[FailureCategory, frozenset[str]] = {
             "SalesforceExpiredSession",
             "NotSignedInError",
             "InvalidCredentials",
+            "SalesforceSessionError",
+            "LogonError",
         }
     ),
     FailureCategory.CONFIGURATION: frozenset(
@@ -141,8 +143,8 @@ _CLASS_EVIDENCE: dict[FailureCategory, frozenset[str]] = {
     ),
     FailureCategory.DATA: frozenset(
         {
-            "UnbalancedTrialBalanceError",
-            "UnmappedAccountsError",
+            "TrialBalanceError",
+            "StatementsError",
             "MappingError",
             "AnalysisInputError",
             "InvalidPeriodError",
@@ -150,6 +152,8 @@ _CLASS_EVIDENCE: dict[FailureCategory, frozenset[str]] = {
             "ValidationError",
             "FrontierRequestError",
             "ParamValidationError",
+            "InsightError",
+            "AnalysisDocumentError",
         }
     ),
     FailureCategory.TRANSIENT: frozenset(
@@ -164,6 +168,7 @@ _CLASS_EVIDENCE: dict[FailureCategory, frozenset[str]] = {
             "RemoteProtocolError",
             "SalesforceRefusedRequest",
             "SalesforceGeneralError",
+            "CommunicationError",
         }
     ),
 }
@@ -191,7 +196,8 @@ _MESSAGE_EVIDENCE: tuple[tuple[FailureCategory, re.Pattern[str]], ...] = (
         FailureCategory.DATA,
         re.compile(
             r"unbalanced|unmapped|debits .*credits|invalid (company|statements|regulatory|fiscal|close unit)"
-            r"|malformed|not a decimal|validation error|refused the request",
+            r"|malformed|overflowed|not a decimal|does not balance|not covered by account mapping"
+            r"|validation error|refused the request",
             re.IGNORECASE,
         ),
     ),
@@ -242,9 +248,12 @@ def classify_failure(exception: BaseException | None) -> FailureClassification:
     names = {cls.__name__: error for error in chain for cls in type(error).__mro__}
     for category in _PRIORITY:
         for name in sorted(_CLASS_EVIDENCE[category] & names.keys()):
-            return FailureClassification(category, name)
+            # The evidence names the exception's own class, e.g. UnbalancedTrialBalanceError
+            # found through its base TrialBalanceError.
+            return FailureClassification(category, type(names[name]).__name__)
     for error in chain:
-        status = getattr(error, "status_code", None) or getattr(
+        # Only a status the error itself carries: AirflowException has a class-level status_code of 500.
+        status = vars(error).get("status_code") or getattr(
             getattr(error, "response", None), "status_code", None
         )
         if isinstance(status, int):
