@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,9 @@ def load_close_config(path: str | os.PathLike | None = None) -> CloseConfig:
     if not isinstance(document, dict) or not isinstance(document.get("entities"), list):
         raise EntityConfigError(f"entities file {path} must have a top-level 'entities:' list")
     entities = tuple(_entity(item, path, index) for index, item in enumerate(document["entities"]))
+    entities = tuple(
+        replace(entity, mapping=_mapping_reference(entity.mapping, path.parent)) for entity in entities
+    )
     ids = [entity.id for entity in entities]
     duplicates = sorted({entity_id for entity_id in ids if ids.count(entity_id) > 1})
     if duplicates:
@@ -148,24 +151,13 @@ def _entity(item: Any, path: Path, index: int) -> EntityConfig:
     return entity
 
 
-def resolve_mapping_file(reference: str, base_dir: Path | None = None) -> Path:
-    """Turn an entity's ``mapping`` into a file path.
+def _mapping_reference(reference: str, base_dir: Path) -> str:
+    """A mapping file relative to the entities file's folder, else the reference as written.
 
-    ``package.module:resource.yaml`` names a file shipped inside an installed
-    package (the bundled demo charts); anything else is a filesystem path,
-    relative paths being resolved against ``base_dir`` (the entities file's folder).
+    References may also name a file shipped in a package (``frontier_provider.ledger.mappings/ebs_us.yaml``);
+    ``frontier_provider.ledger.load_account_mapping`` resolves those.
     """
-    if ":" in reference and not Path(reference).exists():
-        package, _, resource = reference.partition(":")
-        from importlib.resources import files
-
-        candidate = files(package) / resource
-        if not candidate.is_file():
-            raise EntityConfigError(f"account mapping {reference!r} not found in package {package!r}")
-        return Path(str(candidate))
-    path = Path(reference)
-    if not path.is_absolute():
-        path = (base_dir or default_entities_file().parent) / path
-    if not path.is_file():
-        raise EntityConfigError(f"account mapping file {path} does not exist")
-    return path
+    candidate = base_dir / reference
+    if not Path(reference).is_absolute() and candidate.is_file():
+        return str(candidate)
+    return reference

@@ -19,12 +19,7 @@ import pyarrow as pa
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from frontier_provider.config import (
-    EntityConfig,
-    EntityConfigError,
-    load_close_config,
-    resolve_mapping_file,
-)
+from frontier_provider.config import EntityConfig, EntityConfigError, load_close_config
 from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError, resolve_period
 from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
 from frontier_provider.storage import Staging
@@ -179,7 +174,7 @@ class BuildTrialBalanceOperator(CloseUnitOperator):
         self.tolerance = tolerance
 
     def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
-        from frontier_provider.ledger import UnbalancedTrialBalanceError, build_trial_balance
+        from frontier_provider.ledger import TrialBalanceError, build_trial_balance
 
         gl_folder = staging.directory(GL_BALANCES, str(period), entity.id)
         try:
@@ -189,7 +184,8 @@ class BuildTrialBalanceOperator(CloseUnitOperator):
                 period=str(period),
                 tolerance=Decimal(str(self.tolerance)),
             )
-        except UnbalancedTrialBalanceError as err:
+        except TrialBalanceError as err:
+            # Unbalanced or inconsistent source data: a retry reads the same ledger.
             raise AirflowFailException(str(err)) from err
         except FileNotFoundError as err:
             raise AirflowFailException(
@@ -218,15 +214,15 @@ class BuildStatementsOperator(CloseUnitOperator):
     def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
         from frontier_provider.ledger import (
             MappingError,
+            StatementsError,
             TrialBalance,
-            UnmappedAccountsError,
             build_statements,
             load_account_mapping,
         )
 
         tb_path = staging.file(TRIAL_BALANCE, str(period), entity.id, ".parquet")
         try:
-            mapping = load_account_mapping(resolve_mapping_file(entity.mapping))
+            mapping = load_account_mapping(entity.mapping)
             statements = build_statements(
                 TrialBalance.from_arrow(staging.read_parquet(tb_path)),
                 mapping,
@@ -235,7 +231,7 @@ class BuildStatementsOperator(CloseUnitOperator):
                 currency=entity.currency,
                 unmapped=self.unmapped_accounts,
             )
-        except (MappingError, UnmappedAccountsError, EntityConfigError) as err:
+        except (MappingError, StatementsError) as err:
             raise AirflowFailException(f"statements {entity.id} {period}: {err}") from err
         document = statements.to_document()
         if document.get("unmapped_accounts"):

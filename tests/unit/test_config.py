@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from frontier_provider.config import EntityConfigError, load_close_config, resolve_mapping_file
+from frontier_provider.config import EntityConfigError, load_close_config
 
 EBS = """
   - id: EBS-US01
@@ -14,7 +14,7 @@ EBS = """
     ledger_id: 2021
     company_segment: "01"
     currency: USD
-    mapping: frontier_provider.ledger.mappings:ebs_us.yaml
+    mapping: frontier_provider.ledger.mappings/ebs_us.yaml
 """
 
 
@@ -63,9 +63,15 @@ def test_a_missing_file_names_the_setting(tmp_path) -> None:
         load_close_config(tmp_path / "absent.yaml")
 
 
-def test_mapping_references_resolve_to_files(tmp_path) -> None:
-    assert resolve_mapping_file("frontier_provider.ledger.mappings:ebs_us.yaml").name == "ebs_us.yaml"
+def test_mapping_paths_are_relative_to_the_entities_file(tmp_path) -> None:
     (tmp_path / "custom.yaml").write_text("rules: []")
-    assert resolve_mapping_file("custom.yaml", base_dir=tmp_path) == tmp_path / "custom.yaml"
-    with pytest.raises(EntityConfigError, match="does not exist"):
-        resolve_mapping_file("missing.yaml", base_dir=tmp_path)
+    text = (
+        "entities:"
+        + EBS
+        + EBS.replace("EBS-US01", "EBS-US02").replace(
+            "frontier_provider.ledger.mappings/ebs_us.yaml", "custom.yaml"
+        )
+    )
+    first, second = load_close_config(write(tmp_path, text)).entities
+    assert first.mapping == "frontier_provider.ledger.mappings/ebs_us.yaml"
+    assert second.mapping == str(tmp_path / "custom.yaml")
