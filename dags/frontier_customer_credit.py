@@ -1,0 +1,114 @@
+"""
+### Frontier customer credit
+
+Scores every Salesforce customer's credit risk every week and writes the result
+back to its Account:
+
+1. **extract_customers**: customer Accounts (`Type = 'Customer'` with an annual
+   revenue) with their Opportunities, in one SOQL query with a relationship
+   subquery, every page; per customer the open pipeline, win rate (won / closed)
+   and average deal size (won amount / won deals). Without the
+   `salesforce_default` connection the bundled demo customers are used.
+2. **assess_credit**: a Frontier credit-risk assessment per customer (health
+   score, risk level, growth potential, recommendations).
+3. **analyze_portfolio**: the Frontier portfolio analysis (portfolio health,
+   risk distribution, high-risk customers), stored under
+   `$FRONTIER_STAGING_ROOT/customer_portfolio/period=YYYY-MM/entity=as-of-YYYY-MM-DD.json`.
+4. **salesforce_writeback**: the insights to the Accounts' `Frontier_*` fields,
+   by Account Id (sObject Collections, Bulk API 2.0 above 2,000 Accounts).
+   Without the connection, or with `dry_run`, it writes the records it would
+   send under staging instead.
+
+The run's as-of date is the `as_of` param, else the day the schedule fired;
+a rerun for the same date replaces its files and writes the same values.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, task
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from frontier_provider.operators import salesforce as credit
+from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
+
+SALESFORCE_CONN_ID = "salesforce_default"
+FRONTIER_CONN_ID = "frontier_default"
+CUSTOMER_PORTFOLIO = Asset(name="frontier_customer_portfolio", uri="frontier://staging/customer_portfolio")
+
+
+@dag(
+    dag_id="frontier_customer_credit",
+    description="Weekly customer credit-risk scores from Frontier, written back to Salesforce Accounts",
+    # Monday morning, so account teams start the week with fresh scores.
+    schedule=CronTriggerTimetable("0 5 * * 1", timezone="UTC"),
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "owner": "finance-data",
+        "retries": 3,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+    },
+    params={
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="As-of date",
+            description="YYYY-MM-DD the assessment is made for; empty: the day the schedule fired.",
+        ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Write the Account updates under staging instead of sending them to Salesforce.",
+        ),
+    },
+    render_template_as_native_obj=True,
+    tags=["frontier", "salesforce", "credit-risk"],
+    doc_md=__doc__,
+)
+def frontier_customer_credit():
+    @task(multiple_outputs=True)
+    def extract_customers(params=None, data_interval_end=None, logical_date=None) -> dict:
+        as_of = credit.resolve_as_of(
+            params.get("as_of"), data_interval_end=data_interval_end, logical_date=logical_date
+        )
+        return credit.extract_customer_profiles(as_of=as_of, salesforce_conn_id=SALESFORCE_CONN_ID)
+
+    @task(multiple_outputs=True)
+    def assess_credit(profiles_path: str, as_of: str) -> dict:
+        return credit.assess_customer_credit(
+            profiles_path=profiles_path,
+            as_of=date.fromisoformat(as_of),
+            frontier_conn_id=FRONTIER_CONN_ID,
+        )
+
+    @task(outlets=[CUSTOMER_PORTFOLIO])
+    def analyze_portfolio(profiles_path: str, as_of: str) -> dict:
+        return credit.analyze_customer_portfolio(
+            profiles_path=profiles_path,
+            as_of=date.fromisoformat(as_of),
+            frontier_conn_id=FRONTIER_CONN_ID,
+        )
+
+    customers = extract_customers()
+    insights = assess_credit(customers["path"], customers["as_of"])
+    analyze_portfolio(customers["path"], customers["as_of"])
+    SalesforceWriteBackOperator(
+        task_id="salesforce_writeback",
+        insights_path=insights["path"],
+        period=customers["period"],
+        batch_name=customers["batch"],
+        key_field="Id",
+        salesforce_conn_id=SALESFORCE_CONN_ID,
+        dry_run="{{ params.dry_run }}",
+    )
+
+
+frontier_customer_credit()
