@@ -373,3 +373,33 @@ def test_secrets_never_reach_the_logs(serve, connect, caplog):
     assert caplog.records, "the hook logs what it calls"
     assert API_KEY not in caplog.text
     assert CLIENT_SECRET not in caplog.text
+
+
+# ------------------------------------------------------- the close, remotely
+
+
+def test_close_analyze_stage_calls_the_remote_api(serve, demo_ledger, airflow_db, tmp_path):
+    """The financial close, with frontier_default pointing at the server, stages the remote analyses."""
+    from tests.helpers import airflow_cli
+
+    server = serve()
+    staging = tmp_path / "staging"
+    connection = server.connection_json(password=API_KEY, **FAST_RETRIES)
+    env = {"FRONTIER_STAGING_ROOT": str(staging), "AIRFLOW_CONN_FRONTIER_DEFAULT": connection}
+    server.state.inject_faults([503])  # the first analysis is retried by the hook, not by Airflow
+    airflow_cli("dags", "test", "frontier_financial_close", "-c", json.dumps({"period": "2024-12"}), env=env)
+
+    analyses = sorted(staging.glob("analysis/period=2024-12/entity=*.json"))
+    assert len(analyses) == 4
+    requests = server.state.requests(ANALYZE_COMPANY_PATH)
+    assert [r.status for r in requests].count(200) == 4
+    assert requests[0].status == 503
+    assert requests[0].idempotency_key == requests[1].idempotency_key
+    assert server.state.stats()["computed"] == {"analyze_company": 4}
+    for path in analyses:
+        entity = path.stem.removeprefix("entity=")
+        statements = json.loads(
+            (staging / "statements" / "period=2024-12" / f"entity={entity}.json").read_text()
+        )
+        staged = json.loads(path.read_text())
+        assert staged == {**analyze_company(statements), "entity": entity, "period": "2024-12"}
