@@ -41,7 +41,12 @@ class RunningFrontierServer:
         :param password: the API key
         :param extra: connection extras (auth, client_id, client_secret, backoff_base, ...)
         """
-        connection: dict[str, Any] = {"conn_type": "frontier", "host": self.host, "port": self.port, "schema": "http"}
+        connection: dict[str, Any] = {
+            "conn_type": "frontier",
+            "host": self.host,
+            "port": self.port,
+            "schema": "http",
+        }
         if password is not None:
             connection["password"] = password
         if extra:
