@@ -193,9 +193,9 @@ def build_trial_balance(
 class TrialBalance:
     """A proven trial balance of one entity for one fiscal period.
 
-    Construction checks that every row is consistent and that each currency
-    balances within ``tolerance``; build one with ``build_trial_balance`` or
-    read a staged one back with ``TrialBalance.from_arrow``.
+    Construction checks that each currency balances within ``tolerance``. Build
+    one with ``build_trial_balance``, or read a staged one back with
+    ``TrialBalance.from_arrow``: both also check every row's arithmetic.
 
     :param entity: the entity id.
     :param period: the fiscal period, ``YYYY-PP``.
