@@ -1,0 +1,123 @@
+"""The analysis input models: any document gives a JSON-safe analysis or one AnalysisInputError."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from frontier_provider.analysis import (
+    AnalysisInputError,
+    analyze_company,
+    assess_customer_credit_risk,
+    process_regulatory_update,
+)
+from tests.unit.webhooks.receiver import COMPANY, REGULATORY_UPDATE
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["1234.56", "-0.01", "1e400", "NaN", "Infinity", "1_000", " 12 ", "", "0"]),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=3), st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+money = st.decimals(min_value=Decimal("-1e12"), max_value=Decimal("1e12"), places=2, allow_nan=False).map(str)
+
+
+def leaf_paths(document: Any, prefix: tuple = ()) -> list[tuple]:
+    if isinstance(document, dict) and document:
+        return [path for key, value in document.items() for path in leaf_paths(value, (*prefix, key))]
+    return [prefix]
+
+
+def replaced(document: Any, path: tuple, value: Any) -> Any:
+    if not path:
+        return value
+    copy = dict(document)
+    copy[path[0]] = replaced(document[path[0]], path[1:], value)
+    return copy
+
+
+@st.composite
+def mutated(draw, valid: dict) -> Any:
+    """A valid document with some leaves (or whole sections) replaced by arbitrary JSON."""
+    document = valid
+    for _ in range(draw(st.integers(1, 3))):
+        paths = leaf_paths(document)
+        path = draw(st.sampled_from(paths))
+        cut = draw(st.integers(0, len(path)))
+        document = replaced(document, path[:cut], draw(json_values)) if cut else draw(json_values)
+    return document
+
+
+def assert_json_safe(result: dict) -> None:
+    json.dumps(result, allow_nan=False)  # no NaN or infinity anywhere
+
+
+@given(mutated(COMPANY))
+def test_analyze_company_answers_or_names_the_bad_fields(document: Any) -> None:
+    try:
+        result = analyze_company(document)
+    except AnalysisInputError as err:
+        problems = err.errors
+    else:
+        problems = None
+    if problems is not None:
+        assert all({"field", "message"} <= error.keys() for error in problems)
+        return
+    assert_json_safe(result)
+    score = result["financial_health_score"]
+    assert score is None or 0 <= score <= 10
+
+
+@st.composite
+def statements(draw) -> dict:
+    lines = {**COMPANY["financial_statements"]}
+    return {
+        **COMPANY,
+        "reporting_period": {"year": draw(st.integers(1900, 9999)), "period": draw(st.integers(1, 16))},
+        "financial_statements": {
+            section: {line: draw(st.one_of(money, st.none())) for line in fields}
+            for section, fields in lines.items()
+        },
+    }
+
+
+@given(statements())
+def test_any_well_formed_statements_are_analysed_without_nan_or_crash(document: dict) -> None:
+    result = analyze_company(document)
+    assert_json_safe(result)
+    score = result["financial_health_score"]
+    assert score is None or 0 <= score <= 10
+
+
+@given(
+    mutated({"company_name": "Acme", "annual_revenue": "1000", "business_relationship": {"win_rate": 0.5}})
+)
+def test_credit_risk_answers_or_names_the_bad_fields(document: Any) -> None:
+    try:
+        result = assess_customer_credit_risk(document)
+    except AnalysisInputError:
+        return
+    assert_json_safe(result)
+
+
+@given(mutated(REGULATORY_UPDATE))
+def test_regulatory_updates_are_triaged_or_refused(document: Any) -> None:
+    try:
+        result = process_regulatory_update(document)
+    except AnalysisInputError:
+        return
+    assert_json_safe(result)
+    assert result["requires_review"] == bool(result["reasons"])
