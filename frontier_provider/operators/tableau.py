@@ -28,7 +28,6 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 
 from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError
 from frontier_provider.storage import Staging
-from frontier_provider.tableau.hyper import replace_period_actions, update_request_id, write_extract
 from frontier_provider.tableau.jobs import SUCCEEDED, job_failure_message, job_state
 from frontier_provider.tableau.rows import AnalysisDocumentError, AnalysisRow, analysis_rows, rows_digest
 
@@ -108,6 +107,10 @@ class TableauPublishOperator(BaseOperator):
         self.job_timeout = job_timeout
 
     def execute(self, context: Any) -> dict[str, Any]:
+        # Imported here, not at module level: tableauhyperapi is slow to import and DAG files import
+        # this module on every parse.
+        from frontier_provider.tableau.hyper import write_extract
+
         period = _parse_period(self.period)
         if self.mode not in PUBLISH_MODES:
             raise AirflowFailException(f"mode must be one of {PUBLISH_MODES}, got {self.mode!r}")
@@ -188,6 +191,7 @@ class TableauPublishOperator(BaseOperator):
         from tableauserverclient.server.endpoint.exceptions import ServerResponseError
 
         from frontier_provider.hooks.tableau import FrontierTableauHook
+        from frontier_provider.tableau.hyper import update_request_id
 
         with FrontierTableauHook(site_id=self.site_id, tableau_conn_id=self.tableau_conn_id) as hook:
             server = hook.server
@@ -238,6 +242,8 @@ class TableauPublishOperator(BaseOperator):
     def _update_period(
         self, server: Any, datasource: Any, period: str, extract: Path, request_id: str
     ) -> Any:
+        from frontier_provider.tableau.hyper import replace_period_actions
+
         self.log.info(
             "Replacing period %s in datasource %r (%s), request id %s",
             period,
