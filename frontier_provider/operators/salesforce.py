@@ -12,9 +12,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
-from frontier_provider.hooks.frontier import FrontierHook
-from frontier_provider.hooks.salesforce import FrontierSalesforceHook
-from frontier_provider.ledger.periods import FiscalPeriod
 from frontier_provider.salesforce.customers import (
     account_insight,
     customer_profile,
@@ -34,10 +31,16 @@ from frontier_provider.salesforce.writeback import (
     resolve_field_map,
     write_mode,
 )
-from frontier_provider.storage import Staging, validate_key
 
+# Hooks (simple-salesforce, httpx), the ledger and the staging area (Arrow, DuckDB) are imported where
+# a task runs, not here: DAG files import this module, and the scheduler parses them often.
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from frontier_provider.hooks.salesforce import FrontierSalesforceHook
+
+SALESFORCE_CONN_ID = "salesforce_default"
+FRONTIER_CONN_ID = "frontier_default"
 
 DRY_RUN_DATASET = "salesforce_writeback"
 CUSTOMER_PROFILES = "customer_profiles"
@@ -89,7 +92,7 @@ class SalesforceWriteBackOperator(BaseOperator):
         period: str,
         key_field: str = ID_FIELD,
         field_map: dict[str, str] | None = None,
-        salesforce_conn_id: str = FrontierSalesforceHook.default_conn_name,
+        salesforce_conn_id: str = SALESFORCE_CONN_ID,
         bulk_threshold: int = 2000,
         max_failure_share: float = 0.0,
         max_daily_api_share: float = 0.5,
@@ -119,6 +122,9 @@ class SalesforceWriteBackOperator(BaseOperator):
         self.bulk_poll_interval = bulk_poll_interval
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from frontier_provider.hooks.salesforce import FrontierSalesforceHook
+        from frontier_provider.storage import validate_key
+
         period = validate_key("period", str(self.period))
         self._validate_settings()
         field_map = self._field_map()
@@ -199,6 +205,8 @@ class SalesforceWriteBackOperator(BaseOperator):
                     f"insights must be a list of dicts, got {type(self.insights).__name__}"
                 )
             return self.insights
+        from frontier_provider.storage import Staging
+
         path = _storage_path(str(self.insights_path))
         if path.name.endswith(".parquet"):
             table = Staging().read_parquet(path)
@@ -223,6 +231,8 @@ class SalesforceWriteBackOperator(BaseOperator):
     def _dry_run(
         self, insights: list[dict[str, Any]], field_map: dict[str, str], period: str
     ) -> dict[str, Any]:
+        from frontier_provider.storage import Staging
+
         records = self._records(insights, field_map, DEFAULT_FIELD_SPECS)
         staging = Staging(self.staging_root)
         path = staging.file(DRY_RUN_DATASET, period, self.batch_name or self.task_id, ".json")
@@ -301,13 +311,15 @@ def resolve_as_of(
 
 def customer_run_keys(as_of: date) -> tuple[str, str]:
     """(period, name) under which one customer-credit run stages its files."""
+    from frontier_provider.ledger.periods import FiscalPeriod
+
     return str(FiscalPeriod.containing(as_of)), f"as-of-{as_of.isoformat()}"
 
 
 def extract_customer_profiles(
     *,
     as_of: date,
-    salesforce_conn_id: str = FrontierSalesforceHook.default_conn_name,
+    salesforce_conn_id: str = SALESFORCE_CONN_ID,
     staging_root: str | None = None,
 ) -> dict[str, Any]:
     """Read customer Accounts with their Opportunities and stage their credit-risk profiles.
@@ -320,6 +332,9 @@ def extract_customer_profiles(
     :param staging_root: staging root; defaults to the configured one
     :return: ``{"path", "period", "as_of", "batch", "customers", "source"}``
     """
+    from frontier_provider.hooks.salesforce import FrontierSalesforceHook
+    from frontier_provider.storage import Staging
+
     hook = FrontierSalesforceHook(salesforce_conn_id)
     try:
         hook.get_connection(salesforce_conn_id)
@@ -350,7 +365,7 @@ def assess_customer_credit(
     *,
     profiles_path: str,
     as_of: date,
-    frontier_conn_id: str = FrontierHook.default_conn_name,
+    frontier_conn_id: str = FRONTIER_CONN_ID,
     staging_root: str | None = None,
 ) -> dict[str, Any]:
     """Assess each customer's credit risk with Frontier and stage the Account insights as JSON lines.
@@ -361,6 +376,9 @@ def assess_customer_credit(
     :param staging_root: staging root; defaults to the configured one
     :return: ``{"path", "customers", "risk_levels"}``
     """
+    from frontier_provider.hooks.frontier import FrontierHook
+    from frontier_provider.storage import Staging
+
     staging = Staging(staging_root)
     profiles = staging.read_json(_storage_path(profiles_path))
     frontier = FrontierHook(frontier_conn_id)
@@ -385,7 +403,7 @@ def analyze_customer_portfolio(
     *,
     profiles_path: str,
     as_of: date,
-    frontier_conn_id: str = FrontierHook.default_conn_name,
+    frontier_conn_id: str = FRONTIER_CONN_ID,
     staging_root: str | None = None,
 ) -> dict[str, Any]:
     """Analyse the whole customer portfolio with Frontier and stage the result.
@@ -396,6 +414,9 @@ def analyze_customer_portfolio(
     :param staging_root: staging root; defaults to the configured one
     :return: ``{"path", "portfolio_health_score", "high_risk_customers"}`` (the count)
     """
+    from frontier_provider.hooks.frontier import FrontierHook
+    from frontier_provider.storage import Staging
+
     staging = Staging(staging_root)
     profiles = staging.read_json(_storage_path(profiles_path))
     period, batch = customer_run_keys(as_of)

@@ -1,0 +1,188 @@
+"""Account write-back records and customer sales metrics, without any server."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from frontier_provider.salesforce.customers import account_insight, customer_profile
+from frontier_provider.salesforce.writeback import (
+    DEFAULT_FIELD_MAP,
+    DEFAULT_FIELD_SPECS,
+    InsightError,
+    build_account_records,
+    bulk_failure,
+    estimated_requests,
+    resolve_field_map,
+    truncate_text,
+)
+
+ID_A, ID_B = "001000000000001AAA", "001000000000002AAA"
+
+
+def build(insights, key_field="Id", field_map=None):
+    return build_account_records(
+        insights, key_field=key_field, field_map=resolve_field_map(field_map), field_specs=DEFAULT_FIELD_SPECS
+    )
+
+
+def test_records_are_sorted_by_key_and_fitted_to_their_fields() -> None:
+    records, truncated = build(
+        [
+            {"key": ID_B, "financial_health_score": 6.456, "analysis_date": date(2024, 12, 31)},
+            {
+                "key": ID_A,
+                "risk_level": "low",
+                "growth_potential_score": 3,
+                "analysis_date": "2024-12-31T23:59:00Z",
+                "recommendations": ["Extend terms.", "  ", "Watch DSO."],
+            },
+        ]
+    )
+
+    assert truncated == 0
+    assert records == [
+        {
+            "Id": ID_A,
+            "Frontier_Risk_Level__c": "low",
+            "Frontier_Growth_Potential__c": 3.0,
+            "Frontier_Last_Analysis__c": "2024-12-31",
+            "Frontier_Recommendations__c": "Extend terms.; Watch DSO.",
+        },
+        {"Id": ID_B, "Frontier_Financial_Score__c": 6.46, "Frontier_Last_Analysis__c": "2024-12-31"},
+    ]
+
+
+def test_none_clears_a_field_and_an_absent_key_leaves_it_alone() -> None:
+    records, _ = build([{"key": ID_A, "risk_level": None, "recommendations": []}])
+
+    assert records == [{"Id": ID_A, "Frontier_Risk_Level__c": None, "Frontier_Recommendations__c": None}]
+
+
+def test_long_recommendations_are_cut_to_the_field_length_with_a_mark() -> None:
+    records, truncated = build([{"key": ID_A, "recommendations": ["x" * 40_000]}])
+
+    text = records[0]["Frontier_Recommendations__c"]
+    assert (len(text), text[-1], truncated) == (32768, "…", 1)
+
+
+def test_truncation_counts_characters_as_salesforce_does() -> None:
+    # An emoji is two UTF-16 code units: Salesforce counts it twice.
+    assert truncate_text("ab😀cd", 5) == "ab😀cd"[:3] + "…"
+    assert truncate_text("ab😀", 4) == "ab😀"
+    assert truncate_text("anything", 0) == "anything"
+
+
+def test_every_invalid_insight_is_named_in_one_error() -> None:
+    with pytest.raises(InsightError) as raised:
+        build(
+            [
+                {"key": "not-an-id"},
+                {"key": ID_A, "financial_health_score": True},
+                {"key": ID_A},
+                {"key": ID_B, "analysis_date": "31/12/2024", "recommendations": "one string"},
+                {"key": ""},
+            ]
+        )
+
+    message = str(raised.value)
+    assert message.startswith("6 invalid insight(s)")
+    for expected in (
+        "not-an-id: not a 15- or 18-character Salesforce record Id",
+        f"{ID_A}: financial_health_score: must be a finite number, got True",
+        f"{ID_A}: appears more than once",
+        f"{ID_B}: analysis_date: must be an ISO date YYYY-MM-DD, got '31/12/2024'",
+        f"{ID_B}: recommendations: must be a list of strings",
+        "insight #4: 'key' must be a non-empty string",
+    ):
+        assert expected in message
+
+
+def test_external_id_keys_are_free_text_and_field_names_configurable() -> None:
+    records, _ = build(
+        [{"key": "SAP-1000", "financial_health_score": 7.0, "risk_level": "low"}],
+        key_field="Frontier_Entity_Id__c",
+        field_map={"financial_health_score": "Frontier_Financial_Score__c", "risk_level": None},
+    )
+
+    assert records == [{"Frontier_Entity_Id__c": "SAP-1000", "Frontier_Financial_Score__c": 7.0}]
+    with pytest.raises(InsightError, match="unknown insight attributes"):
+        resolve_field_map({"credit_rating": "Rating__c"})
+    assert resolve_field_map(None) == DEFAULT_FIELD_MAP
+
+
+def test_bulk_error_cells_are_split_into_code_and_message() -> None:
+    failure = bulk_failure(ID_A, "UNABLE_TO_LOCK_ROW:unable to obtain exclusive access to this record:--")
+    assert (failure.code, failure.message, failure.transient) == (
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+        True,
+    )
+    failure = bulk_failure(
+        ID_A, "FIELD_CUSTOM_VALIDATION_EXCEPTION:Score: must be 0-10:Frontier_Financial_Score__c"
+    )
+    assert (failure.code, failure.message, failure.transient) == (
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "Score: must be 0-10",
+        False,
+    )
+
+
+def test_request_estimates_follow_the_api_used() -> None:
+    assert [estimated_requests(n, 2000) for n in (1, 200, 201, 2000, 2001, 1_000_000)] == [1, 1, 2, 10, 6, 6]
+
+
+def test_sales_metrics_count_outcomes_of_closed_opportunities_only() -> None:
+    account = {
+        "Id": ID_A,
+        "Name": "Acme",
+        "AnnualRevenue": 1_500_000.5,
+        "CreatedDate": "2020-01-02T03:04:05.000+0000",
+        "Opportunities": [
+            {"Amount": 1000.10, "IsClosed": True, "IsWon": True},
+            {"Amount": None, "IsClosed": True, "IsWon": False},
+            {"Amount": 250.25, "IsClosed": False, "IsWon": False},
+            {"Amount": 99.99, "IsClosed": False, "IsWon": False},
+        ],
+    }
+
+    profile = customer_profile(account, as_of=date(2024, 12, 30))
+
+    assert profile["annual_revenue"] == "1500000.50"
+    assert profile["as_of"] == "2024-12-30"
+    assert profile["business_relationship"] == {
+        "customer_since": "2020-01-02",
+        "total_pipeline": "350.24",
+        "win_rate": 0.5,
+        "total_opportunities": 4,
+        "average_deal_size": "1000.10",
+    }
+
+
+def test_a_customer_without_closed_deals_has_no_win_rate_or_deal_size() -> None:
+    profile = customer_profile({"Id": ID_A, "Opportunities": []}, as_of=date(2024, 12, 30))
+
+    relationship = profile["business_relationship"]
+    assert (relationship["win_rate"], relationship["average_deal_size"]) == (None, None)
+    assert Decimal(relationship["total_pipeline"]) == 0
+    assert profile["company_name"] == ID_A
+
+
+def test_an_assessment_becomes_an_insight_dated_by_the_run() -> None:
+    assessment = {
+        "financial_health_score": 4.2,
+        "risk_level": "high",
+        "growth_potential_score": None,
+        "recommendations": ["Require prepayment."],
+    }
+
+    assert account_insight(ID_A, assessment, as_of=date(2024, 12, 30)) == {
+        "key": ID_A,
+        "financial_health_score": 4.2,
+        "risk_level": "high",
+        "growth_potential_score": None,
+        "analysis_date": "2024-12-30",
+        "recommendations": ["Require prepayment."],
+    }

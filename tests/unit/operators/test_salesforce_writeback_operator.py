@@ -1,0 +1,170 @@
+"""The write-back operator's dry run, its inputs, and the customer-credit run date; no server involved."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from frontier_provider.operators.salesforce import SalesforceWriteBackOperator, resolve_as_of
+
+ID_A, ID_B = "001000000000001AAA", "001000000000002AAA"
+INSIGHTS = [
+    {
+        "key": ID_B,
+        "financial_health_score": 3.14159,
+        "risk_level": "high",
+        "growth_potential_score": None,
+        "analysis_date": "2024-12-31",
+        "recommendations": ["Require prepayment."],
+    },
+    {"key": ID_A, "financial_health_score": 8.0, "risk_level": "low", "analysis_date": "2024-12-31"},
+]
+
+
+def dry_run(staging_root: Path, **options) -> dict:
+    options.setdefault("period", "2024-12")
+    options.setdefault("salesforce_conn_id", "salesforce_not_configured")
+    operator = SalesforceWriteBackOperator(
+        task_id="salesforce_writeback", staging_root=str(staging_root), **options
+    )
+    return operator.execute({})
+
+
+def test_without_the_connection_it_stages_the_exact_records_and_sends_nothing(staging_root: Path) -> None:
+    summary = dry_run(staging_root, insights=INSIGHTS)
+
+    path = staging_root / "salesforce_writeback" / "period=2024-12" / "entity=salesforce_writeback.json"
+    assert summary == {
+        "mode": "dry_run",
+        "records": 2,
+        "succeeded": 0,
+        "failed": [],
+        "requests": 0,
+        "path": f"file://{path}",
+    }
+    assert json.loads(path.read_text()) == {
+        "sobject": "Account",
+        "operation": "update",
+        "key_field": "Id",
+        "mode": "collections",
+        "period": "2024-12",
+        "records": [
+            {
+                "Id": ID_A,
+                "Frontier_Financial_Score__c": 8.0,
+                "Frontier_Risk_Level__c": "low",
+                "Frontier_Last_Analysis__c": "2024-12-31",
+            },
+            {
+                "Id": ID_B,
+                "Frontier_Financial_Score__c": 3.14,
+                "Frontier_Risk_Level__c": "high",
+                "Frontier_Growth_Potential__c": None,
+                "Frontier_Last_Analysis__c": "2024-12-31",
+                "Frontier_Recommendations__c": "Require prepayment.",
+            },
+        ],
+    }
+
+
+def test_a_rerun_stages_identical_bytes_whatever_the_input_order(staging_root: Path) -> None:
+    first = Path(dry_run(staging_root, insights=INSIGHTS)["path"].removeprefix("file://")).read_bytes()
+    second = Path(dry_run(staging_root, insights=INSIGHTS[::-1])["path"].removeprefix("file://")).read_bytes()
+
+    assert first == second
+
+
+def test_dry_run_flag_stages_even_when_the_connection_exists(
+    staging_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A connection to a port nothing listens on: any request would fail the test.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SALESFORCE_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "salesforce",
+                "login": "u",
+                "password": "p",
+                "extra": {"login_url": "https://127.0.0.1:9"},
+            }
+        ),
+    )
+
+    summary = dry_run(
+        staging_root,
+        insights=INSIGHTS,
+        salesforce_conn_id="salesforce_default",
+        dry_run="True",
+        key_field="Frontier_Entity_Id__c",
+        batch_name="as-of-2024-12-30",
+    )
+
+    assert summary["mode"] == "dry_run"
+    staged = json.loads(Path(summary["path"].removeprefix("file://")).read_text())
+    assert summary["path"].endswith("salesforce_writeback/period=2024-12/entity=as-of-2024-12-30.json")
+    assert (staged["operation"], staged["key_field"]) == ("upsert", "Frontier_Entity_Id__c")
+
+
+def test_insights_are_read_from_staged_json_lines(staging_root: Path, tmp_path: Path) -> None:
+    path = tmp_path / "insights.jsonl"
+    path.write_text("".join(json.dumps(insight) + "\n" for insight in INSIGHTS) + "\n")
+
+    summary = dry_run(staging_root, insights_path=str(path))
+
+    assert summary["records"] == 2
+
+
+def test_insights_are_read_from_staged_parquet(staging_root: Path, tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            "key": [ID_A, ID_B],
+            "financial_health_score": [8.0, None],
+            "risk_level": ["low", "high"],
+            "growth_potential_score": pa.array([None, None], pa.float64()),
+            "analysis_date": pa.array([date(2024, 12, 31)] * 2, pa.date32()),
+            "recommendations": pa.array([["Extend terms."], []], pa.list_(pa.string())),
+        }
+    )
+    path = tmp_path / "insights.parquet"
+    pq.write_table(table, str(path))
+
+    summary = dry_run(staging_root, insights_path=f"file://{path}")
+
+    records = json.loads(Path(summary["path"].removeprefix("file://")).read_text())["records"]
+    assert records[0]["Frontier_Last_Analysis__c"] == "2024-12-31"
+    assert records[0]["Frontier_Recommendations__c"] == "Extend terms."
+    assert records[1]["Frontier_Recommendations__c"] is None
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({}, "exactly one of insights and insights_path"),
+        ({"insights": INSIGHTS, "insights_path": "/x.jsonl"}, "exactly one of insights and insights_path"),
+        ({"insights": INSIGHTS, "max_failure_share": 1.5}, "max_failure_share must be between 0 and 1"),
+        ({"insights": [{"key": "bad"}]}, "bad: not a 15- or 18-character Salesforce record Id"),
+        ({"insights": INSIGHTS, "period": "../2024-12"}, "invalid period"),
+        ({"insights": INSIGHTS, "field_map": {"rating": "X__c"}}, "unknown insight attributes"),
+    ],
+)
+def test_bad_input_fails_without_retry_and_says_what_is_wrong(staging_root: Path, options, message) -> None:
+    with pytest.raises((AirflowFailException, ValueError), match=message):
+        dry_run(staging_root, **options)
+
+
+def test_the_as_of_date_comes_from_the_param_then_the_schedule_never_the_clock() -> None:
+    fired = datetime(2024, 12, 30, 5, 0, tzinfo=UTC)
+
+    assert resolve_as_of("2024-11-30", data_interval_end=fired) == date(2024, 11, 30)
+    assert resolve_as_of(None, data_interval_end=fired, logical_date=None) == date(2024, 12, 30)
+    assert resolve_as_of("", logical_date=fired) == date(2024, 12, 30)
+    with pytest.raises(AirflowFailException, match="conf"):
+        resolve_as_of(None)
+    with pytest.raises(AirflowFailException, match="YYYY-MM-DD"):
+        resolve_as_of("30/12/2024")
