@@ -44,6 +44,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from frontier_provider.analysis import (
     MODEL,
@@ -72,6 +73,77 @@ TOKEN_PATH = "/oauth/token"  # noqa: S105 - a URL path, not a credential
 STATS_PATH = "/_admin/stats"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="dotted path of the offending field, empty for the whole body")
+    message: str
+
+
+class ValidationProblem(BaseModel):
+    """Body of a 422: one summary line plus each problem by field."""
+
+    detail: str
+    errors: list[FieldProblem]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = Field(description="always Bearer")
+    expires_in: int
+
+
+class OAuthError(BaseModel):
+    error: str
+    error_description: str
+
+
+_RETRY_AFTER = {
+    "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "string"}}
+}
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "missing, unknown or expired bearer credential"},
+}
+ANALYSIS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **AUTH_RESPONSES,
+    400: {"model": Problem, "description": f"malformed {IDEMPOTENCY_HEADER} header"},
+    422: {"model": ValidationProblem, "description": "invalid request, every offending field named"},
+    429: {"model": Problem, "description": "rate limited", "headers": _RETRY_AFTER},
+    502: {"model": Problem, "description": "bad gateway (retry with the same key)", "headers": _RETRY_AFTER},
+    503: {"model": Problem, "description": "temporarily unavailable", "headers": _RETRY_AFTER},
+    504: {
+        "model": Problem,
+        "description": "gateway timeout (retry with the same key)",
+        "headers": _RETRY_AFTER,
+    },
+}
+TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": TokenResponse, "description": "an access token for the Authorization: Bearer header"},
+    400: {"model": OAuthError, "description": "unsupported grant type"},
+    401: {"model": OAuthError, "description": "unknown client or wrong secret"},
+}
+TOKEN_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                        "client_id": {"type": "string", "description": "or HTTP Basic auth"},
+                        "client_secret": {"type": "string", "description": "or HTTP Basic auth"},
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 @dataclass(frozen=True)
@@ -365,13 +437,23 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 return _fault_response(fault, settings)
             return JSONResponse(body)
 
-    @app.post(ANALYZE_COMPANY_PATH, tags=["financial-analysis"], summary="Analyse a company's statements")
+    @app.post(
+        ANALYZE_COMPANY_PATH,
+        tags=["financial-analysis"],
+        summary="Analyse a company's statements",
+        responses=ANALYSIS_RESPONSES,
+    )
     async def analyze_company_endpoint(
         request: Request, payload: AnalyzeCompanyRequest, principal: str = Depends(authenticated)
     ) -> JSONResponse:
         return await run_analysis(request, principal, "analyze_company", lambda: analyze_company(payload))
 
-    @app.post(CREDIT_RISK_PATH, tags=["risk-management"], summary="Assess a customer's credit risk")
+    @app.post(
+        CREDIT_RISK_PATH,
+        tags=["risk-management"],
+        summary="Assess a customer's credit risk",
+        responses=ANALYSIS_RESPONSES,
+    )
     async def credit_risk_endpoint(
         request: Request, payload: CustomerProfile, principal: str = Depends(authenticated)
     ) -> JSONResponse:
@@ -379,7 +461,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             request, principal, "assess_customer_credit_risk", lambda: assess_customer_credit_risk(payload)
         )
 
-    @app.post(PORTFOLIO_PATH, tags=["strategic-planning"], summary="Analyse a customer portfolio")
+    @app.post(
+        PORTFOLIO_PATH,
+        tags=["strategic-planning"],
+        summary="Analyse a customer portfolio",
+        responses=ANALYSIS_RESPONSES,
+    )
     async def portfolio_endpoint(
         request: Request, payload: CustomerPortfolio, principal: str = Depends(authenticated)
     ) -> JSONResponse:
@@ -387,7 +474,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             request, principal, "analyze_customer_portfolio", lambda: analyze_customer_portfolio(payload)
         )
 
-    @app.post(REGULATORY_UPDATE_PATH, tags=["compliance"], summary="Triage a regulatory update")
+    @app.post(
+        REGULATORY_UPDATE_PATH,
+        tags=["compliance"],
+        summary="Triage a regulatory update",
+        responses=ANALYSIS_RESPONSES,
+    )
     async def regulatory_endpoint(
         request: Request, payload: RegulatoryUpdate, principal: str = Depends(authenticated)
     ) -> JSONResponse:
@@ -395,7 +487,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             request, principal, "process_regulatory_update", lambda: process_regulatory_update(payload)
         )
 
-    @app.get(PROFILE_PATH, tags=["service"], summary="Who you are and what this service runs")
+    @app.get(
+        PROFILE_PATH,
+        tags=["service"],
+        summary="Who you are and what this service runs",
+        responses=AUTH_RESPONSES,
+    )
     async def profile_endpoint(principal: str = Depends(authenticated)) -> dict[str, Any]:
         return {
             "service": "frontier-business-operations",
@@ -404,7 +501,13 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             "endpoints": [ANALYZE_COMPANY_PATH, CREDIT_RISK_PATH, PORTFOLIO_PATH, REGULATORY_UPDATE_PATH],
         }
 
-    @app.post(TOKEN_PATH, tags=["oauth2"], summary="OAuth2 client-credentials token")
+    @app.post(
+        TOKEN_PATH,
+        tags=["oauth2"],
+        summary="OAuth2 client-credentials token",
+        responses=TOKEN_RESPONSES,
+        openapi_extra=TOKEN_REQUEST_BODY,
+    )
     async def token_endpoint(request: Request) -> JSONResponse:
         form = await request.form()
         client_id, client_secret = _client_credentials(request, form)
@@ -424,7 +527,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             headers={"Cache-Control": "no-store"},
         )
 
-    @app.get(STATS_PATH, tags=["service"], summary="Request counters of this server instance")
+    @app.get(
+        STATS_PATH,
+        tags=["service"],
+        summary="Request counters of this server instance",
+        responses=AUTH_RESPONSES,
+    )
     async def stats_endpoint(principal: str = Depends(authenticated)) -> dict[str, Any]:
         return state.stats()
 
