@@ -37,7 +37,11 @@ from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
 from airflow.sdk.exceptions import AirflowFailException
 from simple_salesforce import Salesforce
 from simple_salesforce.api import DEFAULT_API_VERSION
-from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
+from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
+    SalesforceError,
+    SalesforceExpiredSession,
+)
 from simple_salesforce.login import SalesforceLogin, token_login
 
 from frontier_provider.salesforce.writeback import (
@@ -65,7 +69,7 @@ class SalesforceApiLimitError(AirflowFailException):
 
 
 class SalesforceSessionError(AirflowFailException):
-    """Salesforce refused a session obtained by a fresh login: the credentials or the user are wrong."""
+    """Salesforce refused the login, or the session of a fresh login: fix the connection or the user."""
 
 
 class FrontierSalesforceHook(SalesforceHook):
@@ -95,7 +99,6 @@ class FrontierSalesforceHook(SalesforceHook):
         self.bulk_poll_interval = bulk_poll_interval
         self.timeout = timeout
         self.request_count = 0
-        self.login_count = 0
 
     # -- client ----------------------------------------------------------------------------------------------
     @cached_property
@@ -107,7 +110,6 @@ class FrontierSalesforceHook(SalesforceHook):
             self.session.hooks["response"].append(self._count_request)
         connection = self.get_connection(self.conn_id)
         extras = connection.extra_dejson
-        self.login_count += 1
         login_url = self._get_field(extras, "login_url")
         if login_url is None:
             return SalesforceHook.conn.func(self)  # type: ignore[attr-defined]
@@ -129,6 +131,16 @@ class FrontierSalesforceHook(SalesforceHook):
         while True:
             try:
                 return operation(self.get_conn())
+            except SalesforceAuthenticationFailed as err:
+                # A coded refusal (INVALID_LOGIN, invalid_grant, ...) is the same on every attempt; a bare
+                # HTTP status means the login server itself failed, which a task retry may outlive.
+                if isinstance(err.code, str):
+                    raise SalesforceSessionError(
+                        f"Salesforce refused the login of connection '{self.conn_id}' while {description}: "
+                        f"{err.code} {err.auth_message}. Check its user, password, security token or "
+                        "consumer key and secret."
+                    ) from err
+                raise
             except SalesforceExpiredSession as err:
                 if relogged_in:
                     raise SalesforceSessionError(

@@ -22,11 +22,11 @@ from frontier_provider.salesforce.customers import (
 from frontier_provider.salesforce.demo import demo_accounts
 from frontier_provider.salesforce.writeback import (
     ACCOUNT,
-    DEFAULT_FIELD_SPECS,
     ID_FIELD,
     FieldSpec,
     InsightError,
     build_account_records,
+    default_field_specs,
     estimated_requests,
     resolve_field_map,
     write_mode,
@@ -233,7 +233,7 @@ class SalesforceWriteBackOperator(BaseOperator):
     ) -> dict[str, Any]:
         from frontier_provider.storage import Staging
 
-        records = self._records(insights, field_map, DEFAULT_FIELD_SPECS)
+        records = self._records(insights, field_map, default_field_specs(field_map))
         staging = Staging(self.staging_root)
         path = staging.file(DRY_RUN_DATASET, period, self.batch_name or self.task_id, ".json")
         staging.write_json(
@@ -279,8 +279,6 @@ class SalesforceWriteBackOperator(BaseOperator):
             )
         except InsightError as err:
             raise AirflowFailException(str(err)) from err
-        except KeyError as err:
-            raise AirflowFailException(f"no definition of Account field {err} to fit values to") from err
         if truncated:
             self.log.warning("%d text value(s) were cut to their Salesforce field length", truncated)
         return records

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -175,6 +175,18 @@ def resolve_field_map(field_map: Mapping[str, str | None] | None) -> dict[str, s
         )
     merged = {**DEFAULT_FIELD_MAP, **overrides}
     return {attribute: field for attribute, field in merged.items() if field}
+
+
+def default_field_specs(field_map: Mapping[str, str]) -> dict[str, FieldSpec]:
+    """Field definitions to fit values to without asking Salesforce: those the Frontier fields are
+    created with, under the names ``field_map`` gives them.
+
+    :param field_map: insight attribute -> Account field, from ``resolve_field_map``
+    """
+    return {
+        field: replace(DEFAULT_FIELD_SPECS[DEFAULT_FIELD_MAP[attribute]], name=field)
+        for attribute, field in field_map.items()
+    }
 
 
 def build_account_records(

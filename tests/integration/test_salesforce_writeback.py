@@ -6,10 +6,16 @@ the requests the org received (and was billed for).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from frontier_provider.hooks.salesforce import FrontierSalesforceHook, SalesforceApiLimitError
+from frontier_provider.hooks.salesforce import (
+    FrontierSalesforceHook,
+    SalesforceApiLimitError,
+    SalesforceSessionError,
+)
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
 from frontier_provider.salesforce.customers import extract_customer_accounts
 from frontier_provider.salesforce.demo import DEMO_ENTITY_ACCOUNTS, account_id
@@ -302,3 +308,18 @@ def test_customer_extraction_follows_every_page_of_accounts_and_opportunities(mo
         assert fake.count("query") == 1
         child_pages = sum(max(0, -(-len(a["Opportunities"]) // 2) - 1) for a in customers)
         assert fake.count("query_more") == 4 + child_pages  # 30 customers in pages of 7
+
+
+def test_a_refused_login_fails_without_retry_naming_the_connection(salesforce, monkeypatch) -> None:
+    salesforce.seed_demo(1)
+    connection = salesforce.connection()
+    connection["password"] = "wrong"
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(connection))
+
+    with pytest.raises(
+        SalesforceSessionError, match=r"refused the login of connection 'salesforce_default'.*INVALID_LOGIN"
+    ):
+        write_back(insights=insights_for(1))
+
+    assert issubclass(SalesforceSessionError, AirflowFailException)
+    assert salesforce.kinds() == {"login": 1}

@@ -168,3 +168,15 @@ def test_the_as_of_date_comes_from_the_param_then_the_schedule_never_the_clock()
         resolve_as_of(None)
     with pytest.raises(AirflowFailException, match="YYYY-MM-DD"):
         resolve_as_of("30/12/2024")
+
+
+def test_renamed_fields_keep_the_definition_of_the_field_they_replace(staging_root: Path) -> None:
+    summary = dry_run(
+        staging_root,
+        insights=[{"key": ID_A, "recommendations": ["y" * 40_000], "financial_health_score": 1.006}],
+        field_map={"recommendations": "Credit_Advice__c", "financial_health_score": "Credit_Score__c"},
+    )
+
+    record = json.loads(Path(summary["path"].removeprefix("file://")).read_text())["records"][0]
+    assert len(record["Credit_Advice__c"]) == 32768
+    assert record["Credit_Score__c"] == 1.01
