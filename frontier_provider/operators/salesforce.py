@@ -125,7 +125,10 @@ class SalesforceWriteBackOperator(BaseOperator):
         from frontier_provider.hooks.salesforce import FrontierSalesforceHook
         from frontier_provider.storage import validate_key
 
-        period = validate_key("period", str(self.period))
+        try:
+            period = validate_key("period", str(self.period))
+        except ValueError as err:
+            raise AirflowFailException(str(err)) from err
         self._validate_settings()
         field_map = self._field_map()
         insights = self._load_insights()
@@ -138,13 +141,13 @@ class SalesforceWriteBackOperator(BaseOperator):
         if self._is_dry_run(hook):
             return self._dry_run(insights, field_map, period)
 
+        if not insights:
+            self.log.info("No insights for period %s: nothing to write to Salesforce", period)
+            return _summary(write_mode(0, self.bulk_threshold), 0, 0, [], 0)
         specs = hook.field_specs(ACCOUNT)
         self._check_fields(specs, field_map)
         records = self._records(insights, field_map, specs)
         operation = "update by Id" if self.key_field == ID_FIELD else f"upsert on {self.key_field}"
-        if not records:
-            self.log.info("No insights for period %s: nothing to write to Salesforce", period)
-            return _summary("collections", 0, 0, [], hook.request_count)
         mode = write_mode(len(records), self.bulk_threshold)
         hook.ensure_api_budget(
             estimated_requests(len(records), self.bulk_threshold), self.max_daily_api_share

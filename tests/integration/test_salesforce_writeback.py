@@ -323,3 +323,10 @@ def test_a_refused_login_fails_without_retry_naming_the_connection(salesforce, m
 
     assert issubclass(SalesforceSessionError, AirflowFailException)
     assert salesforce.kinds() == {"login": 1}
+
+
+def test_no_insights_means_no_request_at_all(salesforce) -> None:
+    summary = write_back(insights=[])
+
+    assert (summary["records"], summary["requests"]) == (0, 0)
+    assert salesforce.requests == []
