@@ -6,7 +6,13 @@ __version__ = "0.1.0"
 
 
 def get_provider_info() -> dict:
-    """Describe this provider to Airflow's ProvidersManager."""
+    """Describe this provider to Airflow's ProvidersManager.
+
+    Connection forms are declared here (``conn-fields``, ``ui-field-behaviour``), the Airflow 3
+    way: the UI renders them without importing the hooks.
+    """
+    from frontier_provider import connection_types as types
+
     return {
         "package-name": "airflow-provider-frontier",
         "name": "Frontier Business Operations",
@@ -16,8 +22,17 @@ def get_provider_info() -> dict:
             {
                 "connection-type": "frontier",
                 "hook-class-name": "frontier_provider.hooks.frontier.FrontierHook",
+                "hook-name": "Frontier Business Operations",
+                "conn-fields": types.FRONTIER_CONNECTION_FIELDS,
+                "ui-field-behaviour": types.FRONTIER_UI_FIELD_BEHAVIOUR,
             },
-            {"connection-type": "sap_rfc", "hook-class-name": "frontier_provider.hooks.sap_rfc.SapRfcHook"},
+            {
+                "connection-type": "sap_rfc",
+                "hook-class-name": "frontier_provider.hooks.sap_rfc.SapRfcHook",
+                "hook-name": "SAP (RFC)",
+                "conn-fields": types.SAP_RFC_CONNECTION_FIELDS,
+                "ui-field-behaviour": types.SAP_RFC_UI_FIELD_BEHAVIOUR,
+            },
         ],
         "plugins": [{"name": "frontier", "plugin-class": "frontier_provider.plugins.FrontierPlugin"}],
     }

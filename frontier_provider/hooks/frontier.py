@@ -50,7 +50,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
-from frontier_provider import analysis
+from frontier_provider import analysis, connection_types
 
 API_PREFIX = "/v1/business-operations"
 PATHS = {
@@ -64,37 +64,8 @@ RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 RETRYABLE_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
-CONNECTION_FIELDS = {
-    "auth": {
-        "label": "Authentication",
-        "description": "api_key (the password is the key) or oauth2 (client credentials)",
-        "schema": {"type": ["string", "null"], "enum": ["api_key", "oauth2", None], "default": "api_key"},
-    },
-    "client_id": {"label": "OAuth2 client id", "schema": {"type": ["string", "null"]}},
-    "client_secret": {
-        "label": "OAuth2 client secret",
-        "schema": {"type": ["string", "null"], "format": "password"},
-    },
-    "token_url": {
-        "label": "OAuth2 token URL",
-        "description": "absolute, or relative to the base URL",
-        "schema": {"type": ["string", "null"], "default": "/oauth/token"},
-    },
-    "timeout": {"label": "Timeout (s)", "schema": {"type": ["number", "null"], "default": 30}},
-    "max_retries": {"label": "Max retries", "schema": {"type": ["integer", "null"], "default": 5}},
-}
-"""``conn-fields`` of the ``frontier`` connection type, for ``get_provider_info()``."""
-
-UI_FIELD_BEHAVIOUR = {
-    "hidden-fields": ["login", "extra"],
-    "relabeling": {"password": "API key", "schema": "Scheme (http/https)"},
-    "placeholders": {
-        "host": "api.frontier.ai (leave empty to use the embedded engine)",
-        "schema": "https",
-        "password": "API key (auth=api_key)",
-    },
-}
-"""``ui-field-behaviour`` of the ``frontier`` connection type, for ``get_provider_info()``."""
+CONNECTION_FIELDS = connection_types.FRONTIER_CONNECTION_FIELDS
+UI_FIELD_BEHAVIOUR = connection_types.FRONTIER_UI_FIELD_BEHAVIOUR
 
 
 class FrontierApiError(AirflowException):

@@ -25,39 +25,12 @@ from airflow.exceptions import AirflowOptionalProviderFeatureException
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
+from frontier_provider import connection_types
 from frontier_provider.demo.sap_system import DemoSapSystem
 from frontier_provider.sources.sap import RfcClient, RfcTableReader
 
-CONNECTION_FIELDS = {
-    "sysnr": {"label": "System number", "schema": {"type": ["string", "null"], "default": "00"}},
-    "client": {"label": "Client", "schema": {"type": ["string", "null"], "default": "100"}},
-    "lang": {"label": "Logon language", "schema": {"type": ["string", "null"], "default": "EN"}},
-    "saprouter": {"label": "SAProuter string", "schema": {"type": ["string", "null"]}},
-    "mshost": {
-        "label": "Message server",
-        "description": "for logon-group balancing instead of one application server",
-        "schema": {"type": ["string", "null"]},
-    },
-    "msserv": {"label": "Message server service/port", "schema": {"type": ["string", "null"]}},
-    "sysid": {"label": "System ID", "schema": {"type": ["string", "null"]}},
-    "group": {"label": "Logon group", "schema": {"type": ["string", "null"]}},
-    "demo_system": {
-        "label": "Demo system file",
-        "description": "path of a demo SAP SQLite file; when set, no SAP system is contacted",
-        "schema": {"type": ["string", "null"]},
-    },
-}
-"""``conn-fields`` of the ``sap_rfc`` connection type, for ``get_provider_info()``."""
-
-UI_FIELD_BEHAVIOUR = {
-    "hidden-fields": ["schema", "port", "extra"],
-    "relabeling": {"host": "Application server (ashost)", "login": "User", "password": "Password"},
-    "placeholders": {
-        "host": "sapapp01.example.com (leave empty with a message server)",
-        "login": "RFC_FRONTIER",
-    },
-}
-"""``ui-field-behaviour`` of the ``sap_rfc`` connection type, for ``get_provider_info()``."""
+CONNECTION_FIELDS = connection_types.SAP_RFC_CONNECTION_FIELDS
+UI_FIELD_BEHAVIOUR = connection_types.SAP_RFC_UI_FIELD_BEHAVIOUR
 
 PYRFC_MISSING = (
     "SAP RFC needs pyrfc and SAP's NW RFC SDK: install the extra with "
