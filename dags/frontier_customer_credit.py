@@ -31,6 +31,7 @@ import pendulum
 from airflow.sdk import Asset, Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
+from frontier_provider.notifications import FrontierFailureNotifier
 from frontier_provider.operators import salesforce as credit
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
 
@@ -53,6 +54,7 @@ CUSTOMER_PORTFOLIO = Asset(name="frontier_customer_portfolio", uri="frontier://s
         "retry_delay": timedelta(seconds=30),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),
+        "on_failure_callback": FrontierFailureNotifier(),
     },
     params={
         "as_of": Param(
