@@ -24,11 +24,12 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from airflow.sdk import ObjectStoragePath
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 STAGING_ROOT_ENV = "FRONTIER_STAGING_ROOT"
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -94,6 +95,8 @@ class Staging:
         self, path: ObjectStoragePath, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
     ) -> ObjectStoragePath:
         """Stream record batches into one Parquet file, atomically, without holding them all in memory."""
+        import pyarrow.parquet as pq  # imported when used: DAG files import this module
+
         with self._atomic(path) as tmp:
             local = self.local_path(tmp)
             with _open_sink(tmp, local) as sink, pq.ParquetWriter(sink, schema, compression="zstd") as writer:
@@ -129,6 +132,9 @@ class Staging:
 
     def read_parquet(self, path: ObjectStoragePath, columns: list[str] | None = None) -> pa.Table:
         """Read a Parquet file, or every part of a multi-part directory, as one table."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         if path.is_dir():
             parts = sorted(
                 (p for p in path.iterdir() if p.name.endswith(".parquet") and not p.name.startswith(".")),

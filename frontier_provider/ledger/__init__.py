@@ -15,32 +15,35 @@ an installed package, as above.
 
 from __future__ import annotations
 
-from frontier_provider.ledger.mapping import (
-    AccountAssignment,
-    AccountMapping,
-    MappingError,
-    MappingRule,
-    UnmappedAccountsError,
-    load_account_mapping,
-    map_accounts,
-)
-from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError, resolve_period
-from frontier_provider.ledger.statements import (
-    FinancialStatements,
-    LineItem,
-    StatementsError,
-    UnbalancedStatementsError,
-    build_statements,
-    format_money,
-)
-from frontier_provider.ledger.trial_balance import (
-    InconsistentBalanceError,
-    TrialBalance,
-    TrialBalanceError,
-    TrialBalanceRow,
-    UnbalancedTrialBalanceError,
-    build_trial_balance,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Names resolve on first use, so importing one light module (e.g. ``periods`` in a DAG file)
+# does not load DuckDB and Arrow at DAG-parse time.
+_EXPORTS = {
+    "AccountAssignment": "mapping",
+    "AccountMapping": "mapping",
+    "FinancialStatements": "statements",
+    "FiscalPeriod": "periods",
+    "InconsistentBalanceError": "trial_balance",
+    "InvalidPeriodError": "periods",
+    "LineItem": "statements",
+    "MappingError": "mapping",
+    "MappingRule": "mapping",
+    "StatementsError": "statements",
+    "TrialBalance": "trial_balance",
+    "TrialBalanceError": "trial_balance",
+    "TrialBalanceRow": "trial_balance",
+    "UnbalancedStatementsError": "statements",
+    "UnbalancedTrialBalanceError": "trial_balance",
+    "UnmappedAccountsError": "mapping",
+    "build_statements": "statements",
+    "build_trial_balance": "trial_balance",
+    "format_money": "statements",
+    "load_account_mapping": "mapping",
+    "map_accounts": "mapping",
+    "resolve_period": "periods",
+}
 
 __all__ = [
     "AccountAssignment",
@@ -66,3 +69,44 @@ __all__ = [
     "map_accounts",
     "resolve_period",
 ]
+
+if TYPE_CHECKING:
+    from frontier_provider.ledger.mapping import (
+        AccountAssignment,
+        AccountMapping,
+        MappingError,
+        MappingRule,
+        UnmappedAccountsError,
+        load_account_mapping,
+        map_accounts,
+    )
+    from frontier_provider.ledger.periods import (
+        FiscalPeriod,
+        InvalidPeriodError,
+        resolve_period,
+    )
+    from frontier_provider.ledger.statements import (
+        FinancialStatements,
+        LineItem,
+        StatementsError,
+        UnbalancedStatementsError,
+        build_statements,
+        format_money,
+    )
+    from frontier_provider.ledger.trial_balance import (
+        InconsistentBalanceError,
+        TrialBalance,
+        TrialBalanceError,
+        TrialBalanceRow,
+        UnbalancedTrialBalanceError,
+        build_trial_balance,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

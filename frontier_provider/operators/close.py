@@ -13,16 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from frontier_provider.config import EntityConfig, EntityConfigError, load_close_config
 from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError, resolve_period
-from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
 from frontier_provider.storage import Staging
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 GL_BALANCES = "gl_balances"
 TRIAL_BALANCE = "trial_balance"
@@ -110,6 +111,8 @@ class ExtractGLBalancesOperator(CloseUnitOperator):
     stage = "extract"
 
     def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
+        from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
+
         folder = staging.directory(GL_BALANCES, str(period), entity.id)
         part = folder / "part-0.parquet"
         counter = _RowCounter()
