@@ -286,21 +286,22 @@ class TrialBalance:
                 )
 
 
-# One scan: sums per account and currency, plus counters for the checks. A source
-# row is inconsistent when its closing balance does not follow from its movements
-# (a NULL amount counts too, since SUM would silently skip it). The account
-# attributes must agree across an account's rows: EBS keeps ACCOUNT_TYPE per code
-# combination, so a misconfigured cost-centre combination can disagree with its
-# siblings, and the mapping must not pick one at random.
+# One scan: sums per account and currency, plus a counter for the row check. A source
+# row is inconsistent when its closing balance does not follow from its movements (a
+# NULL amount counts too, since SUM would silently skip it). The account attributes are
+# grouping keys rather than aggregates: they must agree across an account's rows (EBS
+# keeps ACCOUNT_TYPE per code combination, so a misconfigured cost-centre combination
+# can disagree with its siblings), and an account that comes out in two groups shows
+# the conflict in the small result instead of costing aggregates over every row.
 _AGGREGATE_SQL = """
 SELECT
     $entity AS entity,
     $period AS period,
     account,
     currency,
-    min(account_type) AS account_type,
-    bool_and(balance_sheet_account) AS balance_sheet_account,
-    min(pl_statement_type) AS pl_statement_type,
+    account_type,
+    balance_sheet_account,
+    pl_statement_type,
     CAST(sum(opening_balance) AS DECIMAL(38, 4)) AS opening_balance,
     CAST(sum(period_debit) AS DECIMAL(38, 4)) AS period_debit,
     CAST(sum(period_credit) AS DECIMAL(38, 4)) AS period_credit,
@@ -308,17 +309,10 @@ SELECT
     CAST(count(*) AS BIGINT) AS source_rows,
     CAST(count_if(
         (closing_balance = opening_balance + period_debit - period_credit) IS NOT TRUE
-    ) AS BIGINT) AS inconsistent_rows,
-    (min(account_type) IS DISTINCT FROM max(account_type)
-        OR count(account_type) NOT IN (0, count(*))
-        OR bool_and(balance_sheet_account) IS DISTINCT FROM bool_or(balance_sheet_account)
-        OR count(balance_sheet_account) NOT IN (0, count(*))
-        OR min(pl_statement_type) IS DISTINCT FROM max(pl_statement_type)
-        OR count(pl_statement_type) NOT IN (0, count(*))
-    ) AS conflicting_attributes
+    ) AS BIGINT) AS inconsistent_rows
 FROM gl_balances
 WHERE entity = $entity AND period = $period
-GROUP BY account, currency
+GROUP BY account, currency, account_type, balance_sheet_account, pl_statement_type
 ORDER BY currency, account
 """
 
@@ -380,14 +374,16 @@ def _refuse_inconsistent_rows(entity: str, period: str, aggregated: pa.Table) ->
 
 
 def _refuse_conflicting_attributes(entity: str, period: str, aggregated: pa.Table) -> None:
-    flagged = aggregated.filter(aggregated["conflicting_attributes"])
-    if flagged.num_rows:
-        accounts = sorted(set(flagged["account"].to_pylist()))
-        raise TrialBalanceError(
-            f"GL rows of entity {entity} for period {period} disagree on the account type / "
-            f"balance-sheet flag / P&L type of account(s) {', '.join(accounts[:_ACCOUNTS_IN_MESSAGE])}: "
-            f"the mapping cannot classify them; fix the account master data in the source."
-        )
+    groups = aggregated.group_by(["account", "currency"]).aggregate([("source_rows", "count")])
+    if groups.num_rows == aggregated.num_rows:
+        return
+    conflicting = groups.filter(pc.greater(groups["source_rows_count"], 1))
+    accounts = sorted(set(conflicting["account"].to_pylist()))
+    raise TrialBalanceError(
+        f"GL rows of entity {entity} for period {period} disagree on the account type / "
+        f"balance-sheet flag / P&L type of account(s) {', '.join(accounts[:_ACCOUNTS_IN_MESSAGE])}: "
+        f"the mapping cannot classify them; fix the account master data in the source."
+    )
 
 
 def _currency_totals(table: pa.Table) -> dict[str, CurrencyTotals]:

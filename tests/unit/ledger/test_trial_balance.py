@@ -187,6 +187,20 @@ def test_rows_disagreeing_on_the_account_type_are_refused(ebs_ledger):
         build_trial_balance(table, entity="EBS-US01", period="2024-06")
 
 
+def test_rows_disagreeing_on_the_pl_statement_type_are_refused(sap_ledger):
+    gl = sap_ledger
+    table = gl.table(
+        [
+            gl.closing("0000400000", "60", pl_statement_type="X"),
+            gl.closing("0000400000", "40", pl_statement_type=None),
+            gl.closing("0000300000", "-100", balance_sheet_account=True),
+        ]
+    )
+
+    with pytest.raises(TrialBalanceError, match="0000400000"):
+        build_trial_balance(table, entity="SAP-1000", period="2024-13")
+
+
 def test_reads_a_parquet_file_or_a_staged_directory(ebs_gl, tmp_path):
     expected = build_trial_balance(ebs_gl, entity="EBS-US01", period="2024-06").to_arrow()
     file = tmp_path / "gl.parquet"
