@@ -128,6 +128,10 @@ class DemoEntity:
     source_table: str | None = None  # SAP: FAGLFLEXT or ACDOCA
     loss_period: FiscalPeriod | None = None
     euro_sales_percent: int = 0  # share of product sales invoiced in EUR (EBS only)
+    # Risk profile: store assets financed by loans (tenths of a month's revenue) and the product cost
+    # range in percent of product revenue, so the demo companies do not all rate alike.
+    loan_financed_assets_tenths: int = 0
+    product_cost_percent: tuple[int, int] = (58, 62)
 
     def account_number(self, role: str) -> str:
         account = _BY_ROLE[role]
@@ -153,7 +157,7 @@ ENTITIES: dict[str, DemoEntity] = {
         DemoEntity(
             "SAP-2000", "sap", "2000", "EUR", "Frontier Retail B.V.", "retail",
             annual_revenue=2_800_000_000, service_percent=5, seed=404, city="Amsterdam", country="NL",
-            source_table="ACDOCA",
+            source_table="ACDOCA", loan_financed_assets_tenths=60, product_cost_percent=(62, 64),
         ),
     )
 }  # fmt: skip
@@ -333,12 +337,12 @@ class _JournalWriter:
             "receivables": m * 13 // 10,
             "inventory": m * 11 // 10,
             "prepaid": m // 10,
-            "ppe": m * 4,
+            "ppe": m * 4 + m * self.spec.loan_financed_assets_tenths // 10,
             "accumulated_depreciation": -(m * 3 // 2),
             "payables": -(m * 8 // 10),
             "accrued": -(m // 5),
             "tax_payable": -(m // 20),
-            "debt": -(m * 5 // 2),
+            "debt": -(m * 5 // 2) - m * self.spec.loan_financed_assets_tenths // 10,
             "share_capital": -m,
         }
         amounts["retained_earnings"] = -sum(amounts.values())
@@ -380,7 +384,7 @@ class _JournalWriter:
             open_eur, open_usd = self.euro_receivables
             self.euro_receivables = (open_eur + euro, open_usd + euro_usd)
 
-        cogs = (product * rng.randint(58, 62) + service * 30) // 100
+        cogs = (product * rng.randint(*self.spec.product_cost_percent) + service * 30) // 100
         self.post(period, "Cost of goods sold", [_line("cogs", cogs), _line("inventory", -cogs)])
         purchases = cogs * (1000 + rng.randint(-50, 60)) // 1000
         self.post(
