@@ -61,7 +61,7 @@ params = {
     "period": Param(
         None,
         type=["null", "string"],
-        pattern=r"^\d{4}-(0[1-9]|1[0-6])$",
+        pattern=r"^[0-9]{4}-(0[1-9]|1[0-6])$",
         title="Fiscal period",
         description="YYYY-MM to close, e.g. 2024-12 (13-16 are special periods). "
         "Leave empty to use the run's period from its schedule.",

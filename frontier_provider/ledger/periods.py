@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
-PERIOD_PATTERN = re.compile(r"^(?P<year>\d{4})-(?P<number>\d{2})$")
+PERIOD_PATTERN = re.compile(r"^(?P<year>[0-9]{4})-(?P<number>[0-9]{2})$")
 REGULAR_PERIODS = 12
 LAST_SPECIAL_PERIOD = 16
 
