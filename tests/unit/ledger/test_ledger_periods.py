@@ -28,7 +28,19 @@ def test_parse_valid_periods(text, year, number, special):
 
 
 @pytest.mark.parametrize(
-    "text", ["2024-13x", "2024-00", "2024-17", "2024-1", "24-12", "2024/12", "", "DEC-24", "1899-12"]
+    "text",
+    [
+        "2024-13x",
+        "2024-00",
+        "2024-17",
+        "2024-1",
+        "24-12",
+        "2024/12",
+        "",
+        "DEC-24",
+        "1899-12",
+        "２０２４-１２",
+    ],
 )
 def test_parse_invalid_periods_names_the_text(text):
     with pytest.raises(InvalidPeriodError, match="invalid fiscal period"):
