@@ -35,7 +35,7 @@ LATENCY_MS = 50
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--companies", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32, 64])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32, 64, 128])
     parser.add_argument("--target", type=float, default=15.0, help="required speed-up at the largest bound")
     args = parser.parse_args()
 
@@ -153,7 +153,7 @@ def frontier_hook(base_url: str):
             "port": int(port),
             "schema": "http",
             "password": API_KEY,
-            "extra": {"max_retries": 10, "backoff_base": 0.05, "timeout": 30},
+            "extra": {"max_retries": 10, "backoff_base": 0.05, "timeout": 30, "pool_size": 128},
         }
     )
     from frontier_provider.hooks.frontier import FrontierHook
