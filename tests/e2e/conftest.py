@@ -1,0 +1,83 @@
+"""Fixtures of the end-to-end suite: one real Airflow deployment at a time, shared by the tests.
+
+``airflow_stack`` is the LocalExecutor deployment, ``celery_stack`` the
+CeleryExecutor one. Only one runs at a time (the machine has two cores): asking
+for the other stops the running one first. Whatever happens, every deployment
+is stopped and its database dropped at the end of the session, and a test that
+fails gets the end of each component's log in its report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.harness import AirflowStack, running_stack
+
+CLOSE_DAG_ID = "frontier_financial_close"
+
+
+class StackPool:
+    """Holds the one running deployment and starts the one a test asks for."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.tmp_path_factory = tmp_path_factory
+        self.current: AirflowStack | None = None
+        self.last: AirflowStack | None = None
+        self._exit = contextlib.ExitStack()
+
+    def get(self, name: str, executor: str) -> AirflowStack:
+        if self.current is not None and self.current.name == name:
+            return self.current
+        self.close()
+        home = self.tmp_path_factory.mktemp(f"airflow-{name}")
+        self.last = AirflowStack(name=name, executor=executor)
+        self.current = self._exit.enter_context(running_stack(self.last, home=home, dag_ids=(CLOSE_DAG_ID,)))
+        return self.current
+
+    def close(self) -> None:
+        self.current = None
+        self._exit.close()
+
+
+_POOL: list[StackPool] = []
+
+
+@pytest.fixture(scope="session")
+def stack_pool(tmp_path_factory: pytest.TempPathFactory, demo_ledger: dict) -> Iterator[StackPool]:
+    """The session's deployments; the demo ledger's connections are in every process's environment."""
+    pool = StackPool(tmp_path_factory)
+    _POOL.append(pool)
+    try:
+        yield pool
+    finally:
+        _POOL.remove(pool)
+        pool.close()
+
+
+@pytest.fixture
+def airflow_stack(stack_pool: StackPool) -> AirflowStack:
+    """Airflow on LocalExecutor: api-server, scheduler, dag-processor and triggerer on PostgreSQL."""
+    return stack_pool.get("local", "LocalExecutor")
+
+
+@pytest.fixture
+def celery_stack(stack_pool: StackPool) -> AirflowStack:
+    """Airflow on CeleryExecutor with a Redis broker and a separate ``celery worker`` process."""
+    return stack_pool.get("celery", "CeleryExecutor")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the CeleryExecutor tests last, so each deployment starts once per session."""
+    items.sort(key=lambda item: "celery_stack" in getattr(item, "fixturenames", ()))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.failed and _POOL and _POOL[-1].last is not None:
+        stack = _POOL[-1].last
+        report.sections.append((f"Airflow {stack.name} component logs (tail)", stack.log_tails()))
+    return report

@@ -1,0 +1,505 @@
+"""A real Airflow deployment for end-to-end tests: its processes, its database and its REST API.
+
+:class:`AirflowStack` starts Airflow from this venv the way an operator runs
+it: ``api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` (plus
+``celery worker`` under CeleryExecutor) as separate processes, each in its
+own process group and logging to a file, on a fresh PostgreSQL database.
+Every process carries a marker in its environment, so stopping the stack can
+prove that nothing it started (task processes included) is left running.
+:class:`AirflowApi` is a REST API v2 client authenticated with a JWT from
+``/auth/token``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg2
+from psycopg2 import sql
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+REDIS_URL = "redis://127.0.0.1:6379"
+ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
+STACK_MARKER = "FRONTIER_E2E_STACK"
+
+# Components of every stack, with their command line; the api-server port is filled in at start.
+COMPONENTS: dict[str, tuple[str, ...]] = {
+    "api-server": ("api-server", "--host", "127.0.0.1", "--port", "{port}", "--workers", "1"),
+    "scheduler": ("scheduler",),
+    "dag-processor": ("dag-processor",),
+    "triggerer": ("triggerer",),
+}
+CELERY_WORKER: tuple[str, ...] = ("celery", "worker", "--concurrency", "2", "--queues", "{queue}")
+TERMINAL_RUN_STATES = {"success", "failed"}
+
+# The settings that make a distributed deployment of the close: the e2e stacks and
+# docker-compose.yml both set every one of them (the values differ: hosts, secrets, paths).
+DEPLOYMENT_SETTINGS = (
+    "AIRFLOW__CORE__EXECUTOR",
+    "AIRFLOW__CORE__AUTH_MANAGER",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+    "AIRFLOW__CORE__DAGS_FOLDER",
+    "AIRFLOW__CORE__PLUGINS_FOLDER",
+    "AIRFLOW__CORE__LOAD_EXAMPLES",
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CELERY__BROKER_URL",
+    "AIRFLOW__CELERY__RESULT_BACKEND",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__API__SECRET_KEY",
+    "FRONTIER_STAGING_ROOT",
+)
+
+
+class StackError(RuntimeError):
+    """The deployment did not come up, or a run did not finish, in time."""
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def deadline_loop(timeout: float, interval: float = 1.0) -> Iterator[float]:
+    """Yield until ``timeout`` seconds have passed, pausing ``interval`` between polls.
+
+    :param timeout: total seconds to keep polling.
+    :param interval: seconds between two polls.
+    """
+    end = time.monotonic() + timeout
+    while True:
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            return
+        yield remaining
+        time.sleep(min(interval, max(end - time.monotonic(), 0)))
+
+
+# --- PostgreSQL metadata database -------------------------------------------------------------
+
+
+def postgres_role() -> str:
+    """The first role that can log in to the local PostgreSQL (trust authentication) and create databases."""
+    errors = []
+    for role in ("postgres", os.environ.get("USER") or "root", "root"):
+        try:
+            with contextlib.closing(
+                psycopg2.connect(host=PG_HOST, port=PG_PORT, user=role, dbname="postgres")
+            ):
+                return role
+        except psycopg2.OperationalError as err:
+            errors.append(f"{role}: {err}".strip())
+    raise StackError(f"no PostgreSQL role on {PG_HOST}:{PG_PORT} accepts a login: {errors}")
+
+
+@contextlib.contextmanager
+def postgres_database(prefix: str = "frontier_e2e") -> Iterator[tuple[str, str]]:
+    """Create a fresh database for one stack and drop it afterwards.
+
+    :param prefix: the database name's prefix; a random suffix keeps concurrent sessions apart.
+    :return: ``(role, database name)``.
+    """
+    role = postgres_role()
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=role, dbname="postgres")
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        yield role, name
+    finally:
+        with admin.cursor() as cursor:
+            # FORCE ends the connections pools of killed processes may still hold.
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.close()
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+def marked_processes(marker: str) -> list[int]:
+    """Pids of live processes whose environment carries ``STACK_MARKER=<marker>``."""
+    needle = f"{STACK_MARKER}={marker}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile, a zombie, or not ours to read
+            continue
+    return found
+
+
+@dataclass
+class Component:
+    """One Airflow process of the stack, in its own process group."""
+
+    name: str
+    process: subprocess.Popen
+    log_file: Path
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+# --- REST API ---------------------------------------------------------------------------------
+
+
+class AirflowApi:
+    """REST API v2 client of one deployment, authenticated as the admin user.
+
+    :param base_url: ``http://127.0.0.1:<port>`` of the api-server.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.http = httpx.Client(base_url=base_url, timeout=30)
+
+    def login(self, username: str = ADMIN_USER, password: str = ADMIN_PASSWORD) -> None:
+        """Get a JWT from ``POST /auth/token`` and send it with every later request."""
+        response = self.http.post("/auth/token", json={"username": username, "password": password})
+        if response.status_code != 201:
+            raise StackError(f"POST /auth/token answered {response.status_code}: {response.text}")
+        self.http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.request(method, f"/api/v2{path}", **kwargs)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send a request and return its JSON body; any non-2xx answer raises with the body."""
+        response = self.request(method, path, **kwargs)
+        if response.is_error:
+            raise StackError(f"{method} /api/v2{path} answered {response.status_code}: {response.text}")
+        return response.json() if response.content else None
+
+    def unpause(self, dag_id: str) -> dict:
+        return self.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+
+    def trigger(self, dag_id: str, conf: dict) -> httpx.Response:
+        """``POST dagRuns`` with no logical date (a manual run, as the UI's trigger button makes)."""
+        return self.request("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+
+    def dag_runs(self, dag_id: str) -> list[dict]:
+        return self.call("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 200})[
+            "task_instances"
+        ]
+
+    def task_log(self, ti: dict) -> str:
+        """The events of one task instance's log (its latest try), one line each."""
+        path = f"/dags/{ti['dag_id']}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}/logs/"
+        response = self.request(
+            "GET",
+            f"{path}{max(ti.get('try_number') or 1, 1)}",
+            params={"map_index": ti["map_index"], "full_content": True},
+        )
+        if response.is_error:
+            return f"(log unavailable: {response.status_code} {response.text})"
+        lines = []
+        for entry in response.json().get("content", []):
+            if isinstance(entry, dict):
+                extra = entry.get("error_detail") or ""
+                lines.append(f"{entry.get('timestamp', '')} {entry.get('event', '')} {extra}".rstrip())
+            else:
+                lines.append(str(entry))
+        return "\n".join(lines)
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 240) -> dict:
+        """Poll a DAG run until it succeeds or fails; a failed run raises with its failed tasks' logs.
+
+        :param timeout: seconds to wait for a terminal state.
+        """
+        run: dict = {}
+        for _ in deadline_loop(timeout):
+            run = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] in TERMINAL_RUN_STATES:
+                break
+        else:
+            raise StackError(f"run {run_id} of {dag_id} still {run.get('state')} after {timeout:.0f}s")
+        if run["state"] != "success":
+            raise StackError(f"run {run_id} of {dag_id} failed:\n{self.failure_report(dag_id, run_id)}")
+        return run
+
+    def failure_report(self, dag_id: str, run_id: str, log_chars: int = 3000) -> str:
+        """The failed task instances of a run, each with the end of its log."""
+        parts = []
+        for ti in self.task_instances(dag_id, run_id):
+            if ti["state"] not in ("success", "skipped"):
+                parts.append(f"--- {ti['task_id']}[{ti['map_index']}] {ti['state']}")
+                if ti["state"] in ("failed", "upstream_failed", "up_for_retry"):
+                    parts.append(self.task_log(ti)[-log_chars:])
+        return "\n".join(parts)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+# --- the stack --------------------------------------------------------------------------------
+
+
+@dataclass
+class AirflowStack:
+    """A running Airflow deployment on a fresh PostgreSQL database.
+
+    :param name: short name; artifacts go to ``test-artifacts/e2e/<name>/``.
+    :param executor: ``LocalExecutor`` or ``CeleryExecutor`` (adds a ``celery worker`` process).
+    :param extra_env: environment for every process on top of the current one (connections etc.).
+    :param dags_folder: the DAGs to serve; this repo's ``dags/`` by default.
+    """
+
+    name: str
+    executor: str = "LocalExecutor"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    dags_folder: Path = REPO / "dags"
+    port: int = field(default_factory=free_port)
+    marker: str = field(default_factory=lambda: secrets.token_hex(8))
+    components: dict[str, Component] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    api: AirflowApi | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def artifacts(self) -> Path:
+        return ARTIFACTS / "e2e" / self.name
+
+    @property
+    def staging_root(self) -> Path:
+        return Path(self.env["FRONTIER_STAGING_ROOT"])
+
+    @property
+    def celery_queue(self) -> str:
+        return f"frontier_e2e_{self.marker}"
+
+    def environment(self, home: Path, database_url: str) -> dict[str, str]:
+        """The configuration every process of the stack shares, as ``AIRFLOW__*`` variables.
+
+        :param home: this stack's AIRFLOW_HOME.
+        :param database_url: SQLAlchemy URL of the metadata database.
+        """
+        passwords = home / "simple_auth_manager_passwords.json"
+        env = {
+            **os.environ,
+            **self.extra_env,
+            STACK_MARKER: self.marker,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__EXECUTOR": self.executor,
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            # One secret for all processes: the api-server signs the JWTs the others verify.
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+            "AIRFLOW__API__BASE_URL": self.base_url,
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+            "AIRFLOW__CORE__AUTH_MANAGER": (
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+            ),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            # The scheduler would otherwise start the run of the latest finished month (by the wall
+            # clock) as soon as the DAG is unpaused; the demo ledger ends in 2024. Manual runs and
+            # backfills still run.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60",
+            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.artifacts / "task-logs"),
+            # Log servers on free ports: another deployment on this machine may hold the defaults.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "FRONTIER_STAGING_ROOT": str(home / "staging"),
+        }
+        if self.executor == "CeleryExecutor":
+            env.update(
+                {
+                    "AIRFLOW__CELERY__BROKER_URL": f"{REDIS_URL}/{1 + int(self.marker, 16) % 15}",
+                    "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database_url,
+                    # A queue of its own: no other deployment's worker can take these tasks.
+                    "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.celery_queue,
+                }
+            )
+        env.pop("AIRFLOW_CONFIG", None)
+        return env
+
+    # -- lifecycle
+
+    def start(self, home: Path, database_url: str, dag_ids: tuple[str, ...], timeout: float = 180) -> None:
+        """Migrate the database, start every component and wait until the deployment is healthy.
+
+        :param home: an empty directory for AIRFLOW_HOME.
+        :param database_url: SQLAlchemy URL of an empty PostgreSQL database.
+        :param dag_ids: DAGs that must be parsed before the stack counts as up.
+        :param timeout: seconds to wait for health.
+        """
+        shutil.rmtree(self.artifacts, ignore_errors=True)
+        self.artifacts.mkdir(parents=True)
+        self.env = self.environment(home, database_url)
+        (home / "simple_auth_manager_passwords.json").write_text(json.dumps({ADMIN_USER: ADMIN_PASSWORD}))
+        self.staging_root.mkdir(parents=True, exist_ok=True)
+        self.cli("db", "migrate", timeout=300)
+        self.cli("pools", "set", "tableau", "1", "Tableau: a personal access token holds one session")
+        commands = dict(COMPONENTS)
+        if self.executor == "CeleryExecutor":
+            commands["celery-worker"] = CELERY_WORKER
+        for name, args in commands.items():
+            self.launch(name, [arg.format(port=self.port, queue=self.celery_queue) for arg in args])
+        self.api = AirflowApi(self.base_url)
+        self.wait_healthy(dag_ids, timeout)
+
+    def cli(self, *args: str, timeout: float = 120) -> str:
+        """Run one ``airflow`` command against this deployment; a failure raises with its output."""
+        result = subprocess.run(
+            [AIRFLOW_BIN, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if result.returncode != 0:
+            raise StackError(f"airflow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def launch(self, name: str, args: list[str]) -> None:
+        log_file = self.artifacts / f"{name}.log"
+        with log_file.open("wb") as log:
+            process = subprocess.Popen(
+                [AIRFLOW_BIN, *args],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stopping it reaches its children
+                cwd=self.artifacts,
+            )
+        self.components[name] = Component(name, process, log_file)
+
+    def wait_healthy(self, dag_ids: tuple[str, ...], timeout: float) -> None:
+        """Wait until the health endpoint reports every component healthy and the DAGs are parsed."""
+        assert self.api is not None
+        status: Any = "no answer"
+        logged_in = False
+        pending = set(dag_ids)
+        for _ in deadline_loop(timeout):
+            self.raise_if_exited()
+            try:
+                if not logged_in:
+                    self.api.login()
+                    logged_in = True
+                status = self.api.call("GET", "/monitor/health")
+                components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+                if any((status.get(part) or {}).get("status") != "healthy" for part in components):
+                    continue
+                pending = {
+                    dag_id for dag_id in pending if self.api.request("GET", f"/dags/{dag_id}").is_error
+                }
+                if not pending:
+                    return
+                errors = self.api.call("GET", "/importErrors")["import_errors"]
+                if errors:
+                    raise StackError(f"the DAGs do not import: {json.dumps(errors, indent=1)[:4000]}")
+            except (httpx.TransportError, StackError) as err:
+                if isinstance(err, StackError) and "do not import" in str(err):
+                    raise
+                status = repr(err)
+        raise StackError(
+            f"Airflow not healthy after {timeout:.0f}s: health={status}, DAGs not parsed={pending}"
+        )
+
+    def raise_if_exited(self) -> None:
+        for component in self.components.values():
+            if not component.alive():
+                raise StackError(
+                    f"{component.name} exited with {component.process.returncode}:\n{component.log_tail()}"
+                )
+
+    def stop(self, grace: float = 30) -> list[int]:
+        """Stop every component (SIGTERM to its group, SIGKILL after ``grace`` seconds).
+
+        :return: pids of processes of this stack still alive afterwards (should be none).
+        """
+        if self.api is not None:
+            self.api.close()
+        for component in self.components.values():
+            component.signal_group(signal.SIGTERM)
+        for _ in deadline_loop(grace, interval=0.2):
+            if not any(component.alive() for component in self.components.values()):
+                break
+        for component in self.components.values():
+            component.signal_group(signal.SIGKILL)  # anything left in the group, children included
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                component.process.wait(timeout=10)
+        # Task processes may have left their component's group: find them by the stack marker.
+        for _ in deadline_loop(10, interval=0.2):
+            strays = marked_processes(self.marker)
+            if not strays:
+                return []
+            for pid in strays:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        return marked_processes(self.marker)
+
+    def log_tails(self, lines: int = 60) -> str:
+        """The last lines of every component's log, for a failed test's report."""
+        return "\n\n".join(
+            f"===== {name} ({self.artifacts / (name + '.log')}) =====\n{component.log_tail(lines)}"
+            for name, component in self.components.items()
+        )
+
+
+@contextlib.contextmanager
+def running_stack(
+    stack: AirflowStack, *, home: Path, dag_ids: tuple[str, ...] = ()
+) -> Iterator[AirflowStack]:
+    """Start a deployment on a fresh database; always stop it and drop the database afterwards.
+
+    :param stack: the deployment to start.
+    :param home: an empty directory for its AIRFLOW_HOME.
+    :param dag_ids: DAGs that must be parsed before it counts as up.
+    :raises StackError: when a process of the stack survives the stop.
+    """
+    with postgres_database() as (role, database):
+        try:
+            stack.start(home, f"postgresql+psycopg2://{role}@{PG_HOST}:{PG_PORT}/{database}", dag_ids)
+            yield stack
+        finally:
+            strays = stack.stop()
+            if strays:
+                raise StackError(f"processes of the {stack.name} stack survived the stop: {strays}")
