@@ -1,0 +1,159 @@
+"""docker-compose.yml deploys what the end-to-end suite tests.
+
+The compose file must validate, and its Airflow services must run the same
+commands, executor, settings and demo connections as the e2e deployments, so
+that a green e2e suite says something about ``docker compose up``. With
+Debian's ``docker-compose`` installed the file is validated and resolved by it
+(no Docker engine needed); without it the YAML is checked as written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from frontier_provider.demo.setup import demo_connections
+from tests.e2e.harness import CELERY_WORKER, COMPONENTS, DEPLOYMENT_SETTINGS, REPO, AirflowStack
+
+COMPOSE_FILE = REPO / "docker-compose.yml"
+DOCKERFILE = REPO / "docker" / "Dockerfile"
+AIRFLOW_SERVICES = {
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+}
+
+
+def subcommand(args: tuple[str, ...] | list[str]) -> str:
+    """The ``airflow`` subcommand of a command line, options left out (``celery worker``)."""
+    words = []
+    for arg in args:
+        if arg.startswith("-"):
+            break
+        words.append(arg)
+    return " ".join(words)
+
+
+def command_words(service: dict) -> list[str]:
+    command = service.get("command", [])
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+def entrypoint_words(service: dict) -> list[str]:
+    entrypoint = service.get("entrypoint", [])
+    return shlex.split(entrypoint) if isinstance(entrypoint, str) else list(entrypoint)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    """The compose file: as ``docker-compose config`` resolves it when installed, else as written."""
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        return yaml.safe_load(COMPOSE_FILE.read_text())
+    result = subprocess.run(
+        [binary, "-f", str(COMPOSE_FILE), "config"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, f"docker-compose config refused the file:\n{result.stderr}"
+    return yaml.safe_load(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def e2e_environment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment the e2e suite gives its CeleryExecutor deployment (nothing is started)."""
+    stack = AirflowStack(name="compose-check", executor="CeleryExecutor")
+    return stack.environment(tmp_path_factory.mktemp("home"), "postgresql+psycopg2://airflow@db:5432/airflow")
+
+
+def environment(service: dict) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):  # KEY=value form
+        env = dict(item.split("=", 1) for item in env)
+    return {key: str(value) for key, value in env.items()}
+
+
+def test_compose_has_the_whole_stack(compose: dict) -> None:
+    assert set(compose["services"]) >= {
+        *AIRFLOW_SERVICES,
+        "airflow-init",
+        "postgres",
+        "redis",
+        "frontier-api",
+    }
+
+
+def test_airflow_services_run_the_commands_the_e2e_suite_runs(compose: dict) -> None:
+    services = compose["services"]
+    in_compose = {subcommand(command_words(services[name])) for name in AIRFLOW_SERVICES}
+    in_e2e = {subcommand(args) for args in COMPONENTS.values()} | {subcommand(CELERY_WORKER)}
+    assert in_compose == in_e2e == {"api-server", "scheduler", "dag-processor", "triggerer", "celery worker"}
+
+
+def test_airflow_services_share_the_e2e_deployment_settings(compose: dict, e2e_environment: dict) -> None:
+    for name in (*AIRFLOW_SERVICES, "airflow-init"):
+        env = environment(compose["services"][name])
+        missing = [key for key in DEPLOYMENT_SETTINGS if key not in env]
+        assert missing == [], f"{name} lacks {missing}"
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql")
+        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+    assert [key for key in DEPLOYMENT_SETTINGS if key not in e2e_environment] == []
+    assert e2e_environment["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+
+
+def test_demo_connections_point_into_the_demo_volume(compose: dict) -> None:
+    worker = compose["services"]["airflow-worker"]
+    env = environment(worker)
+    mounts = [
+        volume["target"] if isinstance(volume, dict) else volume.split(":")[1] for volume in worker["volumes"]
+    ]
+    for conn_id, spec in demo_connections(Path("/opt/airflow/demo")).items():
+        composed = json.loads(env[f"AIRFLOW_CONN_{conn_id.upper()}"])
+        assert composed["conn_type"] == json.loads(spec)["conn_type"]
+        path = composed.get("host") or composed["extra"]["demo_system"]
+        assert any(path.startswith(f"{mount}/") for mount in mounts), f"{conn_id}: {path} is in no volume"
+    frontier = json.loads(env["AIRFLOW_CONN_FRONTIER_DEFAULT"])
+    api_keys = environment(compose["services"]["frontier-api"])["FRONTIER_API_KEYS"]
+    assert (frontier["host"], frontier["port"], frontier["password"]) == ("frontier-api", 8000, api_keys)
+
+
+def test_frontier_api_serves_the_reference_app(compose: dict) -> None:
+    service = compose["services"]["frontier-api"]
+    words = entrypoint_words(service) + command_words(service)
+    assert words[:4] == ["python", "-m", "uvicorn", "frontier_provider.server:app"]
+    assert words[words.index("--port") + 1] == "8000"
+
+
+def test_init_builds_the_demo_and_the_database(compose: dict) -> None:
+    init = compose["services"]["airflow-init"]
+    script_in_image = command_words(init)[-1]
+    dockerfile = DOCKERFILE.read_text()
+    copied = re.search(r"^COPY .*docker/(\S+) (\S+)$", dockerfile, re.MULTILINE)
+    assert copied is not None
+    assert copied[2] == script_in_image
+    script = (REPO / "docker" / copied[1]).read_text()
+    for step in ("build_demo_ledger", "airflow db migrate", "airflow pools set tableau 1"):
+        assert step in script
+
+
+def test_image_is_the_official_airflow_image_of_the_tested_version(compose: dict) -> None:
+    import airflow
+
+    dockerfile = DOCKERFILE.read_text()
+    version = re.search(r"^ARG AIRFLOW_VERSION=(\S+)$", dockerfile, re.MULTILINE)
+    assert version is not None
+    assert version[1] == airflow.__version__
+    assert re.search(r"^FROM apache/airflow:\$\{AIRFLOW_VERSION\}", dockerfile, re.MULTILINE)
+    assert "constraints.txt" in dockerfile
+    for name in (*AIRFLOW_SERVICES, "airflow-init"):
+        assert compose["services"][name]["build"]["dockerfile"] == "docker/Dockerfile"
