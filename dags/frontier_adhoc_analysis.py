@@ -21,14 +21,12 @@ retried with exponential backoff.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import Param, dag, task
 
 from frontier_provider.config import load_close_config
-from frontier_provider.notifications import FrontierFailureNotifier
-from frontier_provider.webhooks.runs import analyze_adhoc_company
+from frontier_provider.dag_defaults import default_args
+from frontier_provider.webhooks.runs import analyze_adhoc_company, delivery_id_param
 
 FRONTIER_CONN_ID = load_close_config().settings.frontier_conn_id
 
@@ -40,14 +38,7 @@ FRONTIER_CONN_ID = load_close_config().settings.frontier_conn_id
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     tags=["frontier", "finance", "webhook"],
-    default_args={
-        "owner": "finance-data",
-        "retries": 3,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=10),
-        "on_failure_callback": FrontierFailureNotifier(),
-    },
+    default_args=default_args(),
     params={
         "company": Param(
             {},
@@ -56,12 +47,7 @@ FRONTIER_CONN_ID = load_close_config().settings.frontier_conn_id
             description="A Frontier analyze-company request: company_name, industry, reporting_period "
             "{year, period}, financial_statements {balance_sheet, income_statement}; money as strings.",
         ),
-        "delivery_id": Param(
-            None,
-            type=["null", "string"],
-            title="Webhook delivery",
-            description="The X-Frontier-Delivery id of the webhook that triggered the run, if any.",
-        ),
+        "delivery_id": delivery_id_param(),
     },
     doc_md=__doc__,
 )

@@ -23,15 +23,14 @@ retried with exponential backoff.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import Param, dag, task
 
 from frontier_provider.config import load_close_config
-from frontier_provider.notifications import FrontierFailureNotifier
+from frontier_provider.dag_defaults import default_args
 from frontier_provider.webhooks.runs import (
     configured_entities,
+    delivery_id_param,
     record_compliance_review,
     review_entity,
     triage_regulatory_update,
@@ -47,14 +46,7 @@ FRONTIER_CONN_ID = load_close_config().settings.frontier_conn_id
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     tags=["frontier", "compliance", "webhook"],
-    default_args={
-        "owner": "finance-data",
-        "retries": 3,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=10),
-        "on_failure_callback": FrontierFailureNotifier(),
-    },
+    default_args=default_args(),
     params={
         "update": Param(
             {},
@@ -63,12 +55,7 @@ FRONTIER_CONN_ID = load_close_config().settings.frontier_conn_id
             description="A Frontier process-regulatory-update request: title (required), regulation_id, "
             "jurisdiction, severity, topics, published_date, effective_date, as_of, affected_entities.",
         ),
-        "delivery_id": Param(
-            None,
-            type=["null", "string"],
-            title="Webhook delivery",
-            description="The X-Frontier-Delivery id of the webhook that triggered the run, if any.",
-        ),
+        "delivery_id": delivery_id_param(),
     },
     doc_md=__doc__,
 )

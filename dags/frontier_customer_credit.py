@@ -25,13 +25,13 @@ a rerun for the same date replaces its files and writes the same values.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from frontier_provider.notifications import FrontierFailureNotifier
+from frontier_provider.dag_defaults import default_args
 from frontier_provider.operators import salesforce as credit
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
 
@@ -48,14 +48,7 @@ CUSTOMER_PORTFOLIO = Asset(name="frontier_customer_portfolio", uri="frontier://s
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "finance-data",
-        "retries": 3,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=10),
-        "on_failure_callback": FrontierFailureNotifier(),
-    },
+    default_args=default_args(),
     params={
         "as_of": Param(
             None,

@@ -24,15 +24,13 @@ rerun replaces it.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import DAG, Asset, Param, task, task_group
 from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from frontier_provider.config import load_close_config
-from frontier_provider.notifications import FrontierFailureNotifier
+from frontier_provider.dag_defaults import default_args
 from frontier_provider.operators.close import (
     AnalyzeStatementsOperator,
     BuildStatementsOperator,
@@ -47,15 +45,6 @@ from frontier_provider.operators.tableau import TableauPublishOperator, TableauR
 STATEMENTS = Asset(name="frontier_statements", uri="frontier://staging/statements")
 ANALYSIS = Asset(name="frontier_analysis", uri="frontier://staging/analysis")
 PERIOD = "{{ ti.xcom_pull(task_ids='plan', key='period') }}"
-
-default_args = {
-    "owner": "finance-data",
-    "retries": 3,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=10),
-    "on_failure_callback": FrontierFailureNotifier(),
-}
 
 params = {
     "period": Param(
@@ -91,7 +80,7 @@ def financial_close(dag_id: str, schedule, description: str) -> DAG:
         start_date=pendulum.datetime(2023, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
-        default_args=default_args,
+        default_args=default_args(),
         params=params,
         render_template_as_native_obj=True,
         tags=["frontier", "finance", "close"],

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
 
+from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowFailException
 
 from frontier_provider.analysis.models import (
@@ -37,6 +38,16 @@ log = logging.getLogger(__name__)
 ADHOC_ANALYSIS = "adhoc_analysis"
 COMPLIANCE_REVIEW = "compliance_review"
 _Result = TypeVar("_Result")
+
+
+def delivery_id_param() -> Param:
+    """The trigger-form param of a webhook-triggered DAG that records which delivery started the run."""
+    return Param(
+        None,
+        type=["null", "string"],
+        title="Webhook delivery",
+        description="The X-Frontier-Delivery id of the webhook that triggered the run, if any.",
+    )
 
 
 def analyze_adhoc_company(
