@@ -182,15 +182,6 @@ class FrontierHook(BaseHook):
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Connection form behaviour (the same as :data:`UI_FIELD_BEHAVIOUR`)."""
-        return {
-            "hidden_fields": UI_FIELD_BEHAVIOUR["hidden-fields"],
-            "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
-            "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
-        }
-
     @cached_property
     def client(self) -> EmbeddedFrontier | FrontierClient:
         """The embedded engine, or a REST client built from the connection."""

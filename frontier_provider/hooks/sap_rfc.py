@@ -56,15 +56,6 @@ class SapRfcHook(BaseHook):
         super().__init__(**kwargs)
         self.sap_conn_id = sap_conn_id
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Connection form behaviour (the same as :data:`UI_FIELD_BEHAVIOUR`)."""
-        return {
-            "hidden_fields": UI_FIELD_BEHAVIOUR["hidden-fields"],
-            "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
-            "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
-        }
-
     @cached_property
     def client(self) -> RfcClient:
         """A ``pyrfc.Connection``, or a ``DemoSapSystem`` when the connection names a demo file."""
