@@ -27,6 +27,7 @@ EBS_CONN_ID = "frontier_demo_ebs"
 SAP_CONN_ID = "frontier_demo_sap"
 # Task log lines of this package's operators are the demo's progress report.
 _PROGRESS = re.compile(r"\]\s+(?P<message>.+?)\s+\[airflow\.task\.operators\.frontier_provider\.")
+_PATH = re.compile(r"path=\S+?(, |$)")
 _FAILED = re.compile(r"\[(error|critical)\s*\]|Task failed|state=failed")
 
 
@@ -145,7 +146,8 @@ def _run_dag(env: dict[str, str], period: str, log_file: Path) -> bool:
             log.write(line)
             match = _PROGRESS.search(line)
             if match:
-                print(f"  {match['message']}", flush=True)
+                # Paths are listed after the run; the progress line keeps to stage, entity and figures.
+                print(f"  {_PATH.sub('', match['message'])}", flush=True)
             elif _FAILED.search(line):
                 failed = True
                 print(f"  ! {line.strip()[:300]}", flush=True)
