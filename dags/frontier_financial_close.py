@@ -98,6 +98,7 @@ def financial_close(dag_id: str, schedule, description: str) -> DAG:
                 task_id="statements",
                 unit=unit,
                 unmapped_accounts=settings.unmapped_accounts,
+                tolerance=settings.balance_tolerance,
                 outlets=[STATEMENTS],
             )
             analyze = AnalyzeStatementsOperator(

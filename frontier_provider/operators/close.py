@@ -180,9 +180,15 @@ class BuildTrialBalanceOperator(CloseUnitOperator):
         from frontier_provider.ledger import TrialBalanceError, build_trial_balance
 
         gl_folder = staging.directory(GL_BALANCES, str(period), entity.id)
+        if not gl_folder.exists():
+            raise AirflowFailException(
+                f"trial_balance {entity.id} {period}: no extracted GL balances at {gl_folder}; "
+                "run the extract task for this period first"
+            )
         try:
             trial_balance = build_trial_balance(
-                staging.read_parquet(gl_folder),
+                # A local folder is streamed by DuckDB; object storage is read into memory first.
+                staging.local_path(gl_folder) or staging.read_parquet(gl_folder),
                 entity=entity.id,
                 period=str(period),
                 tolerance=Decimal(str(self.tolerance)),
@@ -190,51 +196,56 @@ class BuildTrialBalanceOperator(CloseUnitOperator):
         except TrialBalanceError as err:
             # Unbalanced or inconsistent source data: a retry reads the same ledger.
             raise AirflowFailException(str(err)) from err
-        except FileNotFoundError as err:
-            raise AirflowFailException(
-                f"trial_balance {entity.id} {period}: no extracted GL balances at {gl_folder}; "
-                "run the extract task for this period first"
-            ) from err
         path = staging.write_parquet(
             staging.file(TRIAL_BALANCE, str(period), entity.id, ".parquet"), trial_balance.to_arrow()
         )
-        return {"path": str(path), "accounts": trial_balance.to_arrow().num_rows}
+        return {"path": str(path), "accounts": len(trial_balance)}
 
 
 class BuildStatementsOperator(CloseUnitOperator):
     """Map the trial balance to a balance sheet and income statement (the Frontier request document).
 
     :param unmapped_accounts: ``"fail"`` (default) or ``"warn"`` when accounts match no mapping rule.
+    :param tolerance: the difference the trial balance was accepted with, e.g. ``"0.01"``.
     """
 
-    template_fields = (*CloseUnitOperator.template_fields, "unmapped_accounts")
+    template_fields = (*CloseUnitOperator.template_fields, "unmapped_accounts", "tolerance")
     stage = "statements"
 
-    def __init__(self, *, unmapped_accounts: str = "fail", **kwargs: Any) -> None:
+    def __init__(self, *, unmapped_accounts: str = "fail", tolerance: str = "0.01", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.unmapped_accounts = unmapped_accounts
+        self.tolerance = tolerance
 
     def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
         from frontier_provider.ledger import (
             MappingError,
             StatementsError,
             TrialBalance,
+            TrialBalanceError,
             build_statements,
             load_account_mapping,
         )
 
+        if self.unmapped_accounts not in ("fail", "warn"):
+            raise AirflowFailException(
+                f"unmapped_accounts must be 'fail' or 'warn', not {self.unmapped_accounts!r}"
+            )
         tb_path = staging.file(TRIAL_BALANCE, str(period), entity.id, ".parquet")
         try:
             mapping = load_account_mapping(entity.mapping)
+            trial_balance = TrialBalance.from_arrow(
+                staging.read_parquet(tb_path), tolerance=Decimal(str(self.tolerance))
+            )
             statements = build_statements(
-                TrialBalance.from_arrow(staging.read_parquet(tb_path)),
+                trial_balance,
                 mapping,
                 company_name=entity.name,
                 industry=entity.industry,
                 currency=entity.currency,
                 unmapped=self.unmapped_accounts,
             )
-        except (MappingError, StatementsError) as err:
+        except (MappingError, StatementsError, TrialBalanceError) as err:
             raise AirflowFailException(f"statements {entity.id} {period}: {err}") from err
         document = statements.to_document()
         if document.get("unmapped_accounts"):

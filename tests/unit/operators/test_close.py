@@ -1,0 +1,126 @@
+"""The close-stage operators: what a run closes, and data errors that fail without retrying."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pyarrow as pa
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from frontier_provider.config import load_close_config
+from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
+from frontier_provider.operators.close import (
+    BuildStatementsOperator,
+    BuildTrialBalanceOperator,
+    PlanCloseOperator,
+)
+from frontier_provider.storage import Staging
+
+ENTITY = load_close_config().select(["EBS-US01"])[0]
+UNIT = {"period": "2024-12", "entity": ENTITY.to_dict(), "dry_run": False}
+
+
+class _TaskInstance:
+    def __init__(self) -> None:
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
+
+
+def plan(params: dict, **context: object) -> tuple[list[dict], _TaskInstance]:
+    ti = _TaskInstance()
+    units = PlanCloseOperator(task_id="plan").execute({"params": params, "ti": ti, **context})
+    return units, ti
+
+
+def test_plan_takes_the_period_param_and_closes_every_entity() -> None:
+    units, ti = plan({"period": "2024-11", "entities": [], "dry_run": False})
+    assert [unit["entity"]["id"] for unit in units] == ["EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000"]
+    assert {unit["period"] for unit in units} == {"2024-11"}
+    assert ti.pushed == {"period": "2024-11"}
+
+
+def test_plan_uses_the_partition_key_then_the_data_interval_never_the_clock() -> None:
+    units, _ = plan({"entities": ["SAP-1000"]}, dag_run=SimpleNamespace(partition_key="2024-13"))
+    assert [(u["entity"]["id"], u["period"]) for u in units] == [("SAP-1000", "2024-13")]
+    december = datetime(2024, 12, 1, tzinfo=timezone.utc)
+    units, _ = plan(
+        {"entities": ["SAP-1000"]},
+        data_interval_start=december,
+        data_interval_end=datetime(2025, 1, 1, tzinfo=timezone.utc),
+    )
+    assert units[0]["period"] == "2024-12"
+
+
+@pytest.mark.parametrize(
+    ("params", "context", "message"),
+    [
+        ({"period": "2024-13x"}, {}, "2024-13x"),
+        ({"period": "2024-12", "entities": ["EBS-XX"]}, {}, "EBS-XX"),
+        ({}, {}, "this run has no period"),
+    ],
+)
+def test_plan_refuses_what_it_cannot_close(params, context, message) -> None:
+    with pytest.raises(AirflowFailException, match=message):
+        plan(params, **context)
+
+
+def _stage_gl(staging: Staging, rows: list[tuple[str, str, str]]) -> None:
+    """Stage GL rows (account, account type, closing balance) for UNIT's entity and period."""
+    table = pa.Table.from_pylist(
+        [
+            {
+                "entity": ENTITY.id,
+                "period": "2024-12",
+                "source": "oracle_ebs",
+                "company": "01",
+                "account": account,
+                "account_type": account_type,
+                "balance_sheet_account": account_type in "ALO",
+                "pl_statement_type": None,
+                "currency": "USD",
+                "opening_balance": Decimal(0),
+                "period_debit": max(Decimal(closing), Decimal(0)),
+                "period_credit": max(-Decimal(closing), Decimal(0)),
+                "closing_balance": Decimal(closing),
+            }
+            for account, account_type, closing in rows
+        ],
+        schema=GL_BALANCE_SCHEMA,
+    )
+    staging.write_parquet(staging.directory("gl_balances", "2024-12", ENTITY.id) / "part-0.parquet", table)
+
+
+def test_an_unbalanced_ledger_fails_without_retry_naming_entity_period_and_difference(staging_root) -> None:
+    staging = Staging(staging_root)
+    _stage_gl(staging, [("1000", "A", "1000.00"), ("4000", "R", "-999.95")])
+    operator = BuildTrialBalanceOperator(task_id="tb", unit=UNIT, tolerance="0.01")
+    with pytest.raises(AirflowFailException, match=r"EBS-US01.*2024-12.*0\.05|0\.05.*EBS-US01"):
+        operator.execute({})
+    assert not (staging_root / "trial_balance").exists()
+
+
+def test_a_missing_extraction_fails_saying_what_to_run(staging_root) -> None:
+    with pytest.raises(AirflowFailException, match="run the extract task"):
+        BuildTrialBalanceOperator(task_id="tb", unit=UNIT).execute({})
+
+
+def test_unmapped_accounts_fail_the_statements_and_are_listed(staging_root) -> None:
+    staging = Staging(staging_root)
+    _stage_gl(staging, [("1000", "A", "500.00"), ("9999", "A", "500.00"), ("4000", "R", "-1000.00")])
+    BuildTrialBalanceOperator(task_id="tb", unit=UNIT).execute({})
+    with pytest.raises(AirflowFailException, match="9999"):
+        BuildStatementsOperator(task_id="statements", unit=UNIT).execute({})
+    summary = BuildStatementsOperator(task_id="statements", unit=UNIT, unmapped_accounts="warn").execute({})
+    assert summary["unmapped_accounts"] == ["9999"]
+    document = staging.read_json(staging.file("statements", "2024-12", ENTITY.id, ".json"))
+    assert document["unmapped_accounts"] == ["9999"]
+
+
+def test_an_unknown_unmapped_policy_is_a_configuration_error(staging_root) -> None:
+    with pytest.raises(AirflowFailException, match="'fail' or 'warn'"):
+        BuildStatementsOperator(task_id="statements", unit=UNIT, unmapped_accounts="ignore").execute({})
