@@ -13,6 +13,7 @@ prove that nothing it started (task processes included) is left running.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import secrets
@@ -38,6 +39,7 @@ PG_HOST, PG_PORT = "127.0.0.1", 5432
 REDIS_URL = "redis://127.0.0.1:6379"
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
 STACK_MARKER = "FRONTIER_E2E_STACK"
+PR_SET_PDEATHSIG = 1  # prctl(2) option
 
 # Components of every stack, with their command line; the api-server port is filled in at start.
 COMPONENTS: dict[str, tuple[str, ...]] = {
@@ -48,6 +50,7 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
 }
 CELERY_WORKER: tuple[str, ...] = ("celery", "worker", "--concurrency", "2", "--queues", "{queue}")
 TERMINAL_RUN_STATES = {"success", "failed"}
+FAILED_TASK_STATES = {"failed", "up_for_retry"}
 
 # The settings that make a distributed deployment of the close: the e2e stacks and
 # docker-compose.yml both set every one of them (the values differ: hosts, secrets, paths).
@@ -152,6 +155,12 @@ def marked_processes(marker: str) -> list[int]:
     return found
 
 
+def _stop_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the test process dies without stopping the stack."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 @dataclass
 class Component:
     """One Airflow process of the stack, in its own process group."""
@@ -239,15 +248,24 @@ class AirflowApi:
                 lines.append(str(entry))
         return "\n".join(lines)
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 240) -> dict:
-        """Poll a DAG run until it succeeds or fails; a failed run raises with its failed tasks' logs.
+    def wait_for_run(
+        self, dag_id: str, run_id: str, timeout: float = 600, fail_on_retry: bool = True
+    ) -> dict:
+        """Poll a DAG run until it succeeds; a failed run raises with its failed tasks' logs.
 
         :param timeout: seconds to wait for a terminal state.
+        :param fail_on_retry: raise as soon as a task fails once, instead of waiting out its
+            retries (the DAG retries with back-off; in a test nothing should need a retry).
         """
         run: dict = {}
         for _ in deadline_loop(timeout):
             run = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
             if run["state"] in TERMINAL_RUN_STATES:
+                break
+            if fail_on_retry and any(
+                ti["state"] in FAILED_TASK_STATES for ti in self.task_instances(dag_id, run_id)
+            ):
+                run["state"] = "failed"
                 break
         else:
             raise StackError(f"run {run_id} of {dag_id} still {run.get('state')} after {timeout:.0f}s")
@@ -256,12 +274,12 @@ class AirflowApi:
         return run
 
     def failure_report(self, dag_id: str, run_id: str, log_chars: int = 3000) -> str:
-        """The failed task instances of a run, each with the end of its log."""
+        """The task instances of a run that did not succeed, the failed ones with the end of their log."""
         parts = []
         for ti in self.task_instances(dag_id, run_id):
             if ti["state"] not in ("success", "skipped"):
                 parts.append(f"--- {ti['task_id']}[{ti['map_index']}] {ti['state']}")
-                if ti["state"] in ("failed", "upstream_failed", "up_for_retry"):
+                if ti["state"] in FAILED_TASK_STATES:
                     parts.append(self.task_log(ti)[-log_chars:])
         return "\n".join(parts)
 
@@ -407,6 +425,7 @@ class AirflowStack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stopping it reaches its children
+                preexec_fn=_stop_with_parent,
                 cwd=self.artifacts,
             )
         self.components[name] = Component(name, process, log_file)
