@@ -383,7 +383,7 @@ class AirflowStack:
 
     # -- lifecycle
 
-    def start(self, home: Path, database_url: str, dag_ids: tuple[str, ...], timeout: float = 180) -> None:
+    def start(self, home: Path, database_url: str, dag_ids: tuple[str, ...], timeout: float = 300) -> None:
         """Migrate the database, start every component and wait until the deployment is healthy.
 
         :param home: an empty directory for AIRFLOW_HOME.
@@ -431,35 +431,41 @@ class AirflowStack:
         self.components[name] = Component(name, process, log_file)
 
     def wait_healthy(self, dag_ids: tuple[str, ...], timeout: float) -> None:
-        """Wait until the health endpoint reports every component healthy and the DAGs are parsed."""
+        """Wait until the health endpoint reports every component healthy and the DAGs are parsed.
+
+        :raises StackError: at the deadline, when a component exits, or when a DAG file fails to import.
+        """
         assert self.api is not None
         status: Any = "no answer"
-        logged_in = False
         pending = set(dag_ids)
         for _ in deadline_loop(timeout):
             self.raise_if_exited()
             try:
-                if not logged_in:
-                    self.api.login()
-                    logged_in = True
-                status = self.api.call("GET", "/monitor/health")
-                components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
-                if any((status.get(part) or {}).get("status") != "healthy" for part in components):
-                    continue
-                pending = {
-                    dag_id for dag_id in pending if self.api.request("GET", f"/dags/{dag_id}").is_error
-                }
-                if not pending:
-                    return
-                errors = self.api.call("GET", "/importErrors")["import_errors"]
-                if errors:
-                    raise StackError(f"the DAGs do not import: {json.dumps(errors, indent=1)[:4000]}")
-            except (httpx.TransportError, StackError) as err:
-                if isinstance(err, StackError) and "do not import" in str(err):
-                    raise
+                status = self._health()
+            except (httpx.TransportError, StackError) as err:  # the api-server is still starting
                 status = repr(err)
+                continue
+            if status != "healthy":
+                continue
+            pending = {dag_id for dag_id in pending if self.api.request("GET", f"/dags/{dag_id}").is_error}
+            if not pending:
+                return
+            errors = self.api.call("GET", "/importErrors")["import_errors"]
+            if errors:
+                raise StackError(f"the DAGs do not import: {json.dumps(errors, indent=1)[:4000]}")
         raise StackError(
             f"Airflow not healthy after {timeout:.0f}s: health={status}, DAGs not parsed={pending}"
+        )
+
+    def _health(self) -> Any:
+        """``"healthy"`` when every component is, else the health document."""
+        assert self.api is not None
+        if "Authorization" not in self.api.http.headers:
+            self.api.login()
+        status = self.api.call("GET", "/monitor/health")
+        components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        return (
+            "healthy" if all((status.get(c) or {}).get("status") == "healthy" for c in components) else status
         )
 
     def raise_if_exited(self) -> None:
