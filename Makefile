@@ -14,13 +14,17 @@ export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
 
-.PHONY: demo test lint format install lock clean
+.PHONY: demo test lint format install system-packages lock clean
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m frontier_provider.demo --period 2024-12
 
-test: $(VENV)/.installed lint
+test: $(VENV)/.installed system-packages lint
 	$(BIN)/pytest
+
+# Debian's Chromium (the UI test) and docker-compose (validates docker-compose.yml), when missing.
+system-packages:
+	@bash tests/e2e/install_system_packages.sh
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

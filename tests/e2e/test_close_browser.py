@@ -49,7 +49,7 @@ def browser() -> Iterator:
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: install Debian's Chromium with "
-            "`apt-get update && apt-get install -y chromium` (or run tests/e2e/install_browser.sh)"
+            "`apt-get update && apt-get install -y chromium` (or run tests/e2e/install_system_packages.sh)"
         )
     from playwright.sync_api import sync_playwright
 
