@@ -37,6 +37,7 @@ from frontier_provider.operators.close import (
     BuildTrialBalanceOperator,
     ExtractGLBalancesOperator,
     PlanCloseOperator,
+    analysis_paths,
     salesforce_insights,
 )
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
@@ -115,7 +116,7 @@ def financial_close(dag_id: str, schedule, description: str) -> DAG:
 
         @task
         def collect_analysis_paths(analyses: list[dict]) -> list[str]:
-            return sorted(summary["path"] for summary in analyses)
+            return analysis_paths(analyses)
 
         SalesforceWriteBackOperator(
             task_id="salesforce_writeback",

@@ -300,11 +300,33 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
         }
 
 
-def salesforce_insights(analyses: Iterable[dict[str, Any]], staging_root: str | None = None) -> list[dict]:
-    """The Account insights of a close run, one per entity that has a Salesforce account key."""
+def close_summaries(analyses: dict[str, Any] | Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The analyze summaries of a run, one per entity.
+
+    Airflow hands a downstream task the single output itself, not a one-item list,
+    when the mapped group ran for one entity only.
+    """
+    if isinstance(analyses, dict):
+        return [analyses]
+    return list(analyses)
+
+
+def analysis_paths(analyses: dict[str, Any] | Iterable[dict[str, Any]]) -> list[str]:
+    """The staged analysis documents of a run, for the Tableau extract."""
+    return sorted(summary["path"] for summary in close_summaries(analyses))
+
+
+def salesforce_insights(
+    analyses: dict[str, Any] | Iterable[dict[str, Any]], staging_root: str | None = None
+) -> list[dict]:
+    """The Account insights of a close run, one per entity that has a Salesforce account key.
+
+    A company analysis has no growth-potential score; leaving the key out keeps the one the
+    customer-credit DAG wrote on the Account.
+    """
     staging = Staging(staging_root)
     insights = []
-    for summary in analyses:
+    for summary in close_summaries(analyses):
         if not summary.get("salesforce_account_key"):
             continue
         document = staging.read_json(staging.file(ANALYSIS, summary["period"], summary["entity"], ".json"))
@@ -313,7 +335,6 @@ def salesforce_insights(analyses: Iterable[dict[str, Any]], staging_root: str | 
                 "key": summary["salesforce_account_key"],
                 "financial_health_score": document.get("financial_health_score"),
                 "risk_level": document.get("risk_assessment", {}).get("overall_risk"),
-                "growth_potential_score": document.get("growth_potential_score"),
                 "analysis_date": document.get("analysis_date"),
                 "recommendations": [_recommendation_text(r) for r in document.get("recommendations", [])],
             }

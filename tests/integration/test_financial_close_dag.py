@@ -166,6 +166,31 @@ def _records(document) -> list[dict]:
     return document.get("records", [])
 
 
+def test_a_run_for_one_entity_closes_and_publishes_just_that_entity(
+    demo_ledger, airflow_db, tmp_path
+) -> None:
+    conf = {"period": "2024-06", "entities": ["SAP-2000"], "dry_run": True}
+    log = airflow_cli(
+        "dags",
+        "test",
+        "frontier_financial_close",
+        "-c",
+        json.dumps(conf),
+        env={"FRONTIER_STAGING_ROOT": str(tmp_path)},
+    )
+    assert "state=success" in log
+    files = snapshot(tmp_path)
+    assert sorted(name for name in files if name.startswith("analysis/")) == [
+        "analysis/period=2024-06/entity=SAP-2000.json"
+    ]
+    (writeback,) = [name for name in files if name.startswith("salesforce_writeback/period=2024-06/")]
+    (record,) = _records(json.loads(files[writeback]))
+    assert record["Frontier_Entity_Id__c"] == "SAP-2000"
+    # The close has no growth score: it must not clear the one the customer-credit DAG writes.
+    assert "Frontier_Growth_Potential__c" not in record
+    assert "tableau/period=2024-06/entity=frontier_analysis.hyper" in files
+
+
 def test_an_unknown_period_fails_fast_naming_it(demo_ledger, airflow_db, tmp_path) -> None:
     env = {"FRONTIER_STAGING_ROOT": str(tmp_path)}
     result = run_airflow(
