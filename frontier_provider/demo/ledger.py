@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from frontier_provider.demo.sap_system import DemoSapSystem
+from frontier_provider.demo.sqlite import write_sqlite
 from frontier_provider.ledger.periods import FiscalPeriod
 
 YEARS = (2023, 2024)
@@ -694,7 +695,7 @@ def _write_ebs(path: Path, entities: list[DemoEntity]) -> None:
         for spec in entities:
             _write_ebs_company(database, spec, next_ccid)
 
-    _write_sqlite(path, write)
+    write_sqlite(path, write)
 
 
 def _write_ebs_company(database: sqlite3.Connection, spec: DemoEntity, next_ccid: Iterator[int]) -> None:
@@ -1109,15 +1110,3 @@ def _money(cents: int) -> Decimal:
 
 def _text(cents: int) -> str:
     return str(_money(cents))
-
-
-def _write_sqlite(path: Path, write: Any) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.unlink(missing_ok=True)
-    database = sqlite3.connect(partial)
-    try:
-        with database:
-            write(database)
-    finally:
-        database.close()
-    os.replace(partial, path)

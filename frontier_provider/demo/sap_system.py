@@ -39,6 +39,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from frontier_provider.demo.sqlite import write_sqlite
 from frontier_provider.sources.sap import (
     DATA_BUFFER_EXCEEDED,
     MAX_OPTION_LINE,
@@ -227,24 +228,19 @@ class DemoSapSystem:
         :param tables: rows by table name (tables from ``TABLE_DEFINITIONS``).
         """
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial")
-        partial.unlink(missing_ok=True)
-        database = sqlite3.connect(partial)
-        try:
-            with database:
-                for table, rows in tables.items():
-                    definition = _definition(table)
-                    columns = ", ".join(f'"{field.name}" TEXT NOT NULL' for field in definition)
-                    database.execute(f'CREATE TABLE "{table}" ({columns})')
-                    placeholders = ", ".join("?" for _ in definition)
-                    database.executemany(
-                        f'INSERT INTO "{table}" VALUES ({placeholders})',
-                        (_stored_row(table, definition, row) for row in rows),
-                    )
-        finally:
-            database.close()
-        os.replace(partial, target)
+
+        def write(database: sqlite3.Connection) -> None:
+            for table, rows in tables.items():
+                definition = _definition(table)
+                columns = ", ".join(f'"{field.name}" TEXT NOT NULL' for field in definition)
+                database.execute(f'CREATE TABLE "{table}" ({columns})')
+                placeholders = ", ".join("?" for _ in definition)
+                database.executemany(
+                    f'INSERT INTO "{table}" VALUES ({placeholders})',
+                    (_stored_row(table, definition, row) for row in rows),
+                )
+
+        write_sqlite(target, write)
         return cls(target)
 
     def call(self, function_name: str, **params: Any) -> dict[str, Any]:
