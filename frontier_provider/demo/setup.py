@@ -134,7 +134,7 @@ def output_files(staging_root: Path, period: str) -> list[Path]:
 def _run_dag(env: dict[str, str], period: str, log_file: Path) -> bool:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     command = [_airflow_bin(), "dags", "test", DAG_ID, "-c", json.dumps({"period": period})]
-    failed = False
+    failed = succeeded = False
     with (
         log_file.open("w") as log,
         subprocess.Popen(
@@ -144,6 +144,7 @@ def _run_dag(env: dict[str, str], period: str, log_file: Path) -> bool:
         assert process.stdout is not None
         for line in process.stdout:
             log.write(line)
+            succeeded = succeeded or ("DagRun Finished" in line and "state=success" in line)
             match = _PROGRESS.search(line)
             if match:
                 # Paths are listed after the run; the progress line keeps to stage, entity and figures.
@@ -151,7 +152,7 @@ def _run_dag(env: dict[str, str], period: str, log_file: Path) -> bool:
             elif _FAILED.search(line):
                 failed = True
                 print(f"  ! {line.strip()[:300]}", flush=True)
-        return process.wait() == 0 and not failed and "state=success" in log_file.read_text()
+        return process.wait() == 0 and succeeded and not failed
 
 
 def _demo_environment() -> dict[str, str]:
