@@ -336,16 +336,10 @@ def salesforce_insights(
                 "financial_health_score": document.get("financial_health_score"),
                 "risk_level": document.get("risk_assessment", {}).get("overall_risk"),
                 "analysis_date": document.get("analysis_date"),
-                "recommendations": [_recommendation_text(r) for r in document.get("recommendations", [])],
+                "recommendations": list(document.get("recommendations", [])),
             }
         )
     return sorted(insights, key=lambda insight: insight["key"])
-
-
-def _recommendation_text(recommendation: Any) -> str:
-    if isinstance(recommendation, dict):
-        return str(recommendation.get("text") or recommendation.get("recommendation") or recommendation)
-    return str(recommendation)
 
 
 class _RowCounter:
