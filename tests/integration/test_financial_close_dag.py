@@ -148,7 +148,7 @@ def test_publishing_runs_dry_without_connections(close_run) -> None:
     writeback = [name for name in files if name.startswith(f"salesforce_writeback/period={PERIOD}/")]
     assert len(writeback) == 1
     records = json.loads(files[writeback[0]])
-    keys = sorted(record.get("Frontier_Entity_Id__c") or record.get("key") for record in _records(records))
+    keys = sorted(record["Frontier_Entity_Id__c"] for record in records["records"])
     assert keys == sorted(ENTITIES)
     assert f"tableau/period={PERIOD}/entity=frontier_analysis.hyper" in files
 
@@ -158,12 +158,6 @@ def test_rerunning_a_period_leaves_identical_outputs_and_no_extra_files(close_ru
     assert sorted(second) == sorted(first)
     changed = [name for name in first if first[name] != second[name] and not name.endswith(".hyper")]
     assert changed == []
-
-
-def _records(document) -> list[dict]:
-    if isinstance(document, list):
-        return document
-    return document.get("records", [])
 
 
 def test_a_run_for_one_entity_closes_and_publishes_just_that_entity(
@@ -184,7 +178,7 @@ def test_a_run_for_one_entity_closes_and_publishes_just_that_entity(
         "analysis/period=2024-06/entity=SAP-2000.json"
     ]
     (writeback,) = [name for name in files if name.startswith("salesforce_writeback/period=2024-06/")]
-    (record,) = _records(json.loads(files[writeback]))
+    (record,) = json.loads(files[writeback])["records"]
     assert record["Frontier_Entity_Id__c"] == "SAP-2000"
     # The close has no growth score: it must not clear the one the customer-credit DAG writes.
     assert "Frontier_Growth_Potential__c" not in record
