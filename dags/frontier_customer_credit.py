@@ -7,8 +7,9 @@ back to its Account:
 1. **extract_customers**: customer Accounts (`Type = 'Customer'` with an annual
    revenue) with their Opportunities, in one SOQL query with a relationship
    subquery, every page; per customer the open pipeline, win rate (won / closed)
-   and average deal size (won amount / won deals). Without the
-   `salesforce_default` connection the bundled demo customers are used.
+   and average deal size (won amount / won deals). A dry run without the
+   `salesforce_default` connection reads the bundled demo customers; otherwise
+   a missing connection fails the task.
 2. **assess_credit**: a Frontier credit-risk assessment per customer (health
    score, risk level, growth potential, recommendations).
 3. **analyze_portfolio**: the Frontier portfolio analysis (portfolio health,
@@ -16,8 +17,8 @@ back to its Account:
    `$FRONTIER_STAGING_ROOT/customer_portfolio/period=YYYY-MM/entity=as-of-YYYY-MM-DD.json`.
 4. **salesforce_writeback**: the insights to the Accounts' `Frontier_*` fields,
    by Account Id (sObject Collections, Bulk API 2.0 above 2,000 Accounts).
-   Without the connection, or with `dry_run`, it writes the records it would
-   send under staging instead.
+   A dry run (the `dry_run` param, or `settings.publish: dry_run` in the
+   entities file) writes the records it would send under staging instead.
 
 The run's as-of date is the `as_of` param, else the day the schedule fired;
 a rerun for the same date replaces its files and writes the same values.
@@ -31,12 +32,16 @@ import pendulum
 from airflow.sdk import Asset, Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
+from frontier_provider.config import load_close_config
 from frontier_provider.dag_defaults import default_args
 from frontier_provider.operators import salesforce as credit
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
 
-SALESFORCE_CONN_ID = "salesforce_default"
-FRONTIER_CONN_ID = "frontier_default"
+SETTINGS = load_close_config().settings
+SALESFORCE_CONN_ID = SETTINGS.salesforce_conn_id
+FRONTIER_CONN_ID = SETTINGS.frontier_conn_id
+# The dry_run param; settings.publish: dry_run in the entities file makes every run dry.
+DRY_RUN = True if SETTINGS.publish == "dry_run" else "{{ params.dry_run }}"
 CUSTOMER_PORTFOLIO = Asset(name="frontier_customer_portfolio", uri="frontier://staging/customer_portfolio")
 
 
@@ -70,11 +75,13 @@ CUSTOMER_PORTFOLIO = Asset(name="frontier_customer_portfolio", uri="frontier://s
 )
 def frontier_customer_credit():
     @task(multiple_outputs=True)
-    def extract_customers(params=None, data_interval_end=None, logical_date=None) -> dict:
+    def extract_customers(dry_run: bool, params=None, data_interval_end=None, logical_date=None) -> dict:
         as_of = credit.resolve_as_of(
             params.get("as_of"), data_interval_end=data_interval_end, logical_date=logical_date
         )
-        return credit.extract_customer_profiles(as_of=as_of, salesforce_conn_id=SALESFORCE_CONN_ID)
+        return credit.extract_customer_profiles(
+            as_of=as_of, salesforce_conn_id=SALESFORCE_CONN_ID, dry_run=dry_run
+        )
 
     @task(multiple_outputs=True)
     def assess_credit(profiles_path: str, as_of: str) -> dict:
@@ -92,7 +99,7 @@ def frontier_customer_credit():
             frontier_conn_id=FRONTIER_CONN_ID,
         )
 
-    customers = extract_customers()
+    customers = extract_customers(dry_run=DRY_RUN)
     insights = assess_credit(customers["path"], customers["as_of"])
     analyze_portfolio(customers["path"], customers["as_of"])
     SalesforceWriteBackOperator(
@@ -102,7 +109,7 @@ def frontier_customer_credit():
         batch_name=customers["batch"],
         key_field="Id",
         salesforce_conn_id=SALESFORCE_CONN_ID,
-        dry_run="{{ params.dry_run }}",
+        dry_run=DRY_RUN,
     )
 
 

@@ -12,8 +12,9 @@ Closes one fiscal period for every configured entity:
    **analyze** (Frontier: ratios, health score, risk, credit rating).
 3. **salesforce_writeback** of the insights to Accounts, and **tableau_publish**
    of the period's rows to a Hyper datasource, then **tableau_refresh** of the
-   workbooks that depend on it. Without their connections they run dry and
-   write what they would send under the staging root.
+   workbooks that depend on it. A dry run (the `dry_run` param, or
+   `settings.publish: dry_run` in the entities file) writes what they would send
+   under the staging root instead; a missing connection fails the task.
 
 Two DAGs run the same tasks: `frontier_financial_close` once per closed month
 (backfill it to reprocess periods) and `frontier_close_nightly`, which re-runs
@@ -46,6 +47,8 @@ from frontier_provider.operators.tableau import TableauPublishOperator, TableauR
 STATEMENTS = Asset(name="frontier_statements", uri="frontier://staging/statements")
 ANALYSIS = Asset(name="frontier_analysis", uri="frontier://staging/analysis")
 PERIOD = "{{ ti.xcom_pull(task_ids='plan', key='period') }}"
+# The dry_run param, or settings.publish: dry_run in the entities file; never a missing connection.
+DRY_RUN = "{{ ti.xcom_pull(task_ids='plan', key='dry_run') }}"
 
 params = {
     "period": Param(
@@ -67,7 +70,8 @@ params = {
         False,
         type="boolean",
         title="Dry run",
-        description="Write what Salesforce and Tableau would receive under staging; publish nothing.",
+        description="Write what Salesforce and Tableau would receive under staging; publish nothing. "
+        "The entities file's settings.publish: dry_run makes every run a dry run.",
     ),
 }
 
@@ -124,7 +128,7 @@ def financial_close(dag_id: str, schedule, description: str) -> DAG:
             period=PERIOD,
             key_field=settings.salesforce_key_field,
             salesforce_conn_id=settings.salesforce_conn_id,
-            dry_run="{{ params.dry_run }}",
+            dry_run=DRY_RUN,
         )
         publish = TableauPublishOperator(
             task_id="tableau_publish",
@@ -133,13 +137,13 @@ def financial_close(dag_id: str, schedule, description: str) -> DAG:
             datasource_name=settings.tableau_datasource,
             project_name=settings.tableau_project,
             tableau_conn_id=settings.tableau_conn_id,
-            dry_run="{{ params.dry_run }}",
+            dry_run=DRY_RUN,
         )
         publish >> TableauRefreshOperator(
             task_id="tableau_refresh",
             workbooks=list(settings.tableau_refresh_workbooks),
             tableau_conn_id=settings.tableau_conn_id,
-            dry_run="{{ params.dry_run }}",
+            dry_run=DRY_RUN,
         )
     return dag
 

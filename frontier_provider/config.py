@@ -18,6 +18,8 @@ import yaml
 ENTITIES_FILE_ENV = "FRONTIER_ENTITIES_FILE"
 SOURCE_KINDS = ("oracle_ebs", "sap")
 SAP_TABLES = ("FAGLFLEXT", "ACDOCA")
+# Mirrors frontier_provider.publishing (which imports Airflow; this module must stay light to parse).
+PUBLISH_SETTINGS = ("live", "dry_run")
 _ENTITY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
@@ -55,8 +57,13 @@ class EntityConfig:
 
 @dataclass(frozen=True)
 class CloseSettings:
-    """Connections of the publishing stages; a connection that does not exist means dry-run."""
+    """Connections of the publishing stages, and whether the close publishes at all.
 
+    ``publish`` is ``live`` (default: a publishing connection that does not exist fails the task) or
+    ``dry_run`` (nothing is sent; what would be sent is staged), the demo's setting.
+    """
+
+    publish: str = "live"  # "live" | "dry_run"
     frontier_conn_id: str = "frontier_default"
     salesforce_conn_id: str = "salesforce_default"
     salesforce_key_field: str = "Frontier_Entity_Id__c"
@@ -121,6 +128,11 @@ def load_close_config(path: str | os.PathLike | None = None) -> CloseConfig:
         )
     except TypeError as err:
         raise EntityConfigError(f"entities file {path}: bad settings: {err}") from None
+    if close_settings.publish not in PUBLISH_SETTINGS:
+        raise EntityConfigError(
+            f"entities file {path}: settings.publish must be one of {PUBLISH_SETTINGS}, "
+            f"not {close_settings.publish!r}"
+        )
     if close_settings.unmapped_accounts not in ("fail", "warn"):
         raise EntityConfigError(f"entities file {path}: settings.unmapped_accounts must be 'fail' or 'warn'")
     return CloseConfig(entities=entities, settings=close_settings)

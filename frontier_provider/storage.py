@@ -52,6 +52,18 @@ def validate_key(kind: str, value: str) -> str:
     return value
 
 
+def staged_path(location: str | os.PathLike) -> ObjectStoragePath:
+    """The one way to turn a staged file's location into a path: an object-storage URL as it is, a local
+    path as a ``file://`` URL written verbatim.
+
+    ``Path.as_uri()`` would percent-encode the ``=`` of ``period=2024-12`` and point at a file that does
+    not exist.
+
+    :param location: a URL (``s3://...``, ``file://...``) or a local path, as tasks pass them in XCom.
+    """
+    return ObjectStoragePath(_as_url(location))
+
+
 class Staging:
     """Read and write one run's datasets under a staging root.
 

@@ -34,3 +34,17 @@ def airflow_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 
             f"airflow {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
         )
     return result.stdout
+
+
+def live_entities_file(folder: Path) -> Path:
+    """A copy of the demo's entities file that publishes live (``settings.publish: live``).
+
+    The demo's own file asks for dry runs; tests that publish to the fake Salesforce and Tableau
+    servers point ``$FRONTIER_ENTITIES_FILE`` at this copy before the DAG files are parsed.
+    """
+    demo = REPO / "dags" / "config" / "frontier_entities.yaml"
+    text = demo.read_text(encoding="utf-8")
+    assert "publish: dry_run" in text, "the demo entities file no longer asks for dry runs"
+    live = folder / "frontier_entities_live.yaml"
+    live.write_text(text.replace("publish: dry_run", "publish: live"), encoding="utf-8")
+    return live

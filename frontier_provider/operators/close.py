@@ -91,14 +91,15 @@ class PlanCloseOperator(BaseOperator):
             entities = config.select(params.get("entities") or None)
         except (InvalidPeriodError, EntityConfigError) as err:
             raise AirflowFailException(str(err)) from err
-        dry_run = bool(params.get("dry_run", False))
+        dry_run = bool(params.get("dry_run", False)) or config.settings.publish == "dry_run"
         context["ti"].xcom_push(key="period", value=str(period))
+        context["ti"].xcom_push(key="dry_run", value=dry_run)
         self.log.info(
-            "plan: closing period %s for %d entities %s%s",
+            "plan: closing period %s for %d entities %s; publishing: %s",
             period,
             len(entities),
             [entity.id for entity in entities],
-            " (dry run: nothing is published)" if dry_run else "",
+            _publishing(bool(params.get("dry_run", False)), config.settings.publish),
         )
         return [
             {"period": str(period), "entity": entity.to_dict(), "dry_run": dry_run} for entity in entities
@@ -340,6 +341,14 @@ def salesforce_insights(
             }
         )
     return sorted(insights, key=lambda insight: insight["key"])
+
+
+def _publishing(dry_run_param: bool, publish_setting: str) -> str:
+    if dry_run_param:
+        return "dry run (the dry_run param): nothing is sent to Salesforce or Tableau"
+    if publish_setting == "dry_run":
+        return "dry run (settings.publish: dry_run in the entities file): nothing is sent"
+    return "live"
 
 
 class _RowCounter:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, ObjectStoragePath
+from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
+from frontier_provider.publishing import PublishConnectionError, publishing_dry_run, requested_dry_run
 from frontier_provider.salesforce.customers import (
     account_insight,
     customer_profile,
@@ -31,13 +30,13 @@ from frontier_provider.salesforce.writeback import (
     resolve_field_map,
     write_mode,
 )
+from frontier_provider.storage import staged_path
 
 # Hooks (simple-salesforce, httpx), the ledger and the staging area (Arrow, DuckDB) are imported where
 # a task runs, not here: DAG files import this module, and the scheduler parses them often.
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from frontier_provider.hooks.salesforce import FrontierSalesforceHook
 
 SALESFORCE_CONN_ID = "salesforce_default"
 FRONTIER_CONN_ID = "frontier_default"
@@ -138,7 +137,14 @@ class SalesforceWriteBackOperator(BaseOperator):
             retry_delay=self.transient_retry_delay,
             bulk_poll_interval=self.bulk_poll_interval,
         )
-        if self._is_dry_run(hook):
+        dry_run = publishing_dry_run(
+            dry_run=self.dry_run,
+            conn_id=self.salesforce_conn_id,
+            service="Salesforce",
+            conn_type="salesforce",
+            setting="settings.salesforce_conn_id",
+        )
+        if dry_run:
             return self._dry_run(insights, field_map, period)
 
         if not insights:
@@ -210,26 +216,12 @@ class SalesforceWriteBackOperator(BaseOperator):
             return self.insights
         from frontier_provider.storage import Staging
 
-        path = _storage_path(str(self.insights_path))
+        path = staged_path(str(self.insights_path))
         if path.name.endswith(".parquet"):
             table = Staging().read_parquet(path)
             return table.to_pylist()
         lines = path.read_bytes().decode("utf-8").splitlines()
         return [json.loads(line) for line in lines if line.strip()]
-
-    def _is_dry_run(self, hook: FrontierSalesforceHook) -> bool:
-        if _truthy(self.dry_run):
-            self.log.info("dry_run is set: nothing will be written to Salesforce")
-            return True
-        try:
-            hook.get_connection(self.salesforce_conn_id)
-        except AirflowNotFoundException:
-            self.log.warning(
-                "Connection '%s' is not defined in Airflow: dry run, nothing will be written to Salesforce",
-                self.salesforce_conn_id,
-            )
-            return True
-        return False
 
     def _dry_run(
         self, insights: list[dict[str, Any]], field_map: dict[str, str], period: str
@@ -239,18 +231,31 @@ class SalesforceWriteBackOperator(BaseOperator):
         records = self._records(insights, field_map, default_field_specs(field_map))
         staging = Staging(self.staging_root)
         path = staging.file(DRY_RUN_DATASET, period, self.batch_name or self.task_id, ".json")
+        # A run for some entities replaces their records and keeps the others', as the upsert would in
+        # Salesforce: a subset rerun must not shrink the staged write-back of the period.
+        kept = [
+            record
+            for record in _staged_records(staging, path)
+            if record.get(self.key_field) not in {new[self.key_field] for new in records}
+        ]
+        merged = sorted([*kept, *records], key=lambda record: str(record[self.key_field]))
         staging.write_json(
             path,
             {
                 "sobject": ACCOUNT,
                 "operation": "update" if self.key_field == ID_FIELD else "upsert",
                 "key_field": self.key_field,
-                "mode": write_mode(len(records), self.bulk_threshold),
+                "mode": write_mode(len(merged), self.bulk_threshold),
                 "period": period,
-                "records": records,
+                "records": merged,
             },
         )
-        self.log.info("Dry run: the %d Account record(s) it would send are in %s", len(records), path)
+        self.log.info(
+            "Dry run: the %d Account record(s) it would send are in %s (%d record(s) of earlier runs kept)",
+            len(records),
+            path,
+            len(kept),
+        )
         summary = _summary("dry_run", len(records), 0, [], 0)
         summary["path"] = str(path)
         return summary
@@ -321,15 +326,17 @@ def extract_customer_profiles(
     *,
     as_of: date,
     salesforce_conn_id: str = SALESFORCE_CONN_ID,
+    dry_run: bool | str = False,
     staging_root: str | None = None,
 ) -> dict[str, Any]:
     """Read customer Accounts with their Opportunities and stage their credit-risk profiles.
 
-    Without the Salesforce connection the bundled demo customers are used, so the DAG runs
-    on a machine with no external system.
+    A dry run without the Salesforce connection reads the bundled demo customers, so the DAG runs
+    on a machine with no external system. Without a dry run the connection must exist.
 
     :param as_of: the assessment day
     :param salesforce_conn_id: Airflow connection of type ``salesforce``
+    :param dry_run: the run publishes nothing (the ``dry_run`` param or ``settings.publish: dry_run``)
     :param staging_root: staging root; defaults to the configured one
     :return: ``{"path", "period", "as_of", "batch", "customers", "source"}``
     """
@@ -340,8 +347,15 @@ def extract_customer_profiles(
     try:
         hook.get_connection(salesforce_conn_id)
     except AirflowNotFoundException:
+        if not requested_dry_run(dry_run):
+            raise PublishConnectionError(
+                f"Salesforce connection {salesforce_conn_id!r} is not defined in Airflow, so there are no "
+                f"customers to read. Create it (`airflow connections add {salesforce_conn_id} --conn-type "
+                "salesforce ...`), or correct settings.salesforce_conn_id in the entities file. A dry run "
+                "(the dry_run param, or settings.publish: dry_run) reads the bundled demo customers instead."
+            ) from None
         hook.log.warning(
-            "Connection '%s' is not defined in Airflow: using the bundled demo customers", salesforce_conn_id
+            "Dry run and no connection '%s': using the bundled demo customers", salesforce_conn_id
         )
         accounts, source = [a for a in demo_accounts() if is_customer(a)], "demo"
     else:
@@ -381,7 +395,7 @@ def assess_customer_credit(
     from frontier_provider.storage import Staging
 
     staging = Staging(staging_root)
-    profiles = staging.read_json(_storage_path(profiles_path))
+    profiles = staging.read_json(staged_path(profiles_path))
     frontier = FrontierHook(frontier_conn_id)
     insights = [
         account_insight(profile["customer_id"], frontier.assess_customer_credit_risk(profile), as_of=as_of)
@@ -419,7 +433,7 @@ def analyze_customer_portfolio(
     from frontier_provider.storage import Staging
 
     staging = Staging(staging_root)
-    profiles = staging.read_json(_storage_path(profiles_path))
+    profiles = staging.read_json(staged_path(profiles_path))
     period, batch = customer_run_keys(as_of)
     if not profiles:
         raise AirflowFailException(f"no customer Accounts to analyse as of {as_of}")
@@ -452,13 +466,7 @@ def _summary(mode: str, records: int, succeeded: int, failed: list[dict], reques
     }
 
 
-def _truthy(value: bool | str | None) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
-def _storage_path(text: str) -> ObjectStoragePath:
-    if "://" in text:
-        return ObjectStoragePath(text)
-    return ObjectStoragePath("file://" + str(Path(os.path.expanduser(text)).resolve()))
+def _staged_records(staging: Any, path: Any) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return list(staging.read_json(path).get("records", []))

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.tableau.hooks.tableau import TableauJobFailedException
-from airflow.sdk import BaseHook, BaseOperator, ObjectStoragePath
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError
-from frontier_provider.storage import Staging
+from frontier_provider.publishing import publishing_dry_run
+from frontier_provider.storage import Staging, staged_path
 from frontier_provider.tableau.jobs import SUCCEEDED, job_failure_message, job_state
 from frontier_provider.tableau.rows import AnalysisDocumentError, AnalysisRow, analysis_rows, rows_digest
 
@@ -136,12 +137,10 @@ class TableauPublishOperator(BaseOperator):
                 staging.file(STAGING_DATASET, period, STAGING_ENTITY, ".hyper"), extract.read_bytes()
             )
             summary["path"] = str(staged)
-            dry_run_reason = _dry_run_reason(self.dry_run, self.tableau_conn_id)
-            if dry_run_reason:
+            if _dry_run(self.dry_run, self.tableau_conn_id):
                 self.log.info(
-                    "Dry run (%s): would publish %d rows of period %s to datasource %r in project %r "
+                    "Dry run: would publish %d rows of period %s to datasource %r in project %r "
                     "(mode %s, %s); the extract is at %s",
-                    dry_run_reason,
                     len(rows),
                     period,
                     self.datasource_name,
@@ -320,11 +319,8 @@ class TableauRefreshOperator(BaseOperator):
         if not targets:
             self.log.info("No Tableau workbooks or datasources to refresh")
             return summary
-        dry_run_reason = _dry_run_reason(self.dry_run, self.tableau_conn_id)
-        if dry_run_reason:
-            self.log.info(
-                "Dry run (%s): would refresh %s", dry_run_reason, ", ".join(f"{k} {n!r}" for k, n in targets)
-            )
+        if _dry_run(self.dry_run, self.tableau_conn_id):
+            self.log.info("Dry run: would refresh %s", ", ".join(f"{k} {n!r}" for k, n in targets))
             return {**summary, "dry_run": True, "would_refresh": [f"{k} {n}" for k, n in targets]}
 
         from frontier_provider.hooks.tableau import FrontierTableauHook
@@ -435,20 +431,14 @@ def _parse_period(value: Any) -> str:
         raise AirflowFailException(str(error)) from error
 
 
-def _dry_run_reason(dry_run: bool | str, conn_id: str) -> str | None:
-    if _truthy(dry_run):
-        return "dry_run is set"
-    try:
-        BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        return f"connection {conn_id!r} is not defined"
-    return None
-
-
-def _truthy(value: bool | str | None) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
+def _dry_run(dry_run: bool | str, conn_id: str) -> bool:
+    return publishing_dry_run(
+        dry_run=dry_run,
+        conn_id=conn_id,
+        service="Tableau",
+        conn_type="tableau",
+        setting="settings.tableau_conn_id",
+    )
 
 
 def _as_path_list(value: Any) -> list[str]:
@@ -464,7 +454,7 @@ def _as_path_list(value: Any) -> list[str]:
 
 
 def _read_document(path: str) -> dict[str, Any]:
-    location = ObjectStoragePath(path if "://" in path else Path(path).expanduser().resolve().as_uri())
+    location = staged_path(path)
     try:
         return json.loads(location.read_bytes())
     except FileNotFoundError as error:

@@ -13,7 +13,7 @@ from airflow.utils.state import DagRunState
 from frontier_provider.analysis import assess_customer_credit_risk
 from frontier_provider.salesforce.demo import demo_accounts
 from tests.fakes.salesforce import running_fake_salesforce
-from tests.helpers import REPO
+from tests.helpers import REPO, live_entities_file
 
 AS_OF = "2024-12-30"
 BATCH = "period=2024-12/entity=as-of-2024-12-30"
@@ -41,8 +41,11 @@ KNOWN_CUSTOMER = {
 
 
 @pytest.fixture(scope="module")
-def dag():
-    bag = DagBag(dag_folder=str(REPO / "dags" / "frontier_customer_credit.py"))
+def dag(tmp_path_factory):
+    # Publishing live: the demo's entities file asks for dry runs.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FRONTIER_ENTITIES_FILE", str(live_entities_file(tmp_path_factory.mktemp("config"))))
+        bag = DagBag(dag_folder=str(REPO / "dags" / "frontier_customer_credit.py"))
     assert bag.import_errors == {}
     return bag.get_dag("frontier_customer_credit")
 
@@ -119,12 +122,26 @@ def test_a_rerun_writes_the_same_values_and_creates_nothing(airflow_db, dag, sal
     assert sorted(p.name for p in portfolio_path.parent.iterdir()) == [portfolio_path.name]
 
 
-def test_without_a_salesforce_connection_it_scores_the_demo_customers_and_writes_nothing(
+def test_without_a_salesforce_connection_a_live_run_fails_naming_it_and_writes_nothing(
     airflow_db, dag, staging_root: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.delenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", raising=False)
 
-    run(dag)
+    dag_run = dag.test(run_conf={"as_of": AS_OF})
+
+    assert dag_run.state == DagRunState.FAILED
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert states["extract_customers"] == "failed"
+    assert not (staging_root / "customer_profiles").exists()
+    assert not (staging_root / "salesforce_writeback").exists()
+
+
+def test_a_dry_run_without_a_salesforce_connection_scores_the_demo_customers_and_writes_nothing(
+    airflow_db, dag, staging_root: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", raising=False)
+
+    run(dag, dry_run=True)
 
     planned = json.loads(
         (

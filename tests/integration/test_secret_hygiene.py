@@ -22,7 +22,7 @@ from tests.fakes import salesforce as fake_salesforce
 from tests.fakes.frontier_server import running_frontier_server
 from tests.fakes.salesforce import running_fake_salesforce
 from tests.fakes.tableau import FakeTableauServer
-from tests.helpers import run_airflow
+from tests.helpers import live_entities_file, run_airflow
 
 pytestmark = pytest.mark.integration
 
@@ -61,6 +61,7 @@ def close_against_fakes(demo_ledger, airflow_db, airflow_home: Path, tmp_path_fa
         tableau.add_project("Finance")
         env = {
             "FRONTIER_STAGING_ROOT": str(staging),
+            "FRONTIER_ENTITIES_FILE": str(live_entities_file(tmp_path_factory.mktemp("config"))),
             "AIRFLOW_CONN_FRONTIER_DEFAULT": frontier.connection_json(
                 password=FRONTIER_API_KEY,
                 auth="oauth2",

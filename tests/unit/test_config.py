@@ -29,6 +29,12 @@ def test_the_demo_configuration_loads_four_entities() -> None:
     assert [entity.id for entity in config.entities] == ["EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000"]
     assert {entity.source for entity in config.entities} == {"oracle_ebs", "sap"}
     assert config.settings.unmapped_accounts == "fail"
+    # The demo has no Salesforce or Tableau: it asks for dry runs instead of relying on missing connections.
+    assert config.settings.publish == "dry_run"
+
+
+def test_publishing_is_live_unless_the_file_asks_for_dry_runs(tmp_path) -> None:
+    assert load_close_config(write(tmp_path, "entities:" + EBS)).settings.publish == "live"
 
 
 def test_select_keeps_order_and_refuses_unknown_ids(tmp_path) -> None:
@@ -51,6 +57,7 @@ def test_select_keeps_order_and_refuses_unknown_ids(tmp_path) -> None:
         ("entities:" + EBS.replace("EBS-US01", "../x"), "id must be"),
         ("settings:\n  unmapped_accounts: ignore\nentities:" + EBS, "must be 'fail' or 'warn'"),
         ("entities: [", "not valid YAML"),
+        ("settings:\n  publish: dryrun\nentities:" + EBS, "settings.publish must be one of"),
     ],
 )
 def test_bad_files_are_refused_with_a_reason(tmp_path, text, message) -> None:

@@ -70,3 +70,18 @@ def test_default_root_follows_environment(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("FRONTIER_STAGING_ROOT")
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     assert default_staging_root() == str(tmp_path / "frontier-staging")
+
+
+def test_a_local_staged_path_keeps_the_equals_sign_of_the_layout(tmp_path) -> None:
+    from frontier_provider.storage import staged_path
+
+    staging = Staging(tmp_path)
+    written = staging.write_json(staging.file("analysis", "2024-12", "SAP-1000", ".json"), {"ok": True})
+    local = staging.local_path(written)
+
+    # As tasks hand it over (a plain path) and as a URL: both name the file that exists.
+    for location in (str(local), str(written)):
+        path = staged_path(location)
+        assert path.exists(), location
+        assert "%3D" not in str(path)
+        assert staging.read_json(path) == {"ok": True}

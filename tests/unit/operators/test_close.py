@@ -18,6 +18,7 @@ from frontier_provider.operators.close import (
     PlanCloseOperator,
 )
 from frontier_provider.storage import Staging
+from tests.helpers import REPO
 
 ENTITY = load_close_config().select(["EBS-US01"])[0]
 UNIT = {"period": "2024-12", "entity": ENTITY.to_dict(), "dry_run": False}
@@ -41,7 +42,20 @@ def test_plan_takes_the_period_param_and_closes_every_entity() -> None:
     units, ti = plan({"period": "2024-11", "entities": [], "dry_run": False})
     assert [unit["entity"]["id"] for unit in units] == ["EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000"]
     assert {unit["period"] for unit in units} == {"2024-11"}
-    assert ti.pushed == {"period": "2024-11"}
+    # The demo's entities file asks for dry runs (settings.publish: dry_run).
+    assert ti.pushed == {"period": "2024-11", "dry_run": True}
+
+
+@pytest.mark.parametrize(("param", "expected"), [(False, False), (True, True)])
+def test_plan_publishes_live_unless_a_dry_run_is_asked_for(tmp_path, param, expected) -> None:
+    demo = (REPO / "dags" / "config" / "frontier_entities.yaml").read_text()
+    live = tmp_path / "entities.yaml"
+    live.write_text(demo.replace("publish: dry_run", "publish: live"))
+    ti = _TaskInstance()
+    PlanCloseOperator(task_id="plan", entities_file=str(live)).execute(
+        {"params": {"period": "2024-11", "dry_run": param}, "ti": ti}
+    )
+    assert ti.pushed["dry_run"] is expected
 
 
 def test_plan_uses_the_partition_key_then_the_data_interval_never_the_clock() -> None:

@@ -12,6 +12,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator, resolve_as_of
+from frontier_provider.publishing import PublishConnectionError
 
 ID_A, ID_B = "001000000000001AAA", "001000000000002AAA"
 INSIGHTS = [
@@ -30,13 +31,14 @@ INSIGHTS = [
 def dry_run(staging_root: Path, **options) -> dict:
     options.setdefault("period", "2024-12")
     options.setdefault("salesforce_conn_id", "salesforce_not_configured")
+    options.setdefault("dry_run", True)
     operator = SalesforceWriteBackOperator(
         task_id="salesforce_writeback", staging_root=str(staging_root), **options
     )
     return operator.execute({})
 
 
-def test_without_the_connection_it_stages_the_exact_records_and_sends_nothing(staging_root: Path) -> None:
+def test_a_requested_dry_run_stages_the_exact_records_and_sends_nothing(staging_root: Path) -> None:
     summary = dry_run(staging_root, insights=INSIGHTS)
 
     path = staging_root / "salesforce_writeback" / "period=2024-12" / "entity=salesforce_writeback.json"
@@ -78,6 +80,32 @@ def test_a_rerun_stages_identical_bytes_whatever_the_input_order(staging_root: P
     second = Path(dry_run(staging_root, insights=INSIGHTS[::-1])["path"].removeprefix("file://")).read_bytes()
 
     assert first == second
+
+
+def test_a_missing_connection_fails_at_once_naming_it_and_stages_nothing(staging_root: Path) -> None:
+    with pytest.raises(PublishConnectionError) as raised:
+        dry_run(staging_root, insights=INSIGHTS, salesforce_conn_id="salesforce_typo", dry_run=False)
+
+    message = str(raised.value)
+    assert "Salesforce connection 'salesforce_typo' is not defined in Airflow" in message
+    assert "airflow connections add salesforce_typo --conn-type salesforce" in message
+    assert "settings.publish: dry_run" in message
+    # An AirflowFailException: Airflow does not retry what a retry cannot fix.
+    assert isinstance(raised.value, AirflowFailException)
+    assert not (staging_root / "salesforce_writeback").exists()
+
+
+def test_a_dry_run_for_some_entities_keeps_the_other_entities_records(staging_root: Path) -> None:
+    first = dry_run(staging_root, insights=INSIGHTS)
+    changed = {**INSIGHTS[0], "financial_health_score": 5.5}
+
+    dry_run(staging_root, insights=[changed])
+
+    records = json.loads(Path(first["path"].removeprefix("file://")).read_text())["records"]
+    assert {record["Id"]: record["Frontier_Financial_Score__c"] for record in records} == {
+        ID_A: 8.0,
+        ID_B: 5.5,
+    }
 
 
 def test_dry_run_flag_stages_even_when_the_connection_exists(

@@ -10,6 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from tableauhyperapi import Connection, HyperProcess, SqlType, TableName, Telemetry
 
 from frontier_provider.operators.tableau import TableauPublishOperator
+from frontier_provider.publishing import PublishConnectionError
 from frontier_provider.storage import Staging
 from tests.fakes.tableau import FakeTableauServer, sample_analysis
 
@@ -29,13 +30,13 @@ def stage(staging: Staging, *documents: dict) -> list[str]:
 
 
 def publish_operator(staging: Staging, paths, **kwargs) -> TableauPublishOperator:
-    arguments = {"period": PERIOD, "tableau_conn_id": "tableau_not_configured", **kwargs}
+    arguments = {"period": PERIOD, "tableau_conn_id": "tableau_not_configured", "dry_run": True, **kwargs}
     return TableauPublishOperator(
         task_id="tableau_publish", analysis_paths=paths, staging_root=str(staging.root), **arguments
     )
 
 
-def test_without_a_connection_the_extract_is_written_under_staging(staging, capfd):
+def test_a_requested_dry_run_writes_the_extract_under_staging(staging, capfd):
     paths = stage(
         staging,
         sample_analysis("SAP-1000", PERIOD, key_figures={"revenue": "98765432109876.5432"}),
@@ -71,6 +72,16 @@ def test_without_a_connection_the_extract_is_written_under_staging(staging, capf
     assert "would publish 2 rows of period 2024-12 to datasource 'Frontier Financial Analysis'" in log
     assert "in project 'Finance' (mode update" in log
     assert str(expected) in log
+
+
+def test_a_missing_connection_fails_naming_it_instead_of_running_dry(staging):
+    paths = stage(staging, sample_analysis("SAP-1000", PERIOD))
+
+    with pytest.raises(PublishConnectionError) as raised:
+        publish_operator(staging, paths, tableau_conn_id="tableau_typo", dry_run=False).execute({})
+
+    assert "Tableau connection 'tableau_typo' is not defined in Airflow" in str(raised.value)
+    assert "airflow connections add tableau_typo --conn-type tableau" in str(raised.value)
 
 
 def test_dry_run_flag_sends_nothing_even_with_a_connection(staging, monkeypatch):

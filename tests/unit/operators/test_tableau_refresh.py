@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskD
 
 from frontier_provider.hooks.tableau import FrontierTableauHook
 from frontier_provider.operators.tableau import TableauRefreshOperator
+from frontier_provider.publishing import PublishConnectionError
 from frontier_provider.tableau.hyper import write_extract
 from frontier_provider.tableau.rows import analysis_rows
 from frontier_provider.triggers.tableau import TableauJobTrigger
@@ -141,15 +142,28 @@ def test_an_unknown_workbook_fails_without_retry(tableau):
         refresh_operator(workbooks=["Board Pack"]).execute({})
 
 
-def test_dry_run_without_a_connection_sends_nothing(tableau):
+def test_a_requested_dry_run_sends_nothing(tableau):
     operator = TableauRefreshOperator(
-        task_id="tableau_refresh", workbooks=["Close Dashboard"], tableau_conn_id="tableau_not_configured"
+        task_id="tableau_refresh",
+        workbooks=["Close Dashboard"],
+        tableau_conn_id="tableau_not_configured",
+        dry_run="True",
     )
 
     result = operator.execute({})
 
     assert result["dry_run"] is True
     assert result["would_refresh"] == ["workbook Close Dashboard"]
+    assert tableau.requests == []
+
+
+def test_a_missing_connection_fails_instead_of_running_dry(tableau):
+    operator = TableauRefreshOperator(
+        task_id="tableau_refresh", workbooks=["Close Dashboard"], tableau_conn_id="tableau_typo"
+    )
+
+    with pytest.raises(PublishConnectionError, match="Tableau connection 'tableau_typo' is not defined"):
+        operator.execute({})
     assert tableau.requests == []
 
 
