@@ -87,6 +87,8 @@ class BalanceSheet(_Document):
     accounts_payable: Money | None = None
     current_liabilities: Money | None = None
     total_liabilities: Money | None = None
+    # Capital reserves and other comprehensive income; already included in shareholders_equity.
+    other_equity: Money | None = None
     retained_earnings: Money | None = None
     shareholders_equity: Money | None = None
 

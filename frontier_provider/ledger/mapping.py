@@ -23,6 +23,14 @@ rules never matters. Overlaps are refused when a mapping loads (by comparing
 the rules' account sets and attributes) and again when an account is mapped.
 Accounts no rule covers are reported by number, never dropped.
 
+Every account must land on a line of its own statement. A rule whose criteria
+put income-statement accounts on a balance-sheet line (EBS account type R or E,
+SAP ``pl_statement_type``), or balance-sheet accounts on an income-statement line
+(EBS A, L or O, SAP ``balance_sheet_account: true``), is refused when the mapping
+loads; and when a trial balance is mapped, every account is checked against the
+statement of its line with its own attributes, so a range that reaches into the
+other side of the chart is caught as well.
+
 Example::
 
     chart_of_accounts: ebs_us
@@ -64,6 +72,16 @@ log = logging.getLogger(__name__)
 UnmappedPolicy = Literal["fail", "warn"]
 UNMAPPED_POLICIES = ("fail", "warn")
 EBS_ACCOUNT_TYPES = ("A", "L", "O", "R", "E")
+BALANCE_SHEET = "balance_sheet"
+INCOME_STATEMENT = "income_statement"
+#: The statement each Oracle EBS account type belongs on, and what the letter means.
+EBS_ACCOUNT_SIDES: Mapping[str, tuple[str, str]] = {
+    "A": (BALANCE_SHEET, "asset"),
+    "L": (BALANCE_SHEET, "liability"),
+    "O": (BALANCE_SHEET, "owners' equity"),
+    "R": (INCOME_STATEMENT, "revenue"),
+    "E": (INCOME_STATEMENT, "expense"),
+}
 _PACKAGE_RESOURCE = re.compile(r"^(?P<package>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)/(?P<resource>[^/].*)$")
 _ACCOUNTS_IN_MESSAGE = 50
 
@@ -97,6 +115,9 @@ STATEMENT_LINES: Mapping[str, StatementLine] = {
         StatementLine("other_current_liabilities", "balance_sheet", "credit"),
         StatementLine("non_current_liabilities", "balance_sheet", "credit"),
         StatementLine("share_capital", "balance_sheet", "credit"),
+        # Equity that is neither share capital nor retained earnings: capital reserves (share
+        # premium), other comprehensive income, revaluation and translation reserves.
+        StatementLine("other_equity", "balance_sheet", "credit"),
         # Retained earnings of prior years, as the ledger carries them; the statements add the
         # current year's profit, which still sits in the P&L accounts until year-end close.
         StatementLine("retained_earnings", "balance_sheet", "credit"),
@@ -108,6 +129,15 @@ STATEMENT_LINES: Mapping[str, StatementLine] = {
         StatementLine("income_tax", "income_statement", "debit"),
     )
 }
+
+
+_STATEMENT_NAMES = {BALANCE_SHEET: "balance-sheet", INCOME_STATEMENT: "income-statement"}
+_SIDE_FIX = (
+    "Narrow the rule's range or prefix, or give it an account_type (EBS) or balance_sheet_account / "
+    "pl_statement_type (SAP) criterion, so that each account reaches a line of its own statement; "
+    "if the account itself is classified wrongly, correct it in the source "
+    "(EBS GL_CODE_COMBINATIONS.ACCOUNT_TYPE, SAP SKA1-XBILK / SKA1-GVTYP)."
+)
 
 
 class MappingError(Exception):
@@ -132,6 +162,49 @@ class UnmappedAccountsError(MappingError):
             f"{len(self.accounts)} account(s){where} are not covered by account mapping {mapping}: "
             f"{listed}. Add rules for them to the mapping, or map with unmapped='warn' to publish "
             f"statements that leave them out."
+        )
+
+
+@dataclass(frozen=True)
+class SideConflict:
+    """An account that a rule sends to a line of the other statement.
+
+    :param account: the account number, as the source writes it.
+    :param account_kind: what the source says the account is, e.g. "EBS account type R (revenue)".
+    :param rule: the rule that matched it.
+    :param reason: the side rule it breaks.
+    """
+
+    account: str
+    account_kind: str
+    rule: MappingRule
+    reason: str
+
+    def describe(self) -> str:
+        line = STATEMENT_LINES[self.rule.line]
+        return (
+            f"account {self.account} ({self.account_kind}) -> {_STATEMENT_NAMES[line.statement]} line "
+            f"{line.name} by {self.rule.describe()}: {self.reason}"
+        )
+
+
+class WrongStatementError(MappingError):
+    """Accounts on the wrong statement: income-statement accounts on balance-sheet lines, or the reverse.
+
+    :param conflicts: each account, what it is, the rule that matched it and the side rule it breaks.
+    :param mapping: the mapping's name, for the message.
+    :param context: who the accounts belong to, e.g. "entity SAP-1000, period 2024-12".
+    """
+
+    def __init__(self, conflicts: Iterable[SideConflict], mapping: str, context: str = "") -> None:
+        self.conflicts = tuple(conflicts)
+        listed = "; ".join(conflict.describe() for conflict in self.conflicts[:_ACCOUNTS_IN_MESSAGE])
+        if len(self.conflicts) > _ACCOUNTS_IN_MESSAGE:
+            listed += f"; and {len(self.conflicts) - _ACCOUNTS_IN_MESSAGE} more"
+        where = f" of {context}" if context else ""
+        super().__init__(
+            f"account mapping {mapping} sends {len(self.conflicts)} account(s){where} to the wrong "
+            f"statement: {listed}. {_SIDE_FIX}"
         )
 
 
@@ -306,12 +379,15 @@ def map_accounts(
     :param unmapped: "fail" raises ``UnmappedAccountsError`` if any account is not covered;
         "warn" logs them and returns them in ``unmapped_accounts``.
     :param currency: map only the accounts with balances in this currency; default every currency.
+    :raises WrongStatementError: an account lands on a line of the other statement (its EBS account
+        type, or SAP balance-sheet flag / P&L type, says so), whatever the unmapped policy.
     :raises MappingError: two rules match one account, or its rows disagree on the rule.
     """
     if unmapped not in UNMAPPED_POLICIES:
         raise ValueError(f"unmapped must be one of {UNMAPPED_POLICIES}, not {unmapped!r}")
     rule_by_account: dict[str, MappingRule] = {}
     uncovered: set[str] = set()
+    conflicts: dict[str, SideConflict] = {}
     for row in trial_balance.rows:
         if currency is not None and row.currency != currency:
             continue
@@ -330,13 +406,67 @@ def map_accounts(
                 f"account {row.account} maps to {previous.describe()} in one currency and to "
                 f"{rule.describe()} in another: its attributes differ between currencies"
             )
+        side = wrong_side(
+            rule.line,
+            account_type=row.account_type,
+            balance_sheet_account=row.balance_sheet_account,
+            pl_statement_type=row.pl_statement_type,
+        )
+        if side is not None:
+            kind, reason = side
+            conflicts.setdefault(row.account, SideConflict(row.account, kind, rule, reason))
     unmapped_accounts = tuple(sorted(uncovered, key=mapping.normalise))
     context = f"entity {trial_balance.entity}, period {trial_balance.period}"
+    if conflicts:
+        # Whatever the unmapped policy: a balance on the wrong statement makes both statements wrong.
+        ordered = (conflicts[account] for account in sorted(conflicts, key=mapping.normalise))
+        raise WrongStatementError(ordered, mapping.name, context)
     if unmapped_accounts:
         if unmapped == "fail":
             raise UnmappedAccountsError(unmapped_accounts, mapping.name, context)
         log.warning("%s", UnmappedAccountsError(unmapped_accounts, mapping.name, context))
     return AccountAssignment(mapping, rule_by_account, unmapped_accounts)
+
+
+def wrong_side(
+    line: str,
+    *,
+    account_type: str | None = None,
+    balance_sheet_account: bool | None = None,
+    pl_statement_type: str | None = None,
+) -> tuple[str, str] | None:
+    """What an account is and the side rule it breaks on a statement line, or None if it belongs there.
+
+    An Oracle EBS account is judged by its ACCOUNT_TYPE alone (the EBS extract derives the
+    balance-sheet flag from it); an SAP account by SKA1-XBILK and SKA1-GVTYP. An account the
+    source does not classify cannot be judged and passes.
+
+    :param line: the leaf statement line, e.g. "accounts_payable".
+    :param account_type: EBS ACCOUNT_TYPE (A, L, O, R, E).
+    :param balance_sheet_account: SAP XBILK = 'X'.
+    :param pl_statement_type: SAP GVTYP.
+    :returns: ``(what the account is, the rule it breaks)``.
+    """
+    statement = STATEMENT_LINES[line].statement
+    if account_type is not None:
+        side = EBS_ACCOUNT_SIDES.get(account_type)
+        if side is None or side[0] == statement:
+            return None
+        kind = f"EBS account type {account_type} ({side[1]})"
+        if side[0] == INCOME_STATEMENT:
+            return kind, "EBS account types R and E belong on income-statement lines"
+        return kind, "EBS account types A, L and O belong on balance-sheet lines"
+    if statement == BALANCE_SHEET and pl_statement_type:
+        return (
+            f"SAP P&L account, GVTYP {pl_statement_type!r}",
+            "SAP P&L accounts (GVTYP set) belong on income-statement lines",
+        )
+    if statement == INCOME_STATEMENT and balance_sheet_account:
+        return (
+            "SAP balance-sheet account, XBILK 'X'",
+            "SAP balance-sheet accounts (XBILK 'X') belong on balance-sheet lines",
+        )
+    return None
 
 
 # -- loading -------------------------------------------------------------------------------------------------
@@ -456,7 +586,7 @@ def _parse_rule(raw: Any, index: int, width: int, source: str) -> MappingRule:
     pl_statement_type = raw.get("pl_statement_type")
     if pl_statement_type is not None and (not isinstance(pl_statement_type, str) or not pl_statement_type):
         raise MappingError(f'{where}: pl_statement_type must be a non-empty string (SAP GVTYP), e.g. "X"')
-    return MappingRule(
+    rule = MappingRule(
         name=name.strip(),
         line=line,
         account_range=account_range,
@@ -465,6 +595,20 @@ def _parse_rule(raw: Any, index: int, width: int, source: str) -> MappingRule:
         balance_sheet_account=balance_sheet_account,
         pl_statement_type=pl_statement_type,
     )
+    side = wrong_side(
+        line,
+        account_type=account_type,
+        balance_sheet_account=balance_sheet_account,
+        pl_statement_type=pl_statement_type,
+    )
+    if side is not None:
+        kind, reason = side
+        raise MappingError(
+            f"{where}: {rule.describe()} puts every {kind} account it matches on "
+            f"{_STATEMENT_NAMES[STATEMENT_LINES[line].statement]} line {line}: {reason}. "
+            f"Point the rule at a line of the other statement, or correct its criterion."
+        )
+    return rule
 
 
 def _parse_range(raw: Any, width: int, where: str) -> tuple[str, str]:

@@ -12,7 +12,8 @@ Until the year-end close moves it there, the current year's profit sits in the
 P&L accounts, not in retained earnings. The balance sheet therefore carries it
 into equity: the published ``retained_earnings`` is retained earnings of prior
 years (the ledger's retained-earnings accounts) plus net income year-to-date,
-and ``shareholders_equity`` is share capital plus that.
+and ``shareholders_equity`` is share capital, other equity (capital reserves,
+other comprehensive income) and that.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ BALANCE_SHEET_KEYS = (
     "accounts_payable",
     "current_liabilities",
     "total_liabilities",
+    "other_equity",
     "retained_earnings",
     "shareholders_equity",
 )
@@ -318,9 +320,10 @@ def _derive_lines(leaf: dict[str, LineItem], mapping: AccountMapping) -> dict[st
         "non_current_liabilities": leaf["non_current_liabilities"],
         "total_liabilities": combine([current_liabilities, leaf["non_current_liabilities"]]),
         "share_capital": leaf["share_capital"],
+        "other_equity": leaf["other_equity"],
         "retained_earnings_prior_years": leaf["retained_earnings"],
         "retained_earnings": retained_earnings,
-        "shareholders_equity": combine([leaf["share_capital"], retained_earnings]),
+        "shareholders_equity": combine([leaf["share_capital"], leaf["other_equity"], retained_earnings]),
     }
     return {
         **{f"balance_sheet.{key}": item for key, item in balance.items()},

@@ -1,11 +1,15 @@
-"""The account-mapping loader: any file loads into disjoint rules or is refused with MappingError."""
+"""The account-mapping loader: any file loads into disjoint rules or is refused with MappingError;
+mapping refuses exactly the accounts that land on the other statement."""
 
 from __future__ import annotations
 
 import contextlib
+from decimal import Decimal
 from itertools import product
 from pathlib import Path
 
+import pyarrow as pa
+import pytest
 import yaml
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -14,8 +18,12 @@ from frontier_provider.ledger.mapping import (
     STATEMENT_LINES,
     AccountMapping,
     MappingError,
+    WrongStatementError,
     load_account_mapping,
+    map_accounts,
 )
+from frontier_provider.ledger.schema import TRIAL_BALANCE_SCHEMA
+from frontier_provider.ledger.trial_balance import TrialBalance
 
 WIDTH = 3
 ACCOUNTS = ["".join(digits) for digits in product("0123456789", repeat=WIDTH)]
@@ -130,3 +138,67 @@ def test_any_text_loads_or_is_refused_with_a_mapping_error(tmp_path_factory, tex
     path.write_text(text, encoding="utf-8")
     with contextlib.suppress(MappingError):
         load_account_mapping(path)
+
+
+# An account's own classification, as EBS or SAP report it, and the statement it belongs on.
+ACCOUNT_KINDS = {
+    "EBS A": ({"account_type": "A", "balance_sheet_account": True}, "balance_sheet"),
+    "EBS O": ({"account_type": "O", "balance_sheet_account": True}, "balance_sheet"),
+    "EBS R": ({"account_type": "R", "balance_sheet_account": False}, "income_statement"),
+    "EBS E": ({"account_type": "E", "balance_sheet_account": False}, "income_statement"),
+    "SAP XBILK": ({"balance_sheet_account": True}, "balance_sheet"),
+    "SAP GVTYP": ({"balance_sheet_account": False, "pl_statement_type": "X"}, "income_statement"),
+}
+chart = st.dictionaries(
+    st.sampled_from(ACCOUNTS), st.sampled_from(sorted(ACCOUNT_KINDS)), min_size=1, max_size=12
+)
+
+
+def trial_balance_of(accounts: dict[str, str]) -> TrialBalance:
+    """A trial balance of the accounts, each with no balance (balanced, so only the mapping is under test)."""
+    zero = Decimal(0)
+    rows = [
+        {
+            "entity": "E1",
+            "period": "2024-06",
+            "account": account,
+            "currency": "EUR",
+            "account_type": None,
+            "balance_sheet_account": None,
+            "pl_statement_type": None,
+            **ACCOUNT_KINDS[kind][0],
+            "opening_balance": zero,
+            "period_debit": zero,
+            "period_credit": zero,
+            "closing_balance": zero,
+            "source_rows": 1,
+        }
+        for account, kind in sorted(accounts.items())
+    ]
+    return TrialBalance("E1", "2024-06", pa.Table.from_pylist(rows, schema=TRIAL_BALANCE_SCHEMA))
+
+
+@given(st.lists(criteria, min_size=1, max_size=4), chart)
+def test_mapping_refuses_exactly_the_accounts_that_land_on_the_other_statement(
+    rules: list[dict], accounts: dict[str, str]
+) -> None:
+    try:
+        mapping = AccountMapping.from_dict(document(rules))
+    except MappingError:
+        return
+    wrong_side = sorted(
+        account
+        for account, kind in accounts.items()
+        if (rule := mapping.rule_for(account)) is not None
+        and STATEMENT_LINES[rule.line].statement != ACCOUNT_KINDS[kind][1]
+    )
+
+    if not wrong_side:
+        assignment = map_accounts(trial_balance_of(accounts), mapping, unmapped="warn")
+        assert set(assignment.rule_by_account) == {a for a in accounts if mapping.rule_for(a) is not None}
+        return
+    with pytest.raises(WrongStatementError) as caught:
+        map_accounts(trial_balance_of(accounts), mapping, unmapped="warn")
+    assert [conflict.account for conflict in caught.value.conflicts] == wrong_side
+    for account in wrong_side:
+        assert f"account {account} (" in str(caught.value)

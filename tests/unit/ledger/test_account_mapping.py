@@ -16,6 +16,7 @@ from frontier_provider.ledger import (
     load_account_mapping,
     map_accounts,
 )
+from frontier_provider.ledger.mapping import STATEMENT_LINES, WrongStatementError
 
 
 def write_mapping(tmp_path, body: str, *, width: int = 4) -> str:
@@ -317,6 +318,135 @@ def test_package_resource_and_missing_references():
             load_account_mapping(missing)
 
 
+# -- statement sides --------------------------------------------------------------------------------------
+
+
+def test_ebs_accounts_a_range_sends_to_the_other_statement_are_refused_naming_each(tmp_path, ebs_ledger):
+    # Untyped ranges that reach across the chart: 'creditors' takes revenue 4000 onto a liability line
+    # and 'sales' takes asset 6000 onto revenue; expense 5000 on revenue stays on its own statement.
+    mapping = load_account_mapping(
+        write_mapping(
+            tmp_path,
+            """
+            - {name: assets, line: cash_and_equivalents, range: {from: "1000", to: "1999"}}
+            - {name: creditors, line: other_current_liabilities, range: {from: "2000", to: "4999"}}
+            - {name: sales, line: revenue, range: {from: "5000", to: "6999"}}
+            """,
+        )
+    )
+    gl = ebs_ledger
+    trial_balance = build_trial_balance(
+        gl.table(
+            [
+                gl.closing("1000", "30", account_type="A"),
+                gl.closing("2000", "-10", account_type="L"),
+                gl.closing("3000", "-5", account_type="O"),
+                gl.closing("4000", "-40", account_type="R"),
+                gl.closing("5000", "25", account_type="E"),
+                gl.closing("6000", "0", account_type="A"),
+            ]
+        ),
+        entity="EBS-US01",
+        period="2024-06",
+    )
+
+    for policy in ("fail", "warn"):
+        with pytest.raises(WrongStatementError) as caught:
+            map_accounts(trial_balance, mapping, unmapped=policy)
+        assert [conflict.account for conflict in caught.value.conflicts] == ["4000", "6000"]
+
+    message = str(caught.value)
+    assert "EBS-US01, period 2024-06" in message
+    assert (
+        "account 4000 (EBS account type R (revenue)) -> balance-sheet line other_current_liabilities "
+        "by rule 'creditors'" in message
+    )
+    assert "EBS account types R and E belong on income-statement lines" in message
+    assert (
+        "account 6000 (EBS account type A (asset)) -> income-statement line revenue by rule 'sales'"
+        in message
+    )
+    assert "EBS account types A, L and O belong on balance-sheet lines" in message
+    assert "GL_CODE_COMBINATIONS.ACCOUNT_TYPE" in message  # how to fix it
+
+
+def test_sap_pl_accounts_on_balance_sheet_lines_and_balance_sheet_accounts_on_pl_lines(tmp_path, sap_ledger):
+    mapping = load_account_mapping(
+        write_mapping(
+            tmp_path,
+            """
+            - {name: payables, line: accounts_payable, range: {from: "0000160000", to: "0000169999"}}
+            - {name: reserves, line: other_equity, range: {from: "0000340000", to: "0000349999"}}
+            - {name: sales, line: revenue, range: {from: "0000800000", to: "0000899999"}}
+            """,
+            width=10,
+        )
+    )
+    gl = sap_ledger
+    trial_balance = build_trial_balance(
+        gl.table(
+            [
+                gl.closing("0000160000", "-100", balance_sheet_account=True),
+                # A P&L account numbered inside the reserves interval.
+                gl.closing("0000345000", "60", balance_sheet_account=False, pl_statement_type="X"),
+                gl.closing("0000800000", "-200", balance_sheet_account=False, pl_statement_type="X"),
+                # A balance-sheet clearing account numbered inside the revenue interval.
+                gl.closing("0000899000", "240", balance_sheet_account=True),
+            ]
+        ),
+        entity="SAP-1000",
+        period="2024-13",
+    )
+
+    with pytest.raises(WrongStatementError) as caught:
+        map_accounts(trial_balance, mapping)
+
+    assert [conflict.account for conflict in caught.value.conflicts] == ["0000345000", "0000899000"]
+    message = str(caught.value)
+    assert (
+        "account 0000345000 (SAP P&L account, GVTYP 'X') -> balance-sheet line other_equity "
+        "by rule 'reserves'" in message
+    )
+    assert "SAP P&L accounts (GVTYP set) belong on income-statement lines" in message
+    assert (
+        "account 0000899000 (SAP balance-sheet account, XBILK 'X') -> income-statement line revenue"
+        in message
+    )
+    assert "SAP balance-sheet accounts (XBILK 'X') belong on balance-sheet lines" in message
+    assert "SKA1-XBILK / SKA1-GVTYP" in message
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            "{name: a, line: accounts_payable, account_type: R}",
+            r"EBS account type R \(revenue\) account it matches on balance-sheet line accounts_payable",
+        ),
+        ("{name: a, line: share_capital, account_type: E}", r"R and E belong on income-statement lines"),
+        ("{name: a, line: revenue, account_type: L}", r"A, L and O belong on balance-sheet lines"),
+        ("{name: a, line: operating_expenses, account_type: O}", r"A, L and O belong on balance-sheet"),
+        ('{name: a, line: other_equity, pl_statement_type: "X"}', r"SAP P&L accounts \(GVTYP set\)"),
+        ("{name: a, line: income_tax, balance_sheet_account: true}", r"SAP balance-sheet accounts \(XBILK"),
+    ],
+)
+def test_a_rule_whose_own_criteria_name_the_other_statement_is_refused_at_load(tmp_path, rule, message):
+    with pytest.raises(MappingError, match=message) as caught:
+        load_account_mapping(write_mapping(tmp_path, f"- {rule}\n"))
+    assert "rules[0] ('a')" in str(caught.value)
+
+
+def test_the_shipped_mappings_keep_every_rule_on_its_own_statement():
+    for chart in ("ebs_us", "sap_int"):
+        mapping = load_account_mapping(f"frontier_provider.ledger.mappings/{chart}.yaml")
+        for rule in mapping.rules:
+            assert STATEMENT_LINES[rule.line].statement == (
+                "income_statement"
+                if rule.account_type in ("R", "E") or rule.pl_statement_type
+                else "balance_sheet"
+            ), rule.describe()
+
+
 # -- properties -------------------------------------------------------------------------------------------
 
 WIDTH = 3
@@ -335,6 +465,8 @@ def rules(draw, index: int) -> dict:
         rule["prefix"] = draw(digits)
     if kind == "none" or draw(st.booleans()):
         rule["account_type"] = draw(st.sampled_from(["A", "R"]))
+        # An asset rule must name a balance-sheet line, or the loader refuses it for its side.
+        rule["line"] = "revenue" if rule["account_type"] == "R" else "cash_and_equivalents"
     return rule
 
 

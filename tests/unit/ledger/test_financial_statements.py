@@ -45,6 +45,7 @@ def test_ebs_document_is_the_analysis_request_with_hand_computed_figures(ebs_sta
             "accounts_payable": "50000.00",
             "current_liabilities": "73000.00",
             "total_liabilities": "173000.00",
+            "other_equity": "0.00",
             "retained_earnings": "102000.00",
             "shareholders_equity": "252000.00",
         },
@@ -146,6 +147,7 @@ def test_sap_entity_with_ten_character_accounts_in_a_special_period(sap_gl):
         "accounts_payable": "700.00",
         "current_liabilities": "1000.00",
         "total_liabilities": "2500.00",
+        "other_equity": "0.00",
         "retained_earnings": "1200.00",
         "shareholders_equity": "2200.00",
     }
@@ -165,6 +167,46 @@ def test_sap_entity_with_ten_character_accounts_in_a_special_period(sap_gl):
         "accounts": ["0000210000", "0000211000"],
     }
     assert document["lines"]["balance_sheet.accounts_receivable"]["accounts"] == ["0000140000"]
+
+
+def test_capital_reserves_and_oci_are_other_equity_inside_shareholders_equity(sap_gl, sap_ledger):
+    gl = sap_ledger
+    reserves = gl.table(
+        [
+            gl.closing("0000340000", "-300.00", balance_sheet_account=True),  # share premium
+            gl.closing("0000350000", "-50.00", balance_sheet_account=True),  # OCI: translation reserve
+            gl.closing("0000100000", "350.00", balance_sheet_account=True),
+        ]
+    )
+    trial_balance = build_trial_balance(
+        pa.concat_tables([sap_gl, reserves]), entity="SAP-1000", period="2024-13"
+    )
+
+    statements = build_statements(
+        trial_balance, load_account_mapping(SAP_MAPPING), company_name="c", industry="i", currency="EUR"
+    )
+
+    sheet = statements.balance_sheet
+    assert sheet["other_equity"] == Decimal("350.00")
+    # Share capital 1,000 + reserves and OCI 350 + retained earnings 600 and this year's 600.
+    assert sheet["shareholders_equity"] == Decimal("2550.00")
+    assert (
+        sheet["total_assets"]
+        == Decimal("5050.00")
+        == sheet["total_liabilities"] + sheet["shareholders_equity"]
+    )
+    assert sheet["retained_earnings"] == Decimal("1200.00")  # reserves are not retained earnings
+    document = statements.to_document()
+    assert document["lines"]["balance_sheet.other_equity"] == {
+        "amount": "350.00",
+        "accounts": ["0000340000", "0000350000"],
+    }
+    assert document["lines"]["balance_sheet.share_capital"]["amount"] == "1000.00"
+    assert {"0000340000", "0000350000"} <= set(
+        document["lines"]["balance_sheet.shareholders_equity"]["accounts"]
+    )
+    assert document["financial_statements"]["balance_sheet"]["other_equity"] == "350.00"
+    assert document["checks"]["balance_sheet_difference"] == "0.00"
 
 
 def test_loss_making_period(ebs_ledger):
