@@ -14,6 +14,14 @@ into equity: the published ``retained_earnings`` is retained earnings of prior
 years (the ledger's retained-earnings accounts) plus net income year-to-date,
 and ``shareholders_equity`` is share capital, other equity (capital reserves,
 other comprehensive income) and that.
+
+Some ledgers post the year-end closing entries into a special period (Oracle
+EBS income-statement closing journals in adjustment period 13, SAP closing
+postings in period 16): they move every P&L balance into retained earnings, so
+that period's year-to-date P&L is zero and an analysis of it would report no
+revenue. Such a period is recognised (see ``find_closing_entries``) and the
+statements show the balances before the closing entries, the special period's
+opening balances, saying so in ``closing_entries``.
 """
 
 from __future__ import annotations
@@ -24,7 +32,9 @@ from decimal import Decimal
 from typing import Any
 
 from frontier_provider.ledger.mapping import (
+    INCOME_STATEMENT,
     STATEMENT_LINES,
+    AccountAssignment,
     AccountMapping,
     UnmappedPolicy,
     map_accounts,
@@ -89,6 +99,25 @@ class UnbalancedStatementsError(StatementsError):
 
 
 @dataclass(frozen=True)
+class ClosingEntries:
+    """Whether a period holds the year-end closing entries, and which balances the statements show.
+
+    :param detected: the period's postings close the P&L into retained earnings.
+    :param period_analysed: the period whose period-end balances the statements show: the period
+        itself, or when closing entries were found, the one before it (the special period's
+        opening balances are that period's closing balances).
+    :param reason: what was found, in words; None when nothing was.
+    """
+
+    detected: bool
+    period_analysed: str
+    reason: str | None = None
+
+    def to_document(self) -> dict[str, Any]:
+        return {"detected": self.detected, "period_analysed": self.period_analysed, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class LineItem:
     """A statement line's amount and the accounts behind it."""
 
@@ -102,7 +131,9 @@ class FinancialStatements:
 
     ``lines`` holds every line, keyed ``"<statement>.<line>"``: the request's lines, the
     leaf lines they are built from (e.g. ``balance_sheet.non_current_assets``) and
-    ``balance_sheet.retained_earnings_prior_years``.
+    ``balance_sheet.retained_earnings_prior_years``. ``closing_entries`` says whether the
+    figures are the period's own or, because it holds the year-end closing entries, those
+    from before them.
     """
 
     entity: str
@@ -115,6 +146,7 @@ class FinancialStatements:
     trial_balance_difference: Decimal
     balance_sheet_difference: Decimal
     unmapped_balance: Decimal
+    closing_entries: ClosingEntries
 
     @property
     def balance_sheet(self) -> dict[str, Decimal]:
@@ -145,6 +177,7 @@ class FinancialStatements:
                 for key, item in self.lines.items()
             },
             "unmapped_accounts": list(self.unmapped_accounts),
+            "closing_entries": self.closing_entries.to_document(),
             "checks": {
                 "trial_balance_difference": format_money(self.trial_balance_difference),
                 "balance_sheet_difference": format_money(self.balance_sheet_difference),
@@ -169,7 +202,9 @@ def build_statements(
 
     The published ``retained_earnings`` is prior years' retained earnings plus net income
     year-to-date, so that assets = liabilities + shareholders' equity holds before the
-    year-end close.
+    year-end close. When the period holds the year-end closing entries
+    (``find_closing_entries``), every line is built from the opening balances instead: the
+    balances before the closing entries.
 
     :param trial_balance: the entity's proven trial balance.
     :param mapping: the account mapping of the entity's chart of accounts.
@@ -194,7 +229,11 @@ def build_statements(
         )
 
     assignment = map_accounts(trial_balance, mapping, unmapped=unmapped, currency=currency)
-    closing_by_line = dict.fromkeys(STATEMENT_LINES, _ZERO)
+    closing_entries = find_closing_entries(trial_balance, assignment, currency)
+    if closing_entries.detected:
+        log.warning("statements of %s: %s", trial_balance.entity, closing_entries.reason)
+    balance = "opening_balance" if closing_entries.detected else "closing_balance"
+    balance_by_line = dict.fromkeys(STATEMENT_LINES, _ZERO)
     accounts_by_line: dict[str, set[str]] = {name: set() for name in STATEMENT_LINES}
     unmapped_balance = _ZERO
     for row in trial_balance.rows:
@@ -202,22 +241,22 @@ def build_statements(
             continue
         rule = assignment.rule_by_account.get(row.account)
         if rule is None:
-            unmapped_balance += row.closing_balance
+            unmapped_balance += getattr(row, balance)
             continue
-        closing_by_line[rule.line] += row.closing_balance
+        balance_by_line[rule.line] += getattr(row, balance)
         accounts_by_line[rule.line].add(row.account)
 
     leaf = {
         name: LineItem(
             # Debit-positive ledger: credit-normal lines (liabilities, equity, income) flip sign.
-            closing_by_line[name] if line.normal_balance == "debit" else -closing_by_line[name],
+            balance_by_line[name] if line.normal_balance == "debit" else -balance_by_line[name],
             tuple(sorted(accounts_by_line[name], key=mapping.normalise)),
         )
         for name, line in STATEMENT_LINES.items()
     }
     lines = _derive_lines(leaf, mapping)
 
-    trial_balance_difference = trial_balance.totals[currency].closing_balance
+    trial_balance_difference = getattr(trial_balance.totals[currency], balance)
     balance_sheet_difference = (
         lines["balance_sheet.total_assets"].amount
         - lines["balance_sheet.total_liabilities"].amount
@@ -241,6 +280,7 @@ def build_statements(
         trial_balance_difference=trial_balance_difference,
         balance_sheet_difference=balance_sheet_difference,
         unmapped_balance=unmapped_balance,
+        closing_entries=closing_entries,
     )
     log.info(
         "statements of %s for %s: total assets %s %s, net income YTD %s, %d unmapped account(s)",
@@ -252,6 +292,56 @@ def build_statements(
         len(statements.unmapped_accounts),
     )
     return statements
+
+
+def find_closing_entries(
+    trial_balance: TrialBalance, assignment: AccountAssignment, currency: str
+) -> ClosingEntries:
+    """Recognise a special period that holds the year-end closing entries.
+
+    Closing entries move the year's P&L into retained earnings: after them the P&L accounts
+    net to zero (or are each zero), although they did not before the period. Only a special
+    period (13..16) is judged: a regular period whose P&L is zero is a quiet month, not a close.
+    "Zero" means within the trial balance's tolerance.
+
+    :param trial_balance: the entity's trial balance for the period.
+    :param assignment: the rule of every mapped account, telling P&L accounts from the others.
+    :param currency: the statement currency; other currencies are left out.
+    """
+    period = FiscalPeriod.parse(trial_balance.period)
+    nothing = ClosingEntries(detected=False, period_analysed=str(period))
+    if not period.is_special:
+        return nothing
+    income_statement, retained_earnings = [], []
+    for row in trial_balance.rows:
+        rule = assignment.rule_by_account.get(row.account)
+        if row.currency != currency or rule is None:
+            continue
+        if STATEMENT_LINES[rule.line].statement == INCOME_STATEMENT:
+            income_statement.append(row)
+        elif rule.line == "retained_earnings":
+            retained_earnings.append(row)
+    tolerance = trial_balance.tolerance
+    before = sum((row.opening_balance for row in income_statement), _ZERO)
+    after = sum((row.closing_balance for row in income_statement), _ZERO)
+    netted_to_zero = abs(after) <= tolerance < abs(before)
+    each_zeroed = all(abs(row.closing_balance) <= tolerance for row in income_statement) and any(
+        abs(row.opening_balance) > tolerance for row in income_statement
+    )
+    if not (netted_to_zero or each_zeroed):
+        return nothing
+    previous = FiscalPeriod(period.year, period.number - 1)
+    moved = -sum((row.closing_balance - row.opening_balance for row in retained_earnings), _ZERO)
+    return ClosingEntries(
+        detected=True,
+        period_analysed=str(previous),
+        reason=(
+            f"period {period} holds the year-end closing entries: its postings bring the P&L accounts "
+            f"to zero (net income year-to-date {format_money(-before)} before them, "
+            f"{format_money(-after)} after) and move retained earnings by {format_money(moved)}; "
+            f"the statements show the balances before them, at the end of period {previous}"
+        ),
+    )
 
 
 def format_money(amount: Decimal) -> str:
