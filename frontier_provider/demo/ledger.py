@@ -7,7 +7,11 @@ rent, depreciation, capital expenditure, interest, debt service, income tax and
 cash management, with seasonality and one loss-making month (EBS-US02 in
 2024-02), and a small audit adjustment in each year's special/adjustment
 period 13. Every entry balances to the cent. The year end closes revenue and
-expense into retained earnings.
+expense into retained earnings. At the 2024 year end some books also post the
+closing entries themselves, in a special period: income-statement closing
+journals in EBS adjustment period 2024-13 (both EBS companies) and closing
+postings in SAP special period 2024-16 (company code 1000); that period's
+profit and loss then nets to zero.
 
 The journal is then written in each source's own shape, traps included:
 
@@ -25,6 +29,15 @@ The journal is then written in each source's own shape, traps included:
   a parallel ledger 2L to ignore) and ``ACDOCA`` for company code 2000 (S/4HANA
   line items, one document per customer invoice, ``POPER 000`` carry-forward
   lines, parallel ledger 2L lines).
+
+The books are in the middle of the 2024 year-end close, which the close
+controls read: in EBS, 2023 is permanently closed, January to November 2024
+closed, DEC-24 and ADJ-24 open, JAN-25 open for future entries and the rest of
+2025 never opened (the 2025 calendar exists, without balances); in SAP, posting
+period variant 1000 has January 2025 and the 2024 special periods 13-16 open,
+so 2024-12 is closed. Control cases that the close must refuse live in
+``CONTROL_ENTITIES``, beside the four demo companies: company code 3000
+(``SAP-3000``), whose 2024 balance carryforward (FAGLGVTR) was never run.
 
 Running the generator twice writes byte-identical files. ``demo_truth`` gives
 the journal's own closing balances, computed without either database, so the
@@ -51,6 +64,8 @@ from frontier_provider.ledger.periods import FiscalPeriod
 YEARS = (2023, 2024)
 #: Every period the demo ledger holds: twelve months and the adjustment/special period 13 of each year.
 PERIODS: tuple[FiscalPeriod, ...] = tuple(FiscalPeriod(y, n) for y in YEARS for n in range(1, 14))
+#: The EBS calendar runs a year ahead of the books: 2025 is defined, and holds no balances.
+EBS_CALENDAR: tuple[FiscalPeriod, ...] = (*PERIODS, *(FiscalPeriod(YEARS[-1] + 1, n) for n in range(1, 14)))
 
 EBS_LEDGER_ID = 2021
 EBS_LEDGER_NAME = "Frontier US Primary"
@@ -62,6 +77,8 @@ EBS_COST_CENTRE_TEMPLATE_ID = 3001  # summary template D-T-D: every account, all
 EBS_ASSET_TOTAL_TEMPLATE_ID = 3002  # summary template D-T-T: the 1xxx range in one "T" account
 SAP_LEDGER = "0L"
 SAP_CHART = "INT"
+SAP_FISCAL_YEAR_VARIANT = "K4"  # calendar year, 12 posting periods and 4 special periods
+SAP_POSTING_PERIOD_VARIANT = "1000"
 EUR_PER_100_USD = 92  # rate of the US01 sales invoiced in euros
 
 _MONTH_NAMES = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
@@ -133,10 +150,21 @@ class DemoEntity:
     # range in percent of product revenue, so the demo companies do not all rate alike.
     loan_financed_assets_tenths: int = 0
     product_cost_percent: tuple[int, int] = (58, 62)
+    # Year-end closing entries posted in this special period (P&L into retained earnings).
+    closing_period: FiscalPeriod | None = None
+    # False: the source never carried the balances forward into the second year (a control case).
+    carryforward_run: bool = True
 
     def account_number(self, role: str) -> str:
         account = _BY_ROLE[role]
         return account.ebs if self.source == "oracle_ebs" else account.sap
+
+    @property
+    def periods(self) -> tuple[FiscalPeriod, ...]:
+        """The periods the entity's books hold: ``PERIODS`` and its closing period."""
+        if self.closing_period is None or self.closing_period in PERIODS:
+            return PERIODS
+        return tuple(sorted((*PERIODS, self.closing_period)))
 
 
 ENTITIES: dict[str, DemoEntity] = {
@@ -145,20 +173,34 @@ ENTITIES: dict[str, DemoEntity] = {
         DemoEntity(
             "EBS-US01", "oracle_ebs", "01", "USD", "Frontier Components Inc.", "industrial_distribution",
             annual_revenue=4_800_000_000, service_percent=12, seed=101, euro_sales_percent=15,
+            closing_period=FiscalPeriod(2024, 13),
         ),
         DemoEntity(
             "EBS-US02", "oracle_ebs", "02", "USD", "Frontier Services LLC", "business_services",
             annual_revenue=2_200_000_000, service_percent=85, seed=202, loss_period=FiscalPeriod(2024, 2),
+            closing_period=FiscalPeriod(2024, 13),
         ),
         DemoEntity(
             "SAP-1000", "sap", "1000", "EUR", "Frontier Europe GmbH", "wholesale",
             annual_revenue=3_600_000_000, service_percent=8, seed=303, city="Hamburg", country="DE",
-            source_table="FAGLFLEXT",
+            source_table="FAGLFLEXT", closing_period=FiscalPeriod(2024, 16),
         ),
         DemoEntity(
             "SAP-2000", "sap", "2000", "EUR", "Frontier Retail B.V.", "retail",
             annual_revenue=2_800_000_000, service_percent=5, seed=404, city="Amsterdam", country="NL",
             source_table="ACDOCA", loan_financed_assets_tenths=60, product_cost_percent=(62, 64),
+        ),
+    )
+}  # fmt: skip
+
+#: Books the close controls must refuse, written into the same SAP system as the demo companies.
+CONTROL_ENTITIES: dict[str, DemoEntity] = {
+    e.entity: e
+    for e in (
+        DemoEntity(
+            "SAP-3000", "sap", "3000", "EUR", "Frontier Iberia S.L.", "wholesale",
+            annual_revenue=1_900_000_000, service_percent=10, seed=505, city="Madrid", country="ES",
+            source_table="FAGLFLEXT", carryforward_run=False,
         ),
     )
 }  # fmt: skip
@@ -173,6 +215,7 @@ def build_demo_ledger(out_dir: str | os.PathLike) -> dict[str, Any]:
         {"ebs": {"path": ".../ebs.sqlite", "ledger_id": 2021, "amounts": "text"},
          "sap": {"path": ".../sap.sqlite", "ledger": "0L", "chart_of_accounts": "INT"},
          "periods": ["2023-01", ..., "2023-13", "2024-01", ..., "2024-13"],
+         "control_entities": {"SAP-3000": {...as an entity...}},
          "entities": {"EBS-US01": {"source": "oracle_ebs", "company_name": ..., "industry": ...,
                                    "currency": "USD", "ledger_id": 2021, "company_segment": "01",
                                    "database": ".../ebs.sqlite"},
@@ -186,37 +229,40 @@ def build_demo_ledger(out_dir: str | os.PathLike) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     ebs_path = folder / "ebs.sqlite"
     sap_path = folder / "sap.sqlite"
-    _write_ebs(ebs_path, [e for e in ENTITIES.values() if e.source == "oracle_ebs"])
-    _write_sap(sap_path, [e for e in ENTITIES.values() if e.source == "sap"])
-    entities: dict[str, dict[str, Any]] = {}
-    for spec in ENTITIES.values():
-        common = {
-            "source": spec.source,
-            "company_name": spec.company_name,
-            "industry": spec.industry,
-            "currency": spec.currency,
-        }
-        if spec.source == "oracle_ebs":
-            entities[spec.entity] = {
-                **common,
-                "ledger_id": EBS_LEDGER_ID,
-                "company_segment": spec.company,
-                "database": str(ebs_path),
-            }
-        else:
-            entities[spec.entity] = {
-                **common,
-                "company_code": spec.company,
-                "ledger": SAP_LEDGER,
-                "source_table": spec.source_table,
-                "chart_of_accounts": SAP_CHART,
-                "database": str(sap_path),
-            }
+    books = [*ENTITIES.values(), *CONTROL_ENTITIES.values()]
+    _write_ebs(ebs_path, [e for e in books if e.source == "oracle_ebs"])
+    _write_sap(sap_path, [e for e in books if e.source == "sap"])
+    databases = {"oracle_ebs": str(ebs_path), "sap": str(sap_path)}
     return {
         "ebs": {"path": str(ebs_path), "ledger_id": EBS_LEDGER_ID, "amounts": "text"},
         "sap": {"path": str(sap_path), "ledger": SAP_LEDGER, "chart_of_accounts": SAP_CHART},
         "periods": [str(p) for p in PERIODS],
-        "entities": entities,
+        "entities": {e.entity: _manifest_entry(e, databases) for e in ENTITIES.values()},
+        "control_entities": {e.entity: _manifest_entry(e, databases) for e in CONTROL_ENTITIES.values()},
+    }
+
+
+def _manifest_entry(spec: DemoEntity, databases: dict[str, str]) -> dict[str, Any]:
+    common = {
+        "source": spec.source,
+        "company_name": spec.company_name,
+        "industry": spec.industry,
+        "currency": spec.currency,
+    }
+    if spec.source == "oracle_ebs":
+        return {
+            **common,
+            "ledger_id": EBS_LEDGER_ID,
+            "company_segment": spec.company,
+            "database": databases[spec.source],
+        }
+    return {
+        **common,
+        "company_code": spec.company,
+        "ledger": SAP_LEDGER,
+        "source_table": spec.source_table,
+        "chart_of_accounts": SAP_CHART,
+        "database": databases[spec.source],
     }
 
 
@@ -226,15 +272,19 @@ def demo_truth(entity: str, period: FiscalPeriod | str) -> dict[str, Decimal]:
     Debit-positive, in the entity's currency, keyed by the account number as its
     source writes it ("1000" in EBS, "0000100000" in SAP). Period 12 excludes the
     period-13 adjustment; a later year starts with revenue and expense closed into
-    retained earnings.
+    retained earnings. This is what the books should say: for a control entity whose
+    carryforward was not run, the source disagrees from its second year on.
 
-    :param entity: a demo entity id, e.g. ``"SAP-1000"``.
-    :param period: a period of ``PERIODS``.
+    :param entity: a demo or control entity id, e.g. ``"SAP-1000"``.
+    :param period: a period of the entity's books (``PERIODS``, and its closing period).
     """
     spec = _entity(entity)
     target = period if isinstance(period, FiscalPeriod) else FiscalPeriod.parse(period)
-    if target not in PERIODS:
-        raise ValueError(f"the demo ledger has no period {target}: it holds {PERIODS[0]} .. {PERIODS[-1]}")
+    if target not in spec.periods:
+        raise ValueError(
+            f"the demo ledger has no period {target} for {entity}: it holds {PERIODS[0]} .. {PERIODS[-1]}"
+            + (f" and {spec.closing_period}" if spec.periods != PERIODS else "")
+        )
     journal = _journal(entity)
     balances = {role: 0 for role in _BY_ROLE}
     for line in journal.opening:
@@ -320,6 +370,8 @@ class _JournalWriter:
                 self._audit_adjustment(period)
             else:
                 self._month(period)
+        if self.spec.closing_period is not None:
+            self._closing_entries(self.spec.closing_period)
         return self.journal
 
     def post(self, period: FiscalPeriod, text: str, lines: Iterable[JournalLine], **kwargs: Any) -> None:
@@ -513,6 +565,24 @@ class _JournalWriter:
         )
         self._income_tax(period)
 
+    def _closing_entries(self, period: FiscalPeriod) -> None:
+        # Every revenue and expense object of the year is cleared into retained earnings, after the
+        # year's last adjustment, so the special period's profit and loss nets to zero.
+        result: dict[tuple[str, str], int] = defaultdict(int)
+        for entry in self.journal.entries:
+            if entry.period.year != period.year:
+                continue
+            for line in entry.lines:
+                if not _BY_ROLE[line.role].balance_sheet:
+                    result[(line.role, line.cost_centre)] += line.amount
+        ordered = sorted(result, key=lambda key: (_BY_ROLE[key[0]].ebs, key[1]))
+        lines = [_line(role, -result[(role, centre)], cost_centre=centre) for role, centre in ordered]
+        self.post(
+            period,
+            "Year-end closing: income statement to retained earnings",
+            [*lines, _line("retained_earnings", sum(result.values()))],
+        )
+
 
 # -- balances per posting object -----------------------------------------------------------------
 @dataclass
@@ -523,6 +593,7 @@ class _Movements:
     debits: dict[tuple[tuple[str, str], FiscalPeriod], int]
     credits: dict[tuple[tuple[str, str], FiscalPeriod], int]
     objects: list[tuple[str, str]]
+    periods: tuple[FiscalPeriod, ...]  # PERIODS and any special period the entries use
 
 
 def _movements(journal: Journal, *, euro: bool = False) -> _Movements:
@@ -546,7 +617,8 @@ def _movements(journal: Journal, *, euro: bool = False) -> _Movements:
             else:
                 credits[(key, entry.period)] -= amount
     ordered = sorted(objects, key=lambda k: (_BY_ROLE[k[0]].ebs, k[1]))
-    return _Movements(dict(opening), dict(debits), dict(credits), ordered)
+    periods = tuple(sorted({*PERIODS, *(entry.period for entry in journal.entries)}))
+    return _Movements(dict(opening), dict(debits), dict(credits), ordered, periods)
 
 
 def _year_end_result(movements: _Movements, year: int) -> int:
@@ -555,7 +627,7 @@ def _year_end_result(movements: _Movements, year: int) -> int:
         movements.debits.get((key, p), 0) - movements.credits.get((key, p), 0)
         for key in movements.objects
         if not _BY_ROLE[key[0]].balance_sheet
-        for p in PERIODS
+        for p in movements.periods
         if p.year == year
     )
 
@@ -589,7 +661,8 @@ _EBS_TABLES = {
     "GL_LEDGERS": (
         "LEDGER_ID INTEGER NOT NULL PRIMARY KEY, NAME TEXT NOT NULL, SHORT_NAME TEXT, "
         "CURRENCY_CODE TEXT NOT NULL, PERIOD_SET_NAME TEXT NOT NULL, ACCOUNTED_PERIOD_TYPE TEXT NOT NULL, "
-        "CHART_OF_ACCOUNTS_ID INTEGER NOT NULL, LEDGER_CATEGORY_CODE TEXT"
+        "CHART_OF_ACCOUNTS_ID INTEGER NOT NULL, LEDGER_CATEGORY_CODE TEXT, "
+        "RET_EARN_CODE_COMBINATION_ID INTEGER"
     ),
     "GL_CODE_COMBINATIONS": (
         "CODE_COMBINATION_ID INTEGER NOT NULL PRIMARY KEY, CHART_OF_ACCOUNTS_ID INTEGER NOT NULL, "
@@ -639,7 +712,7 @@ def _write_ebs(path: Path, entities: list[DemoEntity]) -> None:
         for table, columns in _EBS_TABLES.items():
             database.execute(f"CREATE TABLE {table} ({columns})")
         database.execute(
-            "INSERT INTO GL_LEDGERS VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO GL_LEDGERS VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
             (
                 EBS_LEDGER_ID,
                 EBS_LEDGER_NAME,
@@ -651,7 +724,7 @@ def _write_ebs(path: Path, entities: list[DemoEntity]) -> None:
                 "PRIMARY",
             ),
         )
-        for period in PERIODS:
+        for period in EBS_CALENDAR:
             name = ebs_period_name(period)
             start, end = period.start_date.isoformat(), period.end_date.isoformat()
             if period.is_special:
@@ -673,32 +746,53 @@ def _write_ebs(path: Path, entities: list[DemoEntity]) -> None:
                     flag,
                 ),
             )
-            status = "O" if period.year == YEARS[-1] and period.number >= 12 else "C"
-            database.execute(
-                "INSERT INTO GL_PERIOD_STATUSES VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    101,
-                    EBS_LEDGER_ID,
-                    EBS_LEDGER_ID,
-                    name,
-                    status,
-                    start,
-                    end,
-                    "Month",
-                    period.year,
-                    period.number,
-                    period.year * 10000 + period.number,
-                    flag,
-                ),
-            )
+            # General Ledger (101) is what the close reads; Payables (200) closes December first, so a
+            # reader that forgets APPLICATION_ID would call an open GL period closed.
+            for application, status in ((101, _gl_closing_status(period)), (200, _ap_closing_status(period))):
+                database.execute(
+                    "INSERT INTO GL_PERIOD_STATUSES VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        application,
+                        EBS_LEDGER_ID,
+                        EBS_LEDGER_ID,
+                        name,
+                        status,
+                        start,
+                        end,
+                        "Month",
+                        period.year,
+                        period.number,
+                        period.year * 10000 + period.number,
+                        flag,
+                    ),
+                )
         next_ccid = iter(range(10_001, 1_000_000))
-        for spec in entities:
-            _write_ebs_company(database, spec, next_ccid)
+        retained_earnings = [_write_ebs_company(database, spec, next_ccid) for spec in entities]
+        # The ledger's retained-earnings combination: the first company's; EBS substitutes each
+        # balancing segment into it at the year end.
+        database.execute(
+            "UPDATE GL_LEDGERS SET RET_EARN_CODE_COMBINATION_ID = ? WHERE LEDGER_ID = ?",
+            (retained_earnings[0], EBS_LEDGER_ID),
+        )
 
     write_sqlite(path, write)
 
 
-def _write_ebs_company(database: sqlite3.Connection, spec: DemoEntity, next_ccid: Iterator[int]) -> None:
+def _gl_closing_status(period: FiscalPeriod) -> str:
+    """The demo ledger mid year-end close: 2023 permanently closed, DEC-24 and ADJ-24 still open."""
+    if period.year == YEARS[0]:
+        return "P"
+    if period.year == YEARS[-1]:
+        return "O" if period.number >= 12 else "C"
+    return "F" if period.number == 1 else "N"
+
+
+def _ap_closing_status(period: FiscalPeriod) -> str:
+    return "C" if period.year <= YEARS[-1] else _gl_closing_status(period)
+
+
+def _write_ebs_company(database: sqlite3.Connection, spec: DemoEntity, next_ccid: Iterator[int]) -> int:
+    """Write a company's code combinations and balances; return its retained-earnings combination."""
     journal = _journal(spec.entity)
     actual = _movements(journal)
     entered = _movements(journal, euro=True)
@@ -770,6 +864,7 @@ def _write_ebs_company(database: sqlite3.Connection, spec: DemoEntity, next_ccid
             )
     rows.extend(_ebs_summary_rows(database, spec, summary_by_account, next_ccid))
     database.executemany(_GL_BALANCES_INSERT, rows)
+    return ccids[("retained_earnings", "000")]
 
 
 def _euro_equivalents(journal: Journal) -> _Movements:
@@ -889,7 +984,8 @@ def _write_sap(path: Path, entities: list[DemoEntity]) -> None:
             "WAERS": e.currency,
             "SPRAS": "E",
             "KTOPL": SAP_CHART,
-            "PERIV": "K4",
+            "PERIV": SAP_FISCAL_YEAR_VARIANT,
+            "OPVAR": SAP_POSTING_PERIOD_VARIANT,
         }
         for e in entities
     ]
@@ -916,6 +1012,16 @@ def _write_sap(path: Path, entities: list[DemoEntity]) -> None:
     ]
     tables: dict[str, list[dict[str, object]]] = {
         "T001": company_codes,
+        "T001B": _posting_periods(),
+        "T009": [
+            {"PERIV": SAP_FISCAL_YEAR_VARIANT, "XKALE": "X", "ANZBP": "012", "ANZSP": "04"},
+            {"PERIV": "V3", "ANZBP": "012", "ANZSP": "04"},  # April to March, unused by the demo
+        ],
+        # Balance carryforward (transaction BIL): P&L statement account type X closes into retained
+        # earnings.
+        "T030": [
+            {"KTOPL": SAP_CHART, "KTOSL": "BIL", "KOMOK": "X", "KONTS": _BY_ROLE["retained_earnings"].sap}
+        ],
         "SKA1": accounts,
         "SKAT": texts,
         "FAGLFLEXT": [],
@@ -927,6 +1033,25 @@ def _write_sap(path: Path, entities: list[DemoEntity]) -> None:
         else:
             tables["ACDOCA"].extend(_acdoca_rows(spec))
     DemoSapSystem.create(path, tables)
+
+
+def _posting_periods() -> list[dict[str, object]]:
+    """Posting period variant 1000 during the 2024 year-end close (T001B, as transaction OB52 shows it).
+
+    For all account types ('+'): January 2025 is open, and so are the special periods 13-16 of
+    2024 for the closing postings; December 2024 is closed. The rows for single account types
+    and account ranges are not the company code's close: a reader that takes them would call
+    December open.
+    """
+    variant = {"RRCTY": "0", "BUKRS": SAP_POSTING_PERIOD_VARIANT}
+    return [
+        {**variant, "MKOAR": "+", "FRYE1": "2025", "FRPE1": "001", "TOYE1": "2025", "TOPE1": "001",
+         "FRYE2": "2024", "FRPE2": "013", "TOYE2": "2024", "TOPE2": "016"},
+        {**variant, "MKOAR": "S", "BKONT": "0000100000", "VKONT": "0000199999",
+         "FRYE1": "2024", "FRPE1": "012", "TOYE1": "2025", "TOPE1": "001"},
+        {**variant, "MKOAR": "D", "VKONT": "ZZZZZZZZZZ",
+         "FRYE1": "2024", "FRPE1": "012", "TOYE1": "2025", "TOPE1": "001"},
+    ]  # fmt: skip
 
 
 def _carried_forward(movements: _Movements, key: tuple[str, str], year: int) -> int:
@@ -941,7 +1066,7 @@ def _carried_forward(movements: _Movements, key: tuple[str, str], year: int) -> 
     )
     balance += sum(
         movements.debits.get((key, p), 0) - movements.credits.get((key, p), 0)
-        for p in PERIODS
+        for p in movements.periods
         if p.year == previous
     )
     if key == ("retained_earnings", "000"):
@@ -949,9 +1074,16 @@ def _carried_forward(movements: _Movements, key: tuple[str, str], year: int) -> 
     return balance
 
 
+def _carries_into(spec: DemoEntity, year: int) -> bool:
+    """Whether the books hold balances carried into ``year`` (the first year's are its migration)."""
+    return spec.carryforward_run or year == YEARS[0]
+
+
 def _faglflext_rows(spec: DemoEntity) -> Iterator[dict[str, object]]:
     movements = _movements(_journal(spec.entity))
-    object_numbers = iter(range(1, 1_000_000))
+    # Object numbers are unique across company codes, as SAP's are: 1000 counts from 1, 3000 from 2000001.
+    first_object = (int(spec.company) // 1000 - 1) * 1_000_000 + 1
+    object_numbers = iter(range(first_object, first_object + 1_000_000))
     # (ledger, record type, scale): the leading ledger's actuals, plan data at 105%, and a parallel
     # local-GAAP ledger 2L; readers must take only the first.
     variants = (("0L", "0", 100), ("0L", "1", 105), ("2L", "0", 97))
@@ -962,7 +1094,7 @@ def _faglflext_rows(spec: DemoEntity) -> Iterator[dict[str, object]]:
                 if record_type == "1" and _BY_ROLE[role].balance_sheet:
                     continue
                 object_number = f"{next(object_numbers):022d}"
-                carried = _carried_forward(movements, key, year)
+                carried = _carried_forward(movements, key, year) if _carries_into(spec, year) else 0
                 for side in ("S", "H"):
                     row: dict[str, object] = {
                         "RYEAR": str(year),
@@ -979,7 +1111,7 @@ def _faglflext_rows(spec: DemoEntity) -> Iterator[dict[str, object]]:
                     }
                     forward = carried if (side == "S") == (carried >= 0) else 0
                     amounts = {"VT": forward}
-                    for period in (p for p in PERIODS if p.year == year):
+                    for period in (p for p in movements.periods if p.year == year):
                         if side == "S":
                             cents = movements.debits.get((key, period), 0)
                         else:
@@ -1000,7 +1132,7 @@ def _acdoca_rows(spec: DemoEntity) -> Iterator[dict[str, object]]:
         # Balance carry-forward: one POPER 000 line per balance-sheet object (BSTAT 'C').
         line_number = iter(range(1, 1_000_000))
         for key in movements.objects:
-            carried = _carried_forward(movements, key, year)
+            carried = _carried_forward(movements, key, year) if _carries_into(spec, year) else 0
             if carried:
                 yield _acdoca_line(
                     spec,
@@ -1099,9 +1231,10 @@ def _acdoca_line(
 # -- helpers -------------------------------------------------------------------------------------
 def _entity(entity: str) -> DemoEntity:
     try:
-        return ENTITIES[entity]
+        return ENTITIES.get(entity) or CONTROL_ENTITIES[entity]
     except KeyError:
-        raise ValueError(f"unknown demo entity {entity!r}: expected one of {sorted(ENTITIES)}") from None
+        known = sorted([*ENTITIES, *CONTROL_ENTITIES])
+        raise ValueError(f"unknown demo entity {entity!r}: expected one of {known}") from None
 
 
 def _money(cents: int) -> Decimal:

@@ -23,16 +23,34 @@ It gets right what is easy to get wrong in ``GL_BALANCES``:
 
 Amounts are read exactly: Decimal from Oracle (NUMBER is fetched as Decimal,
 not float), text or integers from SQLite; a float is refused.
+
+Close controls (``frontier_provider.ledger.controls``) read the same tables:
+
+* the period's ``GL_PERIOD_STATUSES.CLOSING_STATUS`` for the ledger (application
+  101, General Ledger), found through the ledger's calendar in ``GL_PERIODS``
+  (a period not in the calendar is refused);
+* the balance carryforward: ``BEGIN_BALANCE`` of period 1 against the end
+  balances of the prior year's last period (adjustment period 13 included),
+  where revenue and expense close into the ledger's retained-earnings account
+  (``GL_LEDGERS.RET_EARN_CODE_COMBINATION_ID``), in one extra query per extract.
 """
 
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pyarrow as pa
 
+from frontier_provider.ledger.controls import (
+    PeriodNotInCalendarError,
+    PeriodStatus,
+    PeriodWithoutBalancesError,
+    YearOpening,
+    check_carryforward,
+)
 from frontier_provider.ledger.periods import FiscalPeriod
 from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
 
@@ -41,31 +59,85 @@ _SEGMENT_COLUMN = re.compile(r"SEGMENT(?:[1-9]|[12][0-9]|30)")
 _BALANCE_SHEET_TYPES = frozenset("ALO")
 
 # Identifiers cannot be bound, so the two segment columns are formatted in after validation
-# against _SEGMENT_COLUMN; every value is a bind variable.
-_GL_BALANCES_SQL = """
-SELECT cc.{account_column} AS natural_account,
-       cc.ACCOUNT_TYPE AS account_type,
-       bal.CURRENCY_CODE AS currency_code,
-       bal.BEGIN_BALANCE_DR AS begin_balance_dr,
-       bal.BEGIN_BALANCE_CR AS begin_balance_cr,
-       bal.PERIOD_NET_DR AS period_net_dr,
-       bal.PERIOD_NET_CR AS period_net_cr
+# against _SEGMENT_COLUMN; every value is a bind variable. Balances and the carryforward check read
+# the same rows: actuals of detail accounts in the ledger currency, of one balancing segment.
+_BALANCE_TABLES = """
   FROM GL_BALANCES bal
   JOIN GL_LEDGERS led
     ON led.LEDGER_ID = bal.LEDGER_ID
   JOIN GL_CODE_COMBINATIONS cc
-    ON cc.CODE_COMBINATION_ID = bal.CODE_COMBINATION_ID
+    ON cc.CODE_COMBINATION_ID = bal.CODE_COMBINATION_ID"""
+_ACTUAL_DETAIL_ROWS = """
  WHERE bal.LEDGER_ID = :ledger_id
-   AND bal.PERIOD_YEAR = :period_year
-   AND bal.PERIOD_NUM = :period_num
    AND bal.ACTUAL_FLAG = 'A'
    AND bal.TEMPLATE_ID IS NULL
    AND cc.SUMMARY_FLAG = 'N'
    AND bal.CURRENCY_CODE = led.CURRENCY_CODE
    AND (bal.TRANSLATED_FLAG IS NULL OR bal.TRANSLATED_FLAG <> 'R')
-   AND cc.{company_column} = :company_segment
- ORDER BY cc.{account_column}
+   AND cc.{company_column} = :company_segment"""
+
+_GL_BALANCES_SQL = f"""
+SELECT cc.{{account_column}} AS natural_account,
+       cc.ACCOUNT_TYPE AS account_type,
+       bal.CURRENCY_CODE AS currency_code,
+       bal.BEGIN_BALANCE_DR AS begin_balance_dr,
+       bal.BEGIN_BALANCE_CR AS begin_balance_cr,
+       bal.PERIOD_NET_DR AS period_net_dr,
+       bal.PERIOD_NET_CR AS period_net_cr{_BALANCE_TABLES}{_ACTUAL_DETAIL_ROWS}
+   AND bal.PERIOD_YEAR = :period_year
+   AND bal.PERIOD_NUM = :period_num
+ ORDER BY cc.{{account_column}}
 """
+
+# Every row of the prior year (the last period of a code combination holds its closing balance,
+# adjustment period included) and period 1 of the year, with the natural account of the ledger's
+# retained-earnings combination.
+_YEAR_OPENING_SQL = f"""
+SELECT bal.CODE_COMBINATION_ID AS code_combination_id,
+       cc.{{account_column}} AS natural_account,
+       cc.ACCOUNT_TYPE AS account_type,
+       bal.PERIOD_YEAR AS period_year,
+       bal.PERIOD_NUM AS period_num,
+       bal.BEGIN_BALANCE_DR AS begin_balance_dr,
+       bal.BEGIN_BALANCE_CR AS begin_balance_cr,
+       bal.PERIOD_NET_DR AS period_net_dr,
+       bal.PERIOD_NET_CR AS period_net_cr,
+       ret.{{account_column}} AS retained_earnings_account{_BALANCE_TABLES}
+  LEFT JOIN GL_CODE_COMBINATIONS ret
+    ON ret.CODE_COMBINATION_ID = led.RET_EARN_CODE_COMBINATION_ID{_ACTUAL_DETAIL_ROWS}
+   AND (bal.PERIOD_YEAR = :prior_year OR (bal.PERIOD_YEAR = :fiscal_year AND bal.PERIOD_NUM = 1))
+"""
+
+# The period in the ledger's calendar (GL_PERIODS of its period set and period type) and its status
+# for General Ledger (application 101). Outer joins tell a missing ledger, a period missing from the
+# calendar and a missing status row apart.
+_PERIOD_STATUS_SQL = """
+SELECT led.PERIOD_SET_NAME AS period_set_name,
+       per.PERIOD_NAME AS period_name,
+       sta.CLOSING_STATUS AS closing_status
+  FROM GL_LEDGERS led
+  LEFT JOIN GL_PERIODS per
+    ON per.PERIOD_SET_NAME = led.PERIOD_SET_NAME
+   AND per.PERIOD_TYPE = led.ACCOUNTED_PERIOD_TYPE
+   AND per.PERIOD_YEAR = :period_year
+   AND per.PERIOD_NUM = :period_num
+  LEFT JOIN GL_PERIOD_STATUSES sta
+    ON sta.APPLICATION_ID = 101
+   AND sta.LEDGER_ID = led.LEDGER_ID
+   AND sta.PERIOD_NAME = per.PERIOD_NAME
+ WHERE led.LEDGER_ID = :ledger_id
+"""
+
+#: GL_PERIOD_STATUSES.CLOSING_STATUS codes; only C and P are closed for good.
+CLOSING_STATUSES = {
+    "O": "open",
+    "C": "closed",
+    "P": "permanently closed",
+    "F": "future-entry",
+    "N": "never opened",
+    "W": "close pending",
+}
+_CLOSED_STATUSES = frozenset("CP")
 
 _LEDGER_CURRENCY_SQL = "SELECT CURRENCY_CODE FROM GL_LEDGERS WHERE LEDGER_ID = :ledger_id"
 
@@ -79,11 +151,14 @@ def ebs_gl_balances(
     period: FiscalPeriod,
     company_segment_column: str = "SEGMENT1",
     account_segment_column: str = "SEGMENT3",
+    check_carryforward_of_year: bool = True,
 ) -> pa.Table:
     """Read one balancing segment's balances for one period, one row per natural account.
 
     Cost centres and other segments are added up per natural account, exactly.
-    ``period_credit`` is positive: closing = opening + debit - credit.
+    ``period_credit`` is positive: closing = opening + debit - credit. A period
+    without balances is refused, and so is a year whose opening balances are not
+    the prior year's closing balances (see :func:`ebs_year_opening`).
 
     :param connection: a DB-API connection (python-oracledb, or sqlite3 for the demo).
     :param entity: the entity id written into every row, e.g. ``"EBS-US01"``.
@@ -92,15 +167,10 @@ def ebs_gl_balances(
     :param period: the fiscal period; ``2024-13`` is the adjustment period (``PERIOD_NUM`` 13).
     :param company_segment_column: the code-combination column of the balancing segment.
     :param account_segment_column: the code-combination column of the natural account.
+    :param check_carryforward_of_year: compare the year's opening with the prior year's closing.
     """
-    company_column = _segment_column(company_segment_column)
-    account_column = _segment_column(account_segment_column)
-    if company_column == account_column:
-        raise ValueError(f"company and account segments are both {company_column}")
-    if isinstance(ledger_id, bool) or not isinstance(ledger_id, int):
-        raise ValueError(f"ledger_id must be an integer GL_LEDGERS.LEDGER_ID, got {ledger_id!r}")
-    if not isinstance(company_segment, str) or not company_segment:
-        raise ValueError(f"company_segment must be a non-empty segment value, got {company_segment!r}")
+    company_column, account_column = _segment_columns(company_segment_column, account_segment_column)
+    _check_ledger(ledger_id, company_segment)
     sql = _GL_BALANCES_SQL.format(account_column=account_column, company_column=company_column)
     params = {
         "ledger_id": ledger_id,
@@ -118,7 +188,153 @@ def ebs_gl_balances(
         totals[0] += _exact(begin_dr, "BEGIN_BALANCE_DR") - _exact(begin_cr, "BEGIN_BALANCE_CR")
         totals[1] += _exact(net_dr, "PERIOD_NET_DR")
         totals[2] += _exact(net_cr, "PERIOD_NET_CR")
+    if not balances:
+        raise PeriodWithoutBalancesError(
+            f"{entity} {period}: ledger {ledger_id} has no balances for company segment {company_segment} "
+            f"in period {period} (no actual GL_BALANCES rows in the ledger currency): nothing has been "
+            f"posted to it or carried forward into it"
+        )
+    if check_carryforward_of_year:
+        year = ebs_year_opening(
+            connection,
+            ledger_id=ledger_id,
+            company_segment=company_segment,
+            fiscal_year=period.year,
+            company_segment_column=company_column,
+            account_segment_column=account_column,
+        )
+        check_carryforward(
+            year,
+            entity=entity,
+            ledger=f"ledger {ledger_id}, company segment {company_segment}",
+            remedy=(
+                f"The year-end carry-forward runs when the first period of {period.year} is opened for "
+                f"ledger {ledger_id} (General Ledger: Open and Close Periods): open it, or, if it is open, "
+                f"look for journals posted to {period.year - 1} that did not roll forward and for a "
+                f"retained earnings account changed after the year end; then rerun the extract"
+            ),
+        )
     return _balance_table(balances, entity, str(period), company_segment)
+
+
+def ebs_year_opening(
+    connection: Any,
+    *,
+    ledger_id: int,
+    company_segment: str,
+    fiscal_year: int,
+    company_segment_column: str = "SEGMENT1",
+    account_segment_column: str = "SEGMENT3",
+) -> YearOpening:
+    """The begin balances of a year's first period beside the prior year's end balances, per account.
+
+    One query. A code combination's prior closing balance is the end balance of
+    its last period of the prior year (adjustment period 13 included); asset,
+    liability and equity accounts (A/L/O) carry it, revenue and expense accounts
+    (R/E) close into the natural account of the ledger's retained-earnings
+    combination (``GL_LEDGERS.RET_EARN_CODE_COMBINATION_ID``).
+
+    :param connection: a DB-API connection.
+    :param ledger_id: ``GL_LEDGERS.LEDGER_ID``.
+    :param company_segment: the balancing segment value.
+    :param fiscal_year: the year whose opening balances are read.
+    :param company_segment_column: the code-combination column of the balancing segment.
+    :param account_segment_column: the code-combination column of the natural account.
+    """
+    company_column, account_column = _segment_columns(company_segment_column, account_segment_column)
+    _check_ledger(ledger_id, company_segment)
+    sql = _YEAR_OPENING_SQL.format(account_column=account_column, company_column=company_column)
+    params = {
+        "ledger_id": ledger_id,
+        "company_segment": company_segment,
+        "fiscal_year": fiscal_year,
+        "prior_year": fiscal_year - 1,
+    }
+    opening: dict[str, Decimal] = defaultdict(Decimal)
+    last_prior: dict[Any, tuple[int, str, Decimal]] = {}  # code combination -> (period, account, end)
+    account_types: dict[str, str] = {}
+    retained_earnings: str | None = None
+    for ccid, account, account_type, year, number, begin_dr, begin_cr, net_dr, net_cr, retained in _fetch(
+        connection, sql, params
+    ):
+        account = str(account)
+        account_types[account] = str(account_type)
+        retained_earnings = None if retained is None else str(retained)
+        begin = _exact(begin_dr, "BEGIN_BALANCE_DR") - _exact(begin_cr, "BEGIN_BALANCE_CR")
+        if int(year) == fiscal_year:
+            opening[account] += begin
+            continue
+        end = begin + _exact(net_dr, "PERIOD_NET_DR") - _exact(net_cr, "PERIOD_NET_CR")
+        if ccid not in last_prior or int(number) > last_prior[ccid][0]:
+            last_prior[ccid] = (int(number), account, end)
+    prior_closing: dict[str, Decimal] = defaultdict(Decimal)
+    for _, account, end in last_prior.values():
+        prior_closing[account] += end
+    profit_and_loss = sorted(a for a, kind in account_types.items() if kind not in _BALANCE_SHEET_TYPES)
+    if profit_and_loss and retained_earnings is None and any(prior_closing.values()):
+        raise ValueError(
+            f"ledger {ledger_id} has no retained earnings account (GL_LEDGERS.RET_EARN_CODE_COMBINATION_ID "
+            f"is empty or names no code combination): the year-end result of {fiscal_year - 1} has "
+            f"nowhere to go; set it in the ledger's accounting setup"
+        )
+    return YearOpening(
+        fiscal_year=fiscal_year,
+        opening=dict(opening),
+        prior_closing=dict(prior_closing),
+        balance_sheet_accounts=frozenset(a for a, k in account_types.items() if k in _BALANCE_SHEET_TYPES),
+        retained_earnings={account: str(retained_earnings) for account in profit_and_loss},
+    )
+
+
+def ebs_period_status(connection: Any, *, ledger_id: int, period: FiscalPeriod) -> PeriodStatus:
+    """The General Ledger status of a period for a ledger, from ``GL_PERIOD_STATUSES.CLOSING_STATUS``.
+
+    The period is looked up in the ledger's calendar (``GL_PERIODS`` of its
+    period set and accounted period type) by ``PERIOD_YEAR``/``PERIOD_NUM``; a
+    period the calendar does not hold is refused. Closed (C) and permanently
+    closed (P) periods are closed; open (O), future-entry (F), never opened (N)
+    and close pending (W) are not.
+
+    :param connection: a DB-API connection.
+    :param ledger_id: ``GL_LEDGERS.LEDGER_ID``.
+    :param period: the fiscal period.
+    """
+    _check_ledger(ledger_id, "-")
+    rows = _fetch(
+        connection,
+        _PERIOD_STATUS_SQL,
+        {"ledger_id": ledger_id, "period_year": period.year, "period_num": period.number},
+    )
+    if not rows:
+        raise ValueError(f"ledger {ledger_id} does not exist in GL_LEDGERS")
+    period_set, period_name, status = rows[0]
+    if period_name is None:
+        raise PeriodNotInCalendarError(
+            f"period {period} does not exist in the calendar {period_set!r} of ledger {ledger_id} "
+            f"(GL_PERIODS has no PERIOD_YEAR {period.year}, PERIOD_NUM {period.number}): "
+            f"check the period, or define it in the calendar first"
+        )
+    if status is None:
+        raise ValueError(
+            f"GL_PERIOD_STATUSES has no General Ledger status (application 101) for ledger {ledger_id}, "
+            f"period {period_name}: the ledger's calendar was changed without updating its period "
+            f"statuses; open the Open and Close Periods form for the ledger so General Ledger adds them"
+        )
+    code = str(status).strip()
+    meaning = CLOSING_STATUSES.get(code, "an unknown status, treated as open")
+    return PeriodStatus(
+        period=str(period),
+        source=SOURCE_NAME,
+        source_status=code,
+        closed=code in _CLOSED_STATUSES,
+        where=(
+            f"GL_PERIOD_STATUSES.CLOSING_STATUS of ledger {ledger_id}, period {period_name}: "
+            f"{code} ({meaning})"
+        ),
+        how_to_close=(
+            f"close period {period_name} of ledger {ledger_id} in General Ledger (Open and Close Periods)"
+        ),
+    )
 
 
 def ebs_ledger_currency(connection: Any, ledger_id: int) -> str:
@@ -131,6 +347,21 @@ def ebs_ledger_currency(connection: Any, ledger_id: int) -> str:
     if not rows:
         raise ValueError(f"ledger {ledger_id} does not exist in GL_LEDGERS")
     return str(rows[0][0])
+
+
+def _segment_columns(company_segment_column: str, account_segment_column: str) -> tuple[str, str]:
+    company_column = _segment_column(company_segment_column)
+    account_column = _segment_column(account_segment_column)
+    if company_column == account_column:
+        raise ValueError(f"company and account segments are both {company_column}")
+    return company_column, account_column
+
+
+def _check_ledger(ledger_id: object, company_segment: object) -> None:
+    if isinstance(ledger_id, bool) or not isinstance(ledger_id, int):
+        raise ValueError(f"ledger_id must be an integer GL_LEDGERS.LEDGER_ID, got {ledger_id!r}")
+    if not isinstance(company_segment, str) or not company_segment:
+        raise ValueError(f"company_segment must be a non-empty segment value, got {company_segment!r}")
 
 
 def _segment_column(name: str) -> str:

@@ -19,11 +19,24 @@ documented contract this module follows to the letter:
 
 Values that go into ``OPTIONS`` are validated against their SAP formats before
 any call, so nothing can be injected into the WHERE clause.
+
+Close controls (``frontier_provider.ledger.controls``) read SAP's own settings:
+
+* posting periods: the company code's posting period variant (``T001-OPVAR``)
+  and its ``T001B`` entry for all account types (``MKOAR '+'``); a period is
+  open when it lies in either of the two intervals, closed otherwise. The
+  fiscal year variant (``T001-PERIV``, ``T009``) says how many periods exist;
+* the balance carryforward: the year's carried-forward balances (``HSLVT``, or
+  the ``POPER 000`` lines of ``ACDOCA``) against the prior year's closing
+  balances, special periods included, where profit-and-loss accounts close
+  into the retained-earnings account ``T030`` assigns to their P&L statement
+  account type (transaction ``BIL``): one extra totals read per extract.
 """
 
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -31,6 +44,13 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from frontier_provider.ledger.controls import (
+    PeriodNotInCalendarError,
+    PeriodStatus,
+    PeriodWithoutBalancesError,
+    YearOpening,
+    check_carryforward,
+)
 from frontier_provider.ledger.periods import FiscalPeriod
 from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
 
@@ -158,6 +178,24 @@ def validate_chart_of_accounts(value: str) -> str:
     :param value: the chart of accounts.
     """
     return _validated("chart of accounts (KTOPL)", value, r"[A-Z0-9]{1,4}", "1-4 upper-case letters/digits")
+
+
+def validate_posting_period_variant(value: str) -> str:
+    """A posting period variant (``T001-OPVAR``, the key ``T001B-BUKRS``): 1-4 letters or digits.
+
+    :param value: the variant.
+    """
+    return _validated(
+        "posting period variant (OPVAR)", value, r"[A-Z0-9]{1,4}", "1-4 upper-case letters/digits"
+    )
+
+
+def validate_fiscal_year_variant(value: str) -> str:
+    """A fiscal year variant (``T001-PERIV``): two letters or digits, e.g. 'K4'.
+
+    :param value: the variant.
+    """
+    return _validated("fiscal year variant (PERIV)", value, r"[A-Z0-9]{2}", "2 upper-case letters/digits")
 
 
 _TABLE_OR_FIELD_NAME = r"[A-Z][A-Z0-9_/]{0,29}"
@@ -403,6 +441,7 @@ def sap_gl_balances(
     source_table: str = "FAGLFLEXT",
     chart_of_accounts: str = "INT",
     page_size: int = DEFAULT_PAGE_SIZE,
+    check_carryforward_of_year: bool = True,
 ) -> Iterator[pa.RecordBatch]:
     """Yield one company code's G/L balances for one period, in ``GL_BALANCE_SCHEMA``, page by page.
 
@@ -419,6 +458,11 @@ def sap_gl_balances(
     bounded by a page; an account may appear in several batches (the trial
     balance adds them up).
 
+    After the last page, a period without balances is refused, and so is a year
+    whose carried-forward balances are not the prior year's closing balances
+    (one more read, of the prior year's totals): the stream ends in the error,
+    so a writer consuming it keeps nothing.
+
     All values are validated before the first RFC call.
 
     :param client: an RFC client.
@@ -429,39 +473,128 @@ def sap_gl_balances(
     :param source_table: ``"FAGLFLEXT"`` (ECC) or ``"ACDOCA"`` (S/4HANA).
     :param chart_of_accounts: the chart of accounts of the company code (KTOPL).
     :param page_size: rows per RFC call.
+    :param check_carryforward_of_year: compare the year's carryforward with the prior year's closing.
     """
     company_code = validate_company_code(company_code)
     ledger = validate_ledger(ledger)
-    year = validate_fiscal_year(period.year)
+    validate_fiscal_year(period.year)
+    validate_fiscal_year(period.year - 1)
     chart_of_accounts = validate_chart_of_accounts(chart_of_accounts)
     if source_table not in SOURCE_TABLES:
         raise ValueError(f"source_table must be one of {SOURCE_TABLES}, got {source_table!r}")
     reader = RfcTableReader(client, page_size=page_size)
     return _gl_balance_batches(
-        reader, entity, company_code, ledger, year, period, source_table, chart_of_accounts
+        reader,
+        entity,
+        _Books(company_code, ledger, source_table, chart_of_accounts),
+        period,
+        check_carryforward_of_year,
     )
 
 
+def sap_period_status(client: RfcClient, *, company_code: str, period: FiscalPeriod) -> PeriodStatus:
+    """Whether a posting period is open for a company code, from its posting period variant.
+
+    ``T001`` gives the company code's fiscal year variant (``PERIV``; ``T009``
+    says how many posting and special periods it has, and a period beyond them
+    is refused) and its posting period variant (``OPVAR``). The variant's
+    ``T001B`` entry for all account types (record type 0, ``MKOAR '+'``) holds
+    two open intervals, ``FRYE1/FRPE1 .. TOYE1/TOPE1`` and ``FRYE2/FRPE2 ..
+    TOYE2/TOPE2``: the period is open when it lies in either, closed otherwise.
+    Entries for single account types or account ranges are not the company
+    code's close and are not read.
+
+    :param client: an RFC client.
+    :param company_code: the company code (BUKRS).
+    :param period: the fiscal period.
+    """
+    company_code = validate_company_code(company_code)
+    reader = RfcTableReader(client)
+    company = _rows(reader, "T001", ["BUKRS", "PERIV", "OPVAR"], f"BUKRS = '{company_code}'")
+    if not company:
+        raise ValueError(f"company code {company_code} does not exist in T001")
+    if not company[0]["OPVAR"]:
+        raise ValueError(
+            f"company code {company_code} has no posting period variant (T001-OPVAR): assign one "
+            f"(transaction OBBP) so its periods can be opened and closed"
+        )
+    fiscal_year_variant = validate_fiscal_year_variant(company[0]["PERIV"])
+    variant = validate_posting_period_variant(company[0]["OPVAR"])
+    calendar = _rows(reader, "T009", ["PERIV", "ANZBP", "ANZSP"], f"PERIV = '{fiscal_year_variant}'")
+    if not calendar:
+        raise ValueError(
+            f"fiscal year variant {fiscal_year_variant} of company code {company_code} is not in T009"
+        )
+    posting_periods, special_periods = int(calendar[0]["ANZBP"]), int(calendar[0]["ANZSP"])
+    if period.number > posting_periods + special_periods:
+        raise PeriodNotInCalendarError(
+            f"period {period} does not exist in fiscal year variant {fiscal_year_variant} of company code "
+            f"{company_code}: it has {posting_periods} posting periods and {special_periods} special "
+            f"periods (T009), so the last period of a year is {posting_periods + special_periods}"
+        )
+    entries = _rows(
+        reader,
+        "T001B",
+        ["FRYE1", "FRPE1", "TOYE1", "TOPE1", "FRYE2", "FRPE2", "TOYE2", "TOPE2"],
+        f"RRCTY = '0' AND BUKRS = '{variant}' AND MKOAR = '+'",
+    )
+    if not entries:
+        raise ValueError(
+            f"posting period variant {variant} of company code {company_code} has no entry for all account "
+            f"types ('+') in T001B: maintain its open periods in transaction OB52"
+        )
+    intervals = [
+        (_year_period(entry, f"FRYE{n}", f"FRPE{n}"), _year_period(entry, f"TOYE{n}", f"TOPE{n}"))
+        for entry in entries
+        for n in (1, 2)
+    ]
+    is_open = any(low <= (period.year, period.number) <= high for low, high in intervals)
+    shown = " and ".join(f"{low[0]}/{low[1]:03d}..{high[0]}/{high[1]:03d}" for low, high in intervals)
+    return PeriodStatus(
+        period=str(period),
+        source=SOURCE_NAME,
+        source_status="open" if is_open else "closed",
+        closed=not is_open,
+        where=(
+            f"T001B posting periods of variant {variant} (company code {company_code}), all account types: "
+            f"open {shown}; {period.year}/{period.number:03d} is {'open' if is_open else 'closed'}"
+        ),
+        how_to_close=(
+            f"close period {period.number:03d}/{period.year} in posting period variant {variant} "
+            f"(transaction OB52)"
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _Books:
+    """Where a company code's balances are read: company code, ledger, totals table, chart."""
+
+    company_code: str
+    ledger: str
+    source_table: str
+    chart_of_accounts: str
+
+    def actuals(self, year: int) -> str:
+        """The WHERE clause of the ledger's actual balances of the company code in a fiscal year."""
+        if self.source_table == "FAGLFLEXT":
+            return (
+                f"RLDNR = '{self.ledger}' AND RBUKRS = '{self.company_code}' AND RYEAR = '{year:04d}' "
+                f"AND RRCTY = '0' AND RVERS = '001'"
+            )
+        return f"RLDNR = '{self.ledger}' AND RBUKRS = '{self.company_code}' AND GJAHR = '{year:04d}'"
+
+
 def _gl_balance_batches(
-    reader: RfcTableReader,
-    entity: str,
-    company_code: str,
-    ledger: str,
-    year: str,
-    period: FiscalPeriod,
-    source_table: str,
-    chart_of_accounts: str,
+    reader: RfcTableReader, entity: str, books: _Books, period: FiscalPeriod, check_carryforward_of_year: bool
 ) -> Iterator[pa.RecordBatch]:
-    currency = _company_currency(reader, company_code, chart_of_accounts)
-    accounts = _account_master(reader, chart_of_accounts)
-    if source_table == "FAGLFLEXT":
+    currency = _company_currency(reader, books.company_code, books.chart_of_accounts)
+    accounts = _account_master(reader, books.chart_of_accounts)
+    if books.source_table == "FAGLFLEXT":
         pages = reader.read(
             "FAGLFLEXT",
             ["RACCT", "DRCRK", _FAGLFLEXT_CARRY_FORWARD, *_FAGLFLEXT_PERIOD_COLUMNS],
-            where=(
-                f"RLDNR = '{ledger}' AND RBUKRS = '{company_code}' AND RYEAR = '{year}' "
-                f"AND RRCTY = '0' AND RVERS = '001'"
-            ),
+            where=books.actuals(period.year),
             key_fields=FAGLFLEXT_KEY_FIELDS,
         )
         summarise = _summarise_faglflext_page
@@ -469,24 +602,110 @@ def _gl_balance_batches(
         pages = reader.read(
             "ACDOCA",
             ["RACCT", "POPER", "DRCRK", "HSL"],
-            where=(
-                f"RLDNR = '{ledger}' AND RBUKRS = '{company_code}' AND GJAHR = '{year}' "
-                f"AND POPER <= '{period.number:03d}'"
-            ),
+            where=f"{books.actuals(period.year)} AND POPER <= '{period.number:03d}'",
             key_fields=ACDOCA_KEY_FIELDS,
         )
         summarise = _summarise_acdoca_page
+    carried_forward: dict[str, Decimal] = defaultdict(Decimal)
+    rows = 0
     for page in pages:
-        balances = summarise(page, period.number)
-        yield _balance_batch(balances, entity, str(period), company_code, currency, accounts)
+        rows += len(page)
+        balances = summarise(page, period.number, carried_forward)
+        yield _balance_batch(balances, entity, str(period), books.company_code, currency, accounts)
+    if not rows:
+        raise PeriodWithoutBalancesError(
+            f"{entity} {period}: company code {books.company_code} has no balances in period {period} of "
+            f"ledger {books.ledger} ({books.source_table} holds no actual rows of {period.year} up to "
+            f"period {period.number}): nothing has been posted to it or carried forward into it"
+        )
+    if check_carryforward_of_year:
+        _check_carryforward(reader, entity, books, period.year, dict(carried_forward), accounts)
+
+
+def _check_carryforward(
+    reader: RfcTableReader,
+    entity: str,
+    books: _Books,
+    year: int,
+    carried_forward: dict[str, Decimal],
+    accounts: dict[str, tuple[bool, str | None]],
+) -> None:
+    prior_closing = _closing_balances(reader, books, year - 1)
+    retained = (
+        _retained_earnings(reader, books.chart_of_accounts, accounts) if any(prior_closing.values()) else {}
+    )
+    where = " (it writes the POPER 000 lines of ACDOCA)" if books.source_table == "ACDOCA" else ""
+    check_carryforward(
+        YearOpening(
+            fiscal_year=year,
+            opening=carried_forward,
+            prior_closing=prior_closing,
+            balance_sheet_accounts=frozenset(
+                a for a, (balance_sheet, _) in accounts.items() if balance_sheet
+            ),
+            retained_earnings=retained,
+        ),
+        entity=entity,
+        ledger=f"company code {books.company_code}, ledger {books.ledger}",
+        remedy=(
+            f"Run the balance carryforward, transaction FAGLGVTR{where}, for company code "
+            f"{books.company_code}, ledger {books.ledger}, into fiscal year {year}; if it has run, run it "
+            f"again to take in postings to {year - 1} made after it. Then rerun the extract"
+        ),
+    )
+
+
+def _closing_balances(reader: RfcTableReader, books: _Books, year: int) -> dict[str, Decimal]:
+    """Each account's closing balance of a fiscal year, special periods included."""
+    closing: dict[str, Decimal] = defaultdict(Decimal)
+    if books.source_table == "FAGLFLEXT":
+        columns = [_FAGLFLEXT_CARRY_FORWARD, *_FAGLFLEXT_PERIOD_COLUMNS]
+        pages = reader.read("FAGLFLEXT", ["RACCT", *columns], where=books.actuals(year))
+    else:
+        columns = ["HSL"]
+        pages = reader.read("ACDOCA", ["RACCT", "HSL"], where=books.actuals(year))
+    for page in pages:
+        for row in page:
+            account = validate_account(row["RACCT"])
+            for column in columns:
+                closing[account] += _amount(row, column, books.source_table)
+    return dict(closing)
+
+
+def _retained_earnings(
+    reader: RfcTableReader, chart_of_accounts: str, accounts: dict[str, tuple[bool, str | None]]
+) -> dict[str, str]:
+    """P&L account -> the retained-earnings account ``T030`` (``BIL``) names for its P&L statement type."""
+    targets = {
+        row["KOMOK"]: validate_account(row["KONTS"])
+        for row in _rows(
+            reader, "T030", ["KOMOK", "KONTS"], f"KTOPL = '{chart_of_accounts}' AND KTOSL = 'BIL'"
+        )
+    }
+    retained: dict[str, str] = {}
+    for account, (balance_sheet, statement_type) in accounts.items():
+        if balance_sheet or not statement_type:
+            continue
+        if statement_type not in targets:
+            raise ValueError(
+                f"chart of accounts {chart_of_accounts} has no retained earnings account for P&L statement "
+                f"account type {statement_type!r} of account {account} (T030, transaction BIL): assign "
+                f"one in transaction OB53"
+            )
+        retained[account] = targets[statement_type]
+    return retained
+
+
+def _rows(reader: RfcTableReader, table: str, fields: list[str], where: str) -> list[dict[str, str]]:
+    return [row for page in reader.read(table, fields, where) for row in page]
+
+
+def _year_period(entry: dict[str, str], year_field: str, period_field: str) -> tuple[int, int]:
+    return int(entry[year_field] or 0), int(entry[period_field] or 0)
 
 
 def _company_currency(reader: RfcTableReader, company_code: str, chart_of_accounts: str) -> str:
-    rows = [
-        row
-        for page in reader.read("T001", ["BUKRS", "WAERS", "KTOPL"], f"BUKRS = '{company_code}'")
-        for row in page
-    ]
+    rows = _rows(reader, "T001", ["BUKRS", "WAERS", "KTOPL"], f"BUKRS = '{company_code}'")
     if not rows:
         raise ValueError(f"company code {company_code} does not exist in T001")
     if rows[0]["KTOPL"] != chart_of_accounts:
@@ -517,7 +736,9 @@ def _amount(row: dict[str, str], field: str, table: str) -> Decimal:
         raise ValueError(f"{table} row {row}: field {field}: {err}") from None
 
 
-def _summarise_faglflext_page(page: list[dict[str, str]], period_number: int) -> _Balances:
+def _summarise_faglflext_page(
+    page: list[dict[str, str]], period_number: int, carried_forward: dict[str, Decimal]
+) -> _Balances:
     balances: _Balances = {}
     for row in page:
         account = validate_account(row["RACCT"])
@@ -525,6 +746,7 @@ def _summarise_faglflext_page(page: list[dict[str, str]], period_number: int) ->
         if side not in ("S", "H"):
             raise ValueError(f"FAGLFLEXT row {row}: DRCRK must be 'S' or 'H'")
         opening = _amount(row, _FAGLFLEXT_CARRY_FORWARD, "FAGLFLEXT")
+        carried_forward[account] += opening
         for column in _FAGLFLEXT_PERIOD_COLUMNS[: period_number - 1]:
             opening += _amount(row, column, "FAGLFLEXT")
         movement = _amount(row, _FAGLFLEXT_PERIOD_COLUMNS[period_number - 1], "FAGLFLEXT")
@@ -538,7 +760,9 @@ def _summarise_faglflext_page(page: list[dict[str, str]], period_number: int) ->
     return balances
 
 
-def _summarise_acdoca_page(page: list[dict[str, str]], period_number: int) -> _Balances:
+def _summarise_acdoca_page(
+    page: list[dict[str, str]], period_number: int, carried_forward: dict[str, Decimal]
+) -> _Balances:
     balances: _Balances = {}
     for row in page:
         account = validate_account(row["RACCT"])
@@ -546,6 +770,8 @@ def _summarise_acdoca_page(page: list[dict[str, str]], period_number: int) -> _B
         amount = _amount(row, "HSL", "ACDOCA")
         totals = balances.setdefault(account, [Decimal(0), Decimal(0), Decimal(0)])
         # POPER 000 holds the balance carried forward from the previous fiscal year.
+        if posting_period == 0:
+            carried_forward[account] += amount
         if posting_period < period_number:
             totals[0] += amount
         elif posting_period == period_number:

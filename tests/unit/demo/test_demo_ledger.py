@@ -88,7 +88,7 @@ def test_every_period_of_every_entity_balances() -> None:
 
 @pytest.mark.parametrize("entity", sorted(ENTITIES))
 def test_readers_agree_with_the_journal_in_every_period(demo_ledger: dict, entity: str) -> None:
-    for period in PERIODS:
+    for period in ENTITIES[entity].periods:
         closing = _closing_balances(demo_ledger, entity, period)
         truth = demo_truth(entity, period)
         assert closing == truth, (entity, str(period))
@@ -151,7 +151,8 @@ def test_the_source_databases_hold_the_rows_a_reader_must_ignore(demo_ledger: di
         adjustment = ebs.execute(
             "SELECT PERIOD_NAME, PERIOD_NUM FROM GL_PERIODS WHERE ADJUSTMENT_PERIOD_FLAG = 'Y'"
         )
-        assert sorted(adjustment.fetchall()) == [("ADJ-23", 13), ("ADJ-24", 13)]
+        # The calendar runs a year ahead of the books.
+        assert sorted(adjustment.fetchall()) == [("ADJ-23", 13), ("ADJ-24", 13), ("ADJ-25", 13)]
         # Amounts are text holding exact decimals.
         assert {row[0] for row in ebs.execute("SELECT DISTINCT typeof(PERIOD_NET_DR) FROM GL_BALANCES")} == {
             "text"

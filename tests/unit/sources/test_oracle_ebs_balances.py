@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from frontier_provider.ledger.controls import PeriodWithoutBalancesError
 from frontier_provider.ledger.periods import FiscalPeriod
 from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
 from frontier_provider.sources.oracle_ebs import ebs_gl_balances, ebs_ledger_currency
 
 SCHEMA = """
-CREATE TABLE GL_LEDGERS (LEDGER_ID INTEGER, NAME TEXT, CURRENCY_CODE TEXT);
+CREATE TABLE GL_LEDGERS (LEDGER_ID INTEGER, NAME TEXT, CURRENCY_CODE TEXT,
+    RET_EARN_CODE_COMBINATION_ID INTEGER);
 CREATE TABLE GL_CODE_COMBINATIONS (CODE_COMBINATION_ID INTEGER, ACCOUNT_TYPE TEXT, SUMMARY_FLAG TEXT,
     TEMPLATE_ID INTEGER, SEGMENT1 TEXT, SEGMENT2 TEXT, SEGMENT3 TEXT);
 CREATE TABLE GL_BALANCES (LEDGER_ID INTEGER, CODE_COMBINATION_ID INTEGER, CURRENCY_CODE TEXT,
@@ -81,8 +83,8 @@ def ebs(tmp_path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(tmp_path / "ebs.sqlite")
     connection.executescript(SCHEMA)
     connection.executemany(
-        "INSERT INTO GL_LEDGERS VALUES (?, ?, ?)",
-        [(2021, "Frontier US Primary", "USD"), (2022, "Frontier US Reporting", "EUR")],
+        "INSERT INTO GL_LEDGERS VALUES (?, ?, ?, ?)",
+        [(2021, "Frontier US Primary", "USD", RETAINED), (2022, "Frontier US Reporting", "EUR", None)],
     )
     connection.executemany("INSERT INTO GL_CODE_COMBINATIONS VALUES (?, ?, ?, ?, ?, ?, ?)", COMBINATIONS)
     columns = list(BALANCES[0])
@@ -193,7 +195,9 @@ def test_period_names_are_never_compared_as_text(ebs: sqlite3.Connection) -> Non
 
 def test_the_query_binds_every_value(ebs: sqlite3.Connection) -> None:
     recording = RecordingConnection(ebs)
-    assert _read(recording, "2024-02", company_segment="01' OR '1'='1") == {}
+    # Bound as a value, the quote matches no balancing segment: the period has no balances for it.
+    with pytest.raises(PeriodWithoutBalancesError, match="no balances for company segment 01' OR"):
+        _read(recording, "2024-02", company_segment="01' OR '1'='1")
     ((sql, params),) = recording.statements
     for name in (":ledger_id", ":company_segment", ":period_year", ":period_num"):
         assert name in sql
@@ -212,7 +216,15 @@ def test_segment_columns_are_whitelisted(ebs: sqlite3.Connection) -> None:
             _read(ebs, "2024-02", company_segment_column=column)
     with pytest.raises(ValueError, match="both"):
         _read(ebs, "2024-02", account_segment_column="SEGMENT1")
-    balances = _read(ebs, "2024-02", company_segment="000", company_segment_column="SEGMENT2")
+    # A cost centre is no balancing segment: its year-end result is not closed into its own retained
+    # earnings, so the carryforward comparison does not apply to it.
+    balances = _read(
+        ebs,
+        "2024-02",
+        company_segment="000",
+        company_segment_column="SEGMENT2",
+        check_carryforward_of_year=False,
+    )
     assert set(balances) == {"1000"}  # cash of both companies sits on cost centre 000
 
 
@@ -225,7 +237,7 @@ def test_amounts_are_read_exactly_and_floats_are_refused(ebs: sqlite3.Connection
     # A database that stores amounts as REAL hands out floats: refused, never rounded silently.
     floats = sqlite3.connect(tmp_path / "floats.sqlite")
     floats.executescript(SCHEMA.replace("PERIOD_NET_CR TEXT", "PERIOD_NET_CR REAL"))
-    floats.executemany("INSERT INTO GL_LEDGERS VALUES (?, ?, ?)", [(2021, "Frontier US Primary", "USD")])
+    floats.execute("INSERT INTO GL_LEDGERS VALUES (2021, 'Frontier US Primary', 'USD', ?)", (RETAINED,))
     floats.executemany("INSERT INTO GL_CODE_COMBINATIONS VALUES (?, ?, ?, ?, ?, ?, ?)", COMBINATIONS)
     floats.execute(
         "INSERT INTO GL_BALANCES (LEDGER_ID, CODE_COMBINATION_ID, CURRENCY_CODE, PERIOD_NAME, PERIOD_YEAR, "
