@@ -9,7 +9,9 @@ Closes one fiscal period for every configured entity:
 2. Per entity, one mapped task group: **extract** GL balances from Oracle EBS
    or SAP -> **trial_balance** (debits must equal credits) -> **statements**
    (balance sheet and income statement through the account mapping) ->
-   **analyze** (Frontier: ratios, health score, risk, credit rating).
+   **analyze** (Frontier: ratios, health score, risk, credit rating) ->
+   **manifest** (control totals and a digest of every staged file, which
+   publishing checks its figures against).
 3. **salesforce_writeback** of the insights to Accounts, and **tableau_publish**
    of the period's rows to a Hyper datasource, then **tableau_refresh** of the
    workbooks that depend on it. A dry run (the `dry_run` param, or
@@ -34,6 +36,7 @@ from frontier_provider.config import load_close_config
 from frontier_provider.dag_defaults import default_args
 from frontier_provider.operators.close import (
     AnalyzeStatementsOperator,
+    BuildManifestOperator,
     BuildStatementsOperator,
     BuildTrialBalanceOperator,
     ExtractGLBalancesOperator,
@@ -109,8 +112,10 @@ def financial_close(dag_id: str, schedule, description: str) -> DAG:
             analyze = AnalyzeStatementsOperator(
                 task_id="analyze", unit=unit, frontier_conn_id=settings.frontier_conn_id, outlets=[ANALYSIS]
             )
-            extract >> trial_balance >> statements >> analyze
-            return analyze.output
+            manifest = BuildManifestOperator(task_id="manifest", unit=unit, analysis=analyze.output)
+            extract >> trial_balance >> statements >> analyze >> manifest
+            # The analyze summary plus the manifest: what publishing reads and verifies against.
+            return manifest.output
 
         analyses = close_entity.expand(unit=plan.output)
 

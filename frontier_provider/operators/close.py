@@ -29,6 +29,7 @@ GL_BALANCES = "gl_balances"
 TRIAL_BALANCE = "trial_balance"
 STATEMENTS = "statements"
 ANALYSIS = "analysis"
+PERIOD_STATUS = "period_status"
 
 
 class CloseUnitOperator(BaseOperator):
@@ -248,7 +249,14 @@ class BuildStatementsOperator(CloseUnitOperator):
             )
         except (MappingError, StatementsError, TrialBalanceError) as err:
             raise AirflowFailException(f"statements {entity.id} {period}: {err}") from err
-        document = statements.to_document()
+        status = _period_status(staging, entity, period, self.stage)
+        document = {
+            **statements.to_document(),
+            "close_status": status["close_status"],
+            "as_of": status["as_of"],
+        }
+        if statements.closing_entries.detected:
+            self.log.warning("statements %s %s: %s", entity.id, period, statements.closing_entries.reason)
         if document.get("unmapped_accounts"):
             self.log.warning(
                 "statements %s %s: accounts no mapping rule covers: %s",
@@ -267,6 +275,9 @@ class BuildStatementsOperator(CloseUnitOperator):
             "total_assets": balance["total_assets"],
             "shareholders_equity": balance["shareholders_equity"],
             "unmapped_accounts": document.get("unmapped_accounts", []),
+            "close_status": document["close_status"],
+            "as_of": document["as_of"],
+            "period_analysed": statements.closing_entries.period_analysed,
         }
 
 
@@ -287,8 +298,17 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
         from frontier_provider.hooks.frontier import FrontierHook
 
         statements = staging.read_json(staging.file(STATEMENTS, str(period), entity.id, ".json"))
+        # How final the figures are, when the ledger was read, and which balances they are.
+        labels = _carried_labels(statements, entity, period)
         analysis = FrontierHook(frontier_conn_id=self.frontier_conn_id).analyze_company(statements)
-        document = {**analysis, "entity": entity.id, "period": str(period)}
+        document = {
+            **analysis,
+            "entity": entity.id,
+            "period": str(period),
+            **labels,
+        }
+        if document["closing_entries"]["detected"]:
+            self.log.warning("analyze %s %s: %s", entity.id, period, document["closing_entries"]["reason"])
         path = staging.write_json(staging.file(ANALYSIS, str(period), entity.id, ".json"), document)
         risk = document.get("risk_assessment", {})
         return {
@@ -298,7 +318,83 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
             "credit_rating": risk.get("credit_rating"),
             "overall_risk": risk.get("overall_risk"),
             "salesforce_account_key": entity.salesforce_account_key,
+            "close_status": document["close_status"],
         }
+
+
+class BuildManifestOperator(CloseUnitOperator):
+    """Write the close manifest of the entity's period: control totals and a digest of every staged file.
+
+    Runs last in the entity's close, so the files it digests are the ones publishing reads.
+    Returns the analyze summary it is given, with the manifest's path, digest and close status
+    added: downstream tasks read the close group's output as before.
+
+    :param analysis: the analyze task's summary of the same entity and period.
+    """
+
+    template_fields = (*CloseUnitOperator.template_fields, "analysis")
+    stage = "manifest"
+
+    def __init__(self, *, analysis: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.analysis = analysis
+
+    def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
+        from frontier_provider.manifest import ManifestError, build_manifest, stage_manifest
+
+        if (self.analysis.get("entity"), self.analysis.get("period")) != (entity.id, str(period)):
+            raise AirflowFailException(
+                f"manifest {entity.id} {period}: given the analyze summary of entity "
+                f"{self.analysis.get('entity')} and period {self.analysis.get('period')}; wire the "
+                f"task to the analyze task of the same close unit"
+            )
+        try:
+            manifest = build_manifest(staging, str(period), entity.id)
+        except ManifestError as err:
+            # A stage's output is missing or stale: a retry would find the same files.
+            raise AirflowFailException(str(err)) from err
+        path = stage_manifest(staging, manifest)
+        analysis = {key: value for key, value in self.analysis.items() if key not in ("entity", "period")}
+        return {
+            **analysis,
+            "manifest_path": str(path),
+            "manifest_sha256": manifest.manifest_sha256,
+            "close_status": manifest.close_status,
+            "as_of": manifest.as_of,
+        }
+
+
+def _period_status(
+    staging: Staging, entity: EntityConfig, period: FiscalPeriod, stage: str
+) -> dict[str, Any]:
+    """The period status the extract staged: how final the period is in the source, and when it was read."""
+    from frontier_provider.manifest import CLOSE_STATUSES
+
+    path = staging.file(PERIOD_STATUS, str(period), entity.id, ".json")
+    if not path.exists():
+        raise AirflowFailException(
+            f"{stage} {entity.id} {period}: no period status at {path}, so the figures cannot be "
+            "labelled final or preliminary; rerun the extract task for this period"
+        )
+    status = staging.read_json(path)
+    if status.get("close_status") not in CLOSE_STATUSES or not status.get("as_of"):
+        raise AirflowFailException(
+            f"{stage} {entity.id} {period}: the period status at {path} has close_status "
+            f"{status.get('close_status')!r} and as_of {status.get('as_of')!r}; rerun the extract task "
+            "for this period"
+        )
+    return status
+
+
+def _carried_labels(statements: dict[str, Any], entity: EntityConfig, period: FiscalPeriod) -> dict[str, Any]:
+    """The labels the analysis document carries over from the statements document."""
+    missing = [key for key in ("close_status", "as_of", "closing_entries") if key not in statements]
+    if missing:
+        raise AirflowFailException(
+            f"analyze {entity.id} {period}: the statements document lacks {', '.join(missing)}: it was "
+            "written by an older version; rerun the statements task for this period"
+        )
+    return {key: statements[key] for key in ("close_status", "as_of", "closing_entries")}
 
 
 def close_summaries(analyses: dict[str, Any] | Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -107,6 +107,18 @@ def _stage_gl(staging: Staging, rows: list[tuple[str, str, str]]) -> None:
         schema=GL_BALANCE_SCHEMA,
     )
     staging.write_parquet(staging.directory("gl_balances", "2024-12", ENTITY.id) / "part-0.parquet", table)
+    # The extract stages the period status beside the GL rows; the statements are labelled with it.
+    staging.write_json(
+        staging.file("period_status", "2024-12", ENTITY.id, ".json"),
+        {
+            "entity": ENTITY.id,
+            "period": "2024-12",
+            "source": "oracle_ebs",
+            "source_status": "C",
+            "close_status": "final",
+            "as_of": "2025-01-02T06:00:00Z",
+        },
+    )
 
 
 def test_an_unbalanced_ledger_fails_without_retry_naming_entity_period_and_difference(staging_root) -> None:
