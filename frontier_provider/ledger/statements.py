@@ -339,7 +339,8 @@ def find_closing_entries(
             f"period {period} holds the year-end closing entries: its postings bring the P&L accounts "
             f"to zero (net income year-to-date {format_money(-before)} before them, "
             f"{format_money(-after)} after) and move retained earnings by {format_money(moved)}; "
-            f"the statements show the balances before them, at the end of period {previous}"
+            f"the statements show the balances before them, at the end of period {previous} "
+            f"(other postings of period {period} are left out with them)"
         ),
     )
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 from decimal import Decimal
 
+import pyarrow as pa
 import pytest
 
+from frontier_provider.demo.ledger import demo_truth
+from frontier_provider.demo.sap_system import DemoSapSystem
 from frontier_provider.ledger import build_statements, build_trial_balance, load_account_mapping
+from frontier_provider.ledger.periods import FiscalPeriod
+from frontier_provider.sources.oracle_ebs import ebs_gl_balances
+from frontier_provider.sources.sap import sap_gl_balances
 
 from .conftest import GeneralLedger
 
@@ -78,7 +85,8 @@ def test_ebs_closing_journals_in_period_13_are_found_and_the_year_before_them_is
         "reason": (
             "period 2024-13 holds the year-end closing entries: its postings bring the P&L accounts to "
             "zero (net income year-to-date 250.00 before them, 0.00 after) and move retained earnings "
-            "by 250.00; the statements show the balances before them, at the end of period 2024-12"
+            "by 250.00; the statements show the balances before them, at the end of period 2024-12 "
+            "(other postings of period 2024-13 are left out with them)"
         ),
     }
     assert document["period"] == "2024-13"  # the run's own period stays the key of the documents
@@ -175,3 +183,83 @@ def test_a_special_period_of_an_entity_without_any_pl_is_not_a_close(ebs_adjustm
 
     assert not statements.closing_entries.detected
     assert statements.closing_entries.period_analysed == "2024-13"
+
+
+# -- the demo ledger ---------------------------------------------------------------------------------------
+
+
+def demo_statements(demo_ledger: dict, entity: str, period: str):
+    """Read a demo entity's period through its source reader and build its statements."""
+    info = demo_ledger["entities"][entity]
+    if info["source"] == "sap":
+        system = DemoSapSystem(info["database"])
+        try:
+            gl = pa.Table.from_batches(
+                list(
+                    sap_gl_balances(
+                        system,
+                        entity=entity,
+                        company_code=info["company_code"],
+                        ledger=info["ledger"],
+                        period=FiscalPeriod.parse(period),
+                        source_table=info["source_table"],
+                        chart_of_accounts=info["chart_of_accounts"],
+                    )
+                )
+            )
+        finally:
+            system.close()
+        mapping = SAP_MAPPING
+    else:
+        connection = sqlite3.connect(info["database"])
+        try:
+            gl = ebs_gl_balances(
+                connection,
+                entity=entity,
+                ledger_id=info["ledger_id"],
+                company_segment=info["company_segment"],
+                period=FiscalPeriod.parse(period),
+            )
+        finally:
+            connection.close()
+        mapping = EBS_MAPPING
+    return build_statements(
+        build_trial_balance(gl, entity=entity, period=period),
+        load_account_mapping(mapping),
+        company_name=info["company_name"],
+        industry=info["industry"],
+        currency=info["currency"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("entity", "closing_period", "period_before", "revenue_accounts"),
+    [
+        ("EBS-US01", "2024-13", "2024-12", ("4000", "4100")),
+        ("EBS-US02", "2024-13", "2024-12", ("4000", "4100")),
+        ("SAP-1000", "2024-16", "2024-15", ("0000800000", "0000810000")),
+    ],
+)
+def test_the_demo_closing_periods_are_analysed_as_the_year_before_their_closing_entries(
+    demo_ledger, entity, closing_period, period_before, revenue_accounts
+):
+    statements = demo_statements(demo_ledger, entity, closing_period)
+
+    assert statements.closing_entries.detected
+    assert statements.closing_entries.period_analysed == period_before
+    # The year's revenue as the demo journal has it before the closing entries (SAP periods 14
+    # and 15 are empty, so the end of 15 is the end of 13).
+    truth = demo_truth(entity, "2024-12" if entity.startswith("EBS") else "2024-13")
+    revenue = -sum(truth[account] for account in revenue_accounts)
+    assert revenue > 0
+    assert statements.income_statement["revenue"] == revenue
+    sheet = statements.balance_sheet
+    assert sheet["total_assets"] == sheet["total_liabilities"] + sheet["shareholders_equity"]
+
+
+def test_a_demo_period_without_closing_entries_keeps_its_own_balances(demo_ledger):
+    statements = demo_statements(demo_ledger, "SAP-2000", "2024-13")
+
+    assert not statements.closing_entries.detected
+    truth = demo_truth("SAP-2000", "2024-13")
+    assert statements.income_statement["revenue"] == -(truth["0000800000"] + truth["0000810000"])
