@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from frontier_provider.ledger.controls import FINAL, PRELIMINARY
+
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
@@ -49,7 +51,7 @@ GL_BALANCES = "gl_balances"
 TRIAL_BALANCE = "trial_balance"
 STATEMENTS = "statements"
 ANALYSIS = "analysis"
-CLOSE_STATUSES = ("final", "preliminary")
+CLOSE_STATUSES = (FINAL, PRELIMINARY)
 #: The statement totals a manifest records, and the statement each is read from.
 STATEMENT_TOTALS: Mapping[str, str] = {
     "revenue": "income_statement",
