@@ -78,15 +78,15 @@ class ManifestMismatchError(ManifestError):
 
     def __init__(self, mismatches: Iterable[tuple[str, str | None, Any, Any]], period: str | None) -> None:
         self.mismatches = tuple(mismatches)
-        of_period = f" of period {period}" if period else ""
+        for_period = f" for period {period}" if period else ""
         problems = []
         for entity, figure, sent, recorded in self.mismatches:
             if figure is None:
-                problems.append(f"entity {entity} has no close manifest{of_period}")
+                problems.append(f"entity {entity} has no close manifest{for_period}")
             else:
                 problems.append(f"entity {entity} {figure}: sending {sent}, manifest says {recorded}")
         super().__init__(
-            f"refusing to publish{of_period}: the figures differ from the close manifest: "
+            f"refusing to publish{for_period}: the figures differ from the close manifest: "
             f"{'; '.join(problems)}. The staged outputs changed after the manifest was written, or "
             f"an entity was not closed: rerun the close for the period (it restages the outputs and "
             f"writes the manifest again) before publishing."
