@@ -20,7 +20,8 @@ credential. An ``Idempotency-Key`` header makes an analysis call safe to retry:
 the first successful response is stored under the key (per client and path)
 and replayed for every later call with it, without computing again. :class:`FrontierServerState` (at
 ``app.state.frontier``) keeps the request log, counters and the fault script
-that tests and benchmarks inspect.
+that tests and benchmarks inspect: scripted or targeted 401, 429, 5xx and dropped
+connections, before or after the request was handled.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from frontier_provider.analysis import (
@@ -73,6 +74,8 @@ TOKEN_PATH = "/oauth/token"  # noqa: S105 - a URL path, not a credential
 STATS_PATH = "/_admin/stats"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+CONNECTION_DROPPED = 0
+"""Fault "status" that closes the connection before the response is complete; logged as status 0."""
 
 
 class FieldProblem(BaseModel):
@@ -231,6 +234,8 @@ class FrontierServerState:
         self._tokens: dict[str, tuple[str, float]] = {}
         self._responses: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._fault_script: deque[InjectedFault] = deque()
+        self._targeted_faults: dict[tuple[str, int], InjectedFault] = {}
+        self._handled: Counter[str] = Counter()
         self._log: list[LoggedRequest] = []
         self.computed: Counter[str] = Counter()
         self.replayed: Counter[str] = Counter()
@@ -243,12 +248,34 @@ class FrontierServerState:
     def inject_faults(self, statuses: Iterable[int], *, after_processing: bool = False) -> None:
         """Answer the next analysis calls with these statuses (429, 503, 502, 504, ...), in order.
 
-        :param statuses: one status per upcoming analysis call
+        :param statuses: one status per upcoming analysis call; ``CONNECTION_DROPPED`` (0) closes
+            the connection instead of answering
         :param after_processing: compute and store the response first, then answer with the fault,
             as when a gateway loses the response of a request the service has already handled
         """
         with self._lock:
             self._fault_script.extend(InjectedFault(status, after_processing) for status in statuses)
+
+    def inject_fault_at(
+        self, path: str, request_number: int, status: int, *, after_processing: bool = False
+    ) -> None:
+        """Answer the ``request_number``-th request the service handles on ``path`` with a fault.
+
+        Requests are counted from 1 per path, retries included, once they are authenticated (on
+        the token path: once the client is). On an analysis path the status is sent as it is
+        (``CONNECTION_DROPPED`` closes the connection); on the token path a 401 issues a token
+        that has already expired, the way a session expires between fetch and use.
+
+        :param path: ``ANALYZE_COMPANY_PATH``, ``TOKEN_PATH``, ...
+        :param request_number: which request on that path, from 1
+        :param status: 401, 429, 503, ``CONNECTION_DROPPED``, ...
+        :param after_processing: handle the request first (compute and store, or issue the token),
+            then answer with the fault, as when the response is lost on its way back
+        """
+        if request_number < 1:
+            raise ValueError(f"request_number counts from 1, got {request_number}")
+        with self._lock:
+            self._targeted_faults[(path, request_number)] = InjectedFault(status, after_processing)
 
     def revoke_tokens(self) -> None:
         """Invalidate every issued access token, as a server restart or key rotation would."""
@@ -281,10 +308,11 @@ class FrontierServerState:
         with self._lock:
             self._log.append(entry)
 
-    def issue_token(self, client_id: str) -> str:
+    def issue_token(self, client_id: str, *, expired: bool = False) -> str:
         token = secrets.token_urlsafe(32)
+        lifetime = 0 if expired else self.settings.token_ttl_seconds
         with self._lock:
-            self._tokens[token] = (client_id, time.monotonic() + self.settings.token_ttl_seconds)
+            self._tokens[token] = (client_id, time.monotonic() + lifetime)
             self.tokens_issued += 1
         return token
 
@@ -298,8 +326,13 @@ class FrontierServerState:
             return None
         return f"oauth2:{client_id}"
 
-    def next_fault(self) -> InjectedFault | None:
+    def next_fault(self, path: str) -> InjectedFault | None:
+        """The fault for this request on ``path``: targeted first, then (analysis only) scripted or drawn."""
         with self._lock:
+            self._handled[path] += 1
+            targeted = self._targeted_faults.pop((path, self._handled[path]), None)
+            if targeted is not None or path == TOKEN_PATH:
+                return targeted
             if self._fault_script:
                 return self._fault_script.popleft()
             draw = self._random.random()
@@ -425,7 +458,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                         "detail": f"{IDEMPOTENCY_HEADER} must be 1..{MAX_IDEMPOTENCY_KEY_LENGTH} characters"
                     },
                 )
-            fault = state.next_fault()
+            fault = state.next_fault(request.url.path)
             if fault is not None and not fault.after_processing:
                 return _fault_response(fault, settings)
             scope = None if key is None else (principal, request.url.path, key)
@@ -518,12 +551,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         expected = settings.oauth_clients.get(client_id or "")
         if expected is None or not secrets.compare_digest(expected, client_secret or ""):
             return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
+        fault = state.next_fault(TOKEN_PATH)
+        expired = fault is not None and fault.status == 401
+        if fault is not None and not expired and not fault.after_processing:
+            return _fault_response(fault, settings)
+        token = state.issue_token(client_id, expired=expired)
+        if fault is not None and not expired:
+            return _fault_response(fault, settings)
         return JSONResponse(
-            {
-                "access_token": state.issue_token(client_id),
-                "token_type": "Bearer",
-                "expires_in": settings.token_ttl_seconds,
-            },
+            {"access_token": token, "token_type": "Bearer", "expires_in": settings.token_ttl_seconds},
             headers={"Cache-Control": "no-store"},
         )
 
@@ -569,6 +605,8 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, capture_status)
         finally:
+            if scope.get("state", {}).get(DROPPED_STATE_KEY):
+                status = CONNECTION_DROPPED
             key = next((v for k, v in scope["headers"] if k == IDEMPOTENCY_HEADER.lower().encode()), None)
             self.state.record(
                 LoggedRequest(
@@ -599,7 +637,15 @@ def _client_credentials(request: Request, form: Any) -> tuple[str | None, str | 
     return form.get("client_id"), form.get("client_secret")
 
 
-def _fault_response(fault: InjectedFault, settings: ServerSettings) -> JSONResponse:
+def _fault_response(fault: InjectedFault, settings: ServerSettings) -> Response:
+    if fault.status == CONNECTION_DROPPED:
+        return _DroppedConnection()
+    if fault.status == 401:
+        return JSONResponse(
+            status_code=401,
+            content={"detail": "expired bearer credential (fault injection)"},
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
     headers = {}
     if settings.retry_after_seconds is not None:
         headers["Retry-After"] = str(settings.retry_after_seconds)
@@ -608,6 +654,24 @@ def _fault_response(fault: InjectedFault, settings: ServerSettings) -> JSONRespo
         content={"detail": f"injected {fault.status} (fault injection)"},
         headers=headers,
     )
+
+
+DROPPED_STATE_KEY = "frontier_connection_dropped"
+
+
+class _DroppedConnection(Response):
+    """Close the connection mid-response, as a crashed gateway or a reset does.
+
+    ASGI servers close the connection when an app ends without completing its response; the
+    client sees the connection end without a complete response (``RemoteProtocolError``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        scope.setdefault("state", {})[DROPPED_STATE_KEY] = True
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1")]})
 
 
 def _oauth_error(status: int, error: str, description: str) -> JSONResponse:

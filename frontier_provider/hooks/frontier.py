@@ -13,8 +13,16 @@ set-up. With a host it calls the Frontier API through one pooled
   to ``max_retries`` times, waiting ``Retry-After`` when the server sends it
   and otherwise an exponential backoff with full jitter
   (``uniform(0, min(backoff_max, backoff_base * 2**attempt))``);
+* a deadline: one call (token fetch, 401 refresh, every attempt and wait) takes
+  at most ``deadline`` seconds; each attempt's timeout is cut to the time left,
+  and a wait that would pass the deadline fails the call as unavailable at once,
+  so the worst case of a call is stated, not multiplied out of retries;
 * idempotency: each logical request carries one ``Idempotency-Key``, reused by
-  all of its retries, so a retried call is never computed twice;
+  all of its retries, so a retried call is never computed twice. Given a scope
+  that is the same on every try of a task (:func:`task_instance_scope` plus
+  what the request is about), the key is derived from the scope and the
+  request (:func:`idempotency_key`), so a task retry after a lost response is
+  replayed by the service instead of computed again;
 * errors a retry cannot fix (a 4xx such as a 422 validation error, rejected
   credentials after one token refresh) raise at once with the server's message
   as a :class:`FrontierApiError` whose ``retryable`` is False.
@@ -24,20 +32,23 @@ scheme, default https), port, password (API key); extras ``auth``
 (``api_key`` | ``oauth2``), ``client_id``, ``client_secret``, ``token_url``
 (default ``/oauth/token``), ``timeout`` (s, default 30), ``max_retries``
 (default 5), ``backoff_base`` (s, default 0.5), ``backoff_max`` (s, default
-30), ``max_retry_after`` (s, default 120), ``token_refresh_margin`` (s,
-default 30), ``pool_size`` (connections, default 64). Arguments given to the
-hook override the extras.
+30), ``max_retry_after`` (s, default 120), ``deadline`` (s per call, default
+300), ``token_refresh_margin`` (s, default 30), ``pool_size`` (connections,
+default 64). Arguments given to the hook override the extras.
 """
 
 from __future__ import annotations
 
 import email.utils
+import functools
+import hashlib
+import json
 import logging
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -125,18 +136,28 @@ class FrontierBatchError(FrontierApiError):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retry budget and backoff of one client.
+    """Retry budget, backoff and time bound of one client's calls.
 
     :param max_retries: retries after the first attempt
     :param backoff_base: first backoff ceiling in seconds, doubled per retry
     :param backoff_max: largest backoff ceiling in seconds
     :param max_retry_after: longest ``Retry-After`` honoured; a longer one fails the call as unavailable
+    :param timeout: seconds to wait for one response
+    :param deadline: seconds one call may take in all, attempts and waits included
     """
 
     max_retries: int = 5
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     max_retry_after: float = 120.0
+    timeout: float = 30.0
+    deadline: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.deadline <= 0 or self.timeout <= 0:
+            raise ValueError(
+                f"Frontier timeout and deadline must be positive, got {self.timeout} and {self.deadline}"
+            )
 
     def backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff before retry number ``attempt + 1``."""
@@ -158,6 +179,7 @@ class FrontierHook(BaseHook):
     :param max_retries: retries per request (overrides ``max_retries``)
     :param backoff_base: backoff ceiling of the first retry in seconds (overrides ``backoff_base``)
     :param backoff_max: largest backoff ceiling in seconds (overrides ``backoff_max``)
+    :param deadline: seconds one call may take, retries and waits included (overrides ``deadline``)
     """
 
     conn_name_attr = "frontier_conn_id"
@@ -173,6 +195,7 @@ class FrontierHook(BaseHook):
         max_retries: int | None = None,
         backoff_base: float | None = None,
         backoff_max: float | None = None,
+        deadline: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -181,6 +204,7 @@ class FrontierHook(BaseHook):
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.deadline = deadline
 
     @cached_property
     def client(self) -> EmbeddedFrontier | FrontierClient:
@@ -215,16 +239,19 @@ class FrontierHook(BaseHook):
 
         base_url = _base_url(connection.host, connection.schema, connection.port)
         auth_kind = str(extra("auth", "api_key")).lower()
+        defaults = RetryPolicy()
         policy = RetryPolicy(
-            max_retries=int(setting(self.max_retries, "max_retries", 5)),
-            backoff_base=setting(self.backoff_base, "backoff_base", 0.5),
-            backoff_max=setting(self.backoff_max, "backoff_max", 30.0),
-            max_retry_after=float(extra("max_retry_after", 120.0)),
+            max_retries=int(setting(self.max_retries, "max_retries", defaults.max_retries)),
+            backoff_base=setting(self.backoff_base, "backoff_base", defaults.backoff_base),
+            backoff_max=setting(self.backoff_max, "backoff_max", defaults.backoff_max),
+            max_retry_after=float(extra("max_retry_after", defaults.max_retry_after)),
+            timeout=setting(self.timeout, "timeout", defaults.timeout),
+            deadline=setting(self.deadline, "deadline", defaults.deadline),
         )
         pool_size = int(extra("pool_size", 64))
         http = httpx.Client(
             base_url=base_url,
-            timeout=httpx.Timeout(setting(self.timeout, "timeout", 30.0)),
+            timeout=httpx.Timeout(policy.timeout),
             limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
             headers={"Accept": "application/json", "User-Agent": "airflow-provider-frontier"},
         )
@@ -255,7 +282,12 @@ class FrontierHook(BaseHook):
                 "'api_key', 'oauth2'"
             )
         self.log.info(
-            "Frontier connection %r: calling %s (auth %s)", self.frontier_conn_id, base_url, auth_kind
+            "Frontier connection %r: calling %s (auth %s; up to %d retries, %.0f s per call at most)",
+            self.frontier_conn_id,
+            base_url,
+            auth_kind,
+            policy.max_retries,
+            policy.deadline,
         )
         return FrontierClient(http, credentials, policy, pool_size)
 
@@ -273,7 +305,8 @@ class FrontierHook(BaseHook):
         """Analyse one company's statements (a statements document is a valid request).
 
         :param payload: the analyze-company request
-        :param idempotency_key: reuse a key across task retries; default a new key per call
+        :param idempotency_key: the same key on every try of the task (see :func:`idempotency_key`);
+            default a new key per call, reused only by that call's own retries
         """
         return self.client.call("analyze_company", payload, idempotency_key=idempotency_key)
 
@@ -283,6 +316,7 @@ class FrontierHook(BaseHook):
         max_concurrency: int = 8,
         *,
         return_exceptions: bool = False,
+        idempotency_scope: Sequence[object] | None = None,
     ) -> list[dict[str, Any] | Exception]:
         """Analyse many companies concurrently, at most ``max_concurrency`` requests in flight.
 
@@ -293,13 +327,25 @@ class FrontierHook(BaseHook):
         ``return_exceptions=True`` each failed position holds its exception
         instead and nothing is raised.
 
+        With an ``idempotency_scope`` each company's key is derived from the
+        scope and its request, so the next try of the task sends the same keys:
+        the service replays what it already computed (the response may have
+        been lost) and computes only the rest.
+
         :param payloads: analyze-company requests
         :param max_concurrency: largest number of requests in flight (capped by the connection pool)
         :param return_exceptions: put exceptions in the result list instead of raising
+        :param idempotency_scope: the same on every try of the task, e.g. :func:`task_instance_scope`;
+            None: new keys per call
         """
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
-        outcomes = self.client.call_many("analyze_company", payloads, max_concurrency)
+        keys = (
+            [None] * len(payloads)
+            if idempotency_scope is None
+            else [idempotency_key(idempotency_scope, payload) for payload in payloads]
+        )
+        outcomes = self.client.call_many("analyze_company", payloads, max_concurrency, keys)
         failures = {
             index: outcome for index, outcome in enumerate(outcomes) if isinstance(outcome, Exception)
         }
@@ -370,7 +416,11 @@ class EmbeddedFrontier:
             raise FrontierRequestError(str(error), status_code=422, detail=error.errors) from None
 
     def call_many(
-        self, operation: str, payloads: Sequence[dict[str, Any]], max_concurrency: int
+        self,
+        operation: str,
+        payloads: Sequence[dict[str, Any]],
+        max_concurrency: int,
+        idempotency_keys: Sequence[str | None],
     ) -> list[dict[str, Any] | Exception]:
         """Run sequentially: the engine is CPU-bound, so threads would only contend for the GIL."""
         return [_outcome(lambda p=payload: self.call(operation, p)) for payload in payloads]
@@ -485,14 +535,25 @@ class FrontierClient:
         return response.json()
 
     def call_many(
-        self, operation: str, payloads: Sequence[dict[str, Any]], max_concurrency: int
+        self,
+        operation: str,
+        payloads: Sequence[dict[str, Any]],
+        max_concurrency: int,
+        idempotency_keys: Sequence[str | None],
     ) -> list[dict[str, Any] | Exception]:
-        """Run the requests on a thread pool, at most ``max_concurrency`` (and the pool size) at once."""
+        """Run the requests on a thread pool, at most ``max_concurrency`` (and the pool size) at once.
+
+        :param idempotency_keys: one per payload; None: a new key for that request
+        """
         if not payloads:
             return []
         workers = max(1, min(max_concurrency, self.pool_size, len(payloads)))
+
+        def call(payload: dict[str, Any], key: str | None) -> dict[str, Any] | Exception:
+            return _outcome(lambda: self.call(operation, payload, idempotency_key=key))
+
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="frontier") as pool:
-            return list(pool.map(lambda p: _outcome(lambda: self.call(operation, p)), payloads))
+            return list(pool.map(call, payloads, idempotency_keys))
 
     def profile(self) -> dict[str, Any]:
         return self._authorised("GET", PATHS["profile"]).json()
@@ -501,11 +562,15 @@ class FrontierClient:
         self.http.close()
 
     def _authorised(self, method: str, path: str, **request: Any) -> httpx.Response:
-        """Send with the bearer credential; after a 401 fetch a new credential once and resend."""
+        """Send with the bearer credential; after a 401 fetch a new credential once and resend.
+
+        Everything one call does (token fetches, the resend, their retries) shares one deadline.
+        """
         headers = dict(request.pop("headers", {}))
+        send = functools.partial(self._send, deadline=time.monotonic() + self.policy.deadline)
         for attempt in ("first", "after refresh"):
-            header = self.credentials.authorization(self.http, self._send)
-            response = self._send(method, path, headers={**headers, "Authorization": header}, **request)
+            header = self.credentials.authorization(self.http, send)
+            response = send(method, path, headers={**headers, "Authorization": header}, **request)
             if response.status_code != 401:
                 return _checked(response, method, path)
             if attempt == "first" and self.credentials.refresh_after_401(header):
@@ -520,12 +585,19 @@ class FrontierClient:
             detail=detail,
         )
 
-    def _send(self, method: str, path: str, **request: Any) -> httpx.Response:
-        """One logical request: retried on transport errors and 429/502/503/504 with the same headers."""
+    def _send(self, method: str, path: str, *, deadline: float, **request: Any) -> httpx.Response:
+        """One logical request: retried on transport errors and 429/502/503/504 with the same headers.
+
+        :param deadline: ``time.monotonic()`` by which the request must have its answer
+        """
         attempt = 0
         while True:
+            # An attempt never outlives the deadline, so neither does the call.
+            time_left = max(deadline - time.monotonic(), 0.001)
             try:
-                response = self.http.request(method, path, **request)
+                response = self.http.request(
+                    method, path, timeout=min(self.policy.timeout, time_left), **request
+                )
             except RETRYABLE_TRANSPORT_ERRORS as error:
                 if attempt >= self.policy.max_retries:
                     raise FrontierUnavailableError(
@@ -533,7 +605,7 @@ class FrontierClient:
                         f"{type(error).__name__}: {error}"
                     ) from error
                 delay = self.policy.backoff(attempt)
-                reason = type(error).__name__
+                reason, status = type(error).__name__, None
             else:
                 if response.status_code not in RETRYABLE_STATUSES:
                     return response
@@ -552,7 +624,14 @@ class FrontierClient:
                         status_code=response.status_code,
                     )
                 delay = retry_after if retry_after is not None else self.policy.backoff(attempt)
-                reason = str(response.status_code)
+                reason, status = str(response.status_code), response.status_code
+            if time.monotonic() + delay >= deadline:
+                raise FrontierUnavailableError(
+                    f"Frontier {method} {path}: {reason} on attempt {attempt + 1}, and waiting "
+                    f"{delay:.1f}s to retry would pass the call's deadline of {self.policy.deadline:g}s; "
+                    "the task's own retry comes later",
+                    status_code=status,
+                )
             self.log.warning(
                 "Frontier %s %s: %s, retry %d of %d in %.2fs",
                 method,
@@ -564,6 +643,34 @@ class FrontierClient:
             )
             time.sleep(delay)
             attempt += 1
+
+
+def idempotency_key(scope: Sequence[object], payload: Mapping[str, Any]) -> str:
+    """The ``Idempotency-Key`` of one logical request: the same on every try of the task that sends it.
+
+    A SHA-256 over the scope (who asks and about what, e.g. :func:`task_instance_scope` plus entity
+    and period) and the canonical request: a retried try sends the same key and gets the stored
+    answer; changed statements, or another run, are a new request.
+
+    :param scope: parts that are the same on every try, never the try number or a random id
+    :param payload: the request body
+    """
+    canonical = json.dumps([[str(part) for part in scope], payload], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def task_instance_scope(task_instance: Any) -> tuple[str, str, str, int]:
+    """``(dag_id, run_id, task_id, map_index)`` of a task instance: what its tries have in common.
+
+    :param task_instance: the ``ti`` of the task's context
+    """
+    map_index = getattr(task_instance, "map_index", None)
+    return (
+        task_instance.dag_id,
+        task_instance.run_id,
+        task_instance.task_id,
+        -1 if map_index is None else int(map_index),
+    )
 
 
 def _checked(response: httpx.Response, method: str, path: str) -> httpx.Response:
