@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from frontier_provider.config import EntityConfig, EntityConfigError, load_close_config
@@ -24,6 +24,7 @@ from frontier_provider.storage import Staging
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from airflow.sdk import ObjectStoragePath
 
 GL_BALANCES = "gl_balances"
 TRIAL_BALANCE = "trial_balance"
@@ -108,54 +109,106 @@ class PlanCloseOperator(BaseOperator):
 
 
 class ExtractGLBalancesOperator(CloseUnitOperator):
-    """Extract one period's GL balances of an entity from Oracle EBS or SAP into staging as Parquet."""
+    """Extract one period's GL balances of an entity from Oracle EBS or SAP into staging as Parquet.
 
+    The close controls run in the source before anything is kept (see
+    ``frontier_provider.ledger.controls``): the period must be in the source's
+    calendar and hold balances, and the year's opening balances must be the prior
+    year's closing balances. The period's status in the source says how final the
+    figures are: ``final`` when it is closed; an open period is refused or labelled
+    ``preliminary`` as ``open_period`` says. A refusal fails without retries and
+    stages nothing new; an earlier run's output for the period is left as it was.
+    The status is staged at ``period_status/period=YYYY-MM/entity=<id>.json``.
+
+    :param open_period: ``settings.open_period``: ``fail`` (default), ``preliminary``, or ``wait``
+        (a sensor waited for the close before this task, so an open period is refused here).
+    :param final_when_closed: False labels every run preliminary, closed or not (the nightly
+        month-to-date close).
+    """
+
+    template_fields = (*CloseUnitOperator.template_fields, "open_period")
     stage = "extract"
 
-    def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
-        from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
+    def __init__(self, *, open_period: str = "fail", final_when_closed: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.open_period = open_period
+        self.final_when_closed = final_when_closed
 
+    def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
+        from frontier_provider.ledger.controls import (
+            OPEN_PERIOD_POLICIES,
+            PRELIMINARY,
+            PeriodWithoutBalancesError,
+            close_status_for,
+        )
+        from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
+        from frontier_provider.triggers.period_status import read_period_status, source_connection
+
+        if self.open_period not in OPEN_PERIOD_POLICIES:
+            raise AirflowFailException(
+                f"open_period must be one of {OPEN_PERIOD_POLICIES}, not {self.open_period!r}"
+            )
         folder = staging.directory(GL_BALANCES, str(period), entity.id)
         part = folder / "part-0.parquet"
+        earlier_output = folder.exists()
+        # The write creates the folders; a refused period must not leave them behind, empty.
+        created = _missing_folders(folder)
         counter = _RowCounter()
+        as_of = _utc_now()
+        status = None
         try:
-            staging.write_parquet_batches(
-                part, GL_BALANCE_SCHEMA, counter.count(self._batches(entity, period))
+            with source_connection(entity) as source:
+                status = read_period_status(source, entity, period)
+                close_status = close_status_for(status, entity=entity.id, policy=self.open_period)
+                staging.write_parquet_batches(
+                    part, GL_BALANCE_SCHEMA, counter.count(self._batches(source, entity, period))
+                )
+        except Exception as err:
+            _remove_empty(created)
+            if not isinstance(err, ValueError):
+                raise
+            # Controls, invalid identifiers, malformed SAP numbers: retrying reads the same source.
+            detail = _without_unit_prefix(str(err), entity, period)
+            if isinstance(err, PeriodWithoutBalancesError) and status is not None:
+                detail += f". The period is in the source's calendar (its status: {status.where})"
+            left = (
+                f"; the output of an earlier extract in {folder} was left as it was" if earlier_output else ""
             )
-        except ValueError as err:
-            # Invalid identifiers, malformed SAP numbers: retrying cannot fix the data.
-            raise AirflowFailException(f"extract {entity.id} {period}: {err}") from err
+            raise AirflowFailException(
+                f"extract {entity.id} {period}: {detail}. Nothing was staged for {entity.id} {period}{left}"
+            ) from err
         removed = staging.replace_directory(folder, keep=[part])
         if removed:
             self.log.info("extract %s %s: removed stale parts %s", entity.id, period, removed)
-        return {"path": str(part), "rows": counter.rows, "source": entity.source}
+        if not self.final_when_closed:
+            close_status = PRELIMINARY
+        label = {"source_status": status.source_status, "close_status": close_status, "as_of": as_of}
+        staging.write_json(
+            staging.file(PERIOD_STATUS, str(period), entity.id, ".json"),
+            {"entity": entity.id, "period": str(period), "source": entity.source, **label},
+        )
+        self.log.info("extract %s %s: %s; the figures are %s", entity.id, period, status.where, close_status)
+        return {"path": str(part), "rows": counter.rows, "source": entity.source, **label}
 
-    def _batches(self, entity: EntityConfig, period: FiscalPeriod) -> Iterable[pa.RecordBatch]:
+    def _batches(self, source: Any, entity: EntityConfig, period: FiscalPeriod) -> Iterable[pa.RecordBatch]:
         if entity.source == "oracle_ebs":
             from frontier_provider.sources.oracle_ebs import ebs_gl_balances
 
-            hook = BaseHook.get_connection(entity.conn_id).get_hook()
-            connection = hook.get_conn()
-            try:
-                table = ebs_gl_balances(
-                    connection,
-                    entity=entity.id,
-                    ledger_id=entity.ledger_id,
-                    company_segment=entity.company_segment,
-                    period=period,
-                    company_segment_column=entity.company_segment_column,
-                    account_segment_column=entity.account_segment_column,
-                )
-            finally:
-                connection.close()
+            table = ebs_gl_balances(
+                source,
+                entity=entity.id,
+                ledger_id=entity.ledger_id,
+                company_segment=entity.company_segment,
+                period=period,
+                company_segment_column=entity.company_segment_column,
+                account_segment_column=entity.account_segment_column,
+            )
             return table.to_batches()
 
-        from frontier_provider.hooks.sap_rfc import SapRfcHook
         from frontier_provider.sources.sap import sap_gl_balances
 
-        client = SapRfcHook(sap_conn_id=entity.conn_id).get_conn()
         return sap_gl_balances(
-            client,
+            source,
             entity=entity.id,
             company_code=entity.company_code,
             ledger=entity.ledger,
@@ -445,6 +498,38 @@ def _publishing(dry_run_param: bool, publish_setting: str) -> str:
     if publish_setting == "dry_run":
         return "dry run (settings.publish: dry_run in the entities file): nothing is sent"
     return "live"
+
+
+def _utc_now() -> str:
+    """The current UTC time as ISO 8601, e.g. ``2025-01-06T07:15:02Z``: when the extract read the ledger."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _missing_folders(folder: ObjectStoragePath) -> list[ObjectStoragePath]:
+    """``folder`` and its parents up to the staging root that do not exist yet, deepest first."""
+    missing = []
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    return missing
+
+
+def _remove_empty(folders: list[ObjectStoragePath]) -> None:
+    for folder in folders:
+        if folder.exists() and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _without_unit_prefix(message: str, entity: EntityConfig, period: FiscalPeriod) -> str:
+    # Control messages name the entity (and period) themselves, for readers used without Airflow;
+    # the task's message names them once, in front.
+    for prefix in (f"{entity.id} {period}: ", f"{entity.id}: "):
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message
 
 
 class _RowCounter:
