@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -47,6 +47,9 @@ CUSTOMER_INSIGHTS = "customer_credit_insights"
 CUSTOMER_PORTFOLIO = "customer_portfolio"
 # Failures listed in the XCom summary and the log; the count is always complete.
 REPORTED_FAILURES = 50
+# What a write-back task does besides the write itself: login, describe, /limits, and the last
+# request of the write running into its own 120 s timeout. execution_timeout = write_deadline + this.
+OUTSIDE_THE_WRITE = timedelta(minutes=5)
 
 
 class SalesforceWriteBackOperator(BaseOperator):
@@ -56,8 +59,15 @@ class SalesforceWriteBackOperator(BaseOperator):
     (upsert, which makes reruns safe). Up to ``bulk_threshold`` records are written with sObject
     Collections, 200 a request; more with a Bulk API 2.0 ingest job. Before writing it reads
     ``/limits`` and refuses to use more than ``max_daily_api_share`` of the org's remaining daily
-    API requests. When the connection does not exist in Airflow, or ``dry_run`` is set, it writes
-    the exact records it would send under the staging root instead.
+    API requests. A dry run (``dry_run``) writes the exact records it would send under the staging
+    root instead; without a dry run the connection must exist.
+
+    Each record is written once even when calls fail and the task is retried: the hook keeps a write
+    journal under the staging root (``salesforce_write_journal/period=<period>/``, one file per task
+    instance, removed when the write completes), so a later try does not send again what an earlier
+    one wrote and continues its Bulk API 2.0 job. The retry budget per layer is stated in
+    ``frontier_provider.hooks.salesforce``; the task's ``execution_timeout`` defaults to
+    ``write_deadline`` plus 5 minutes, and a shorter one shortens the write's deadline to fit.
 
     Returns ``{"mode", "records", "succeeded", "failed", "requests"[, "path"]}`` where ``failed``
     lists up to 50 ``{"key", "code", "message"}`` items.
@@ -76,8 +86,11 @@ class SalesforceWriteBackOperator(BaseOperator):
     :param batch_name: names the dry-run file within the period; defaults to the task id
     :param dry_run: write nothing to Salesforce, only the staged records ("True"/"False" when templated)
     :param transient_retries: how often a record failing with a transient error is sent again
-    :param transient_retry_delay: seconds before the first such retry, doubling each time
+    :param transient_retry_delay: seconds before the first retry of records or of a call, doubling each time
+    :param http_retries: how often one call is repeated after a 5xx, a 429, a dropped connection or a timeout
+    :param max_retry_wait: the longest wait before a retry, also when ``Retry-After`` asks for more
     :param bulk_poll_interval: seconds between Bulk API 2.0 job status checks
+    :param write_deadline: seconds the whole write may take, retries and Bulk job polling included
     """
 
     template_fields: Sequence[str] = ("insights", "insights_path", "period", "dry_run", "batch_name")
@@ -100,9 +113,14 @@ class SalesforceWriteBackOperator(BaseOperator):
         dry_run: bool | str = False,
         transient_retries: int = 3,
         transient_retry_delay: float = 1.0,
+        http_retries: int = 3,
+        max_retry_wait: float = 60.0,
         bulk_poll_interval: float = 5.0,
+        write_deadline: float = 1800.0,
         **kwargs: Any,
     ) -> None:
+        # default_args are already merged into kwargs here: this applies only when neither sets one.
+        kwargs.setdefault("execution_timeout", timedelta(seconds=write_deadline) + OUTSIDE_THE_WRITE)
         super().__init__(**kwargs)
         self.insights = insights
         self.insights_path = insights_path
@@ -118,11 +136,14 @@ class SalesforceWriteBackOperator(BaseOperator):
         self.dry_run = dry_run
         self.transient_retries = transient_retries
         self.transient_retry_delay = transient_retry_delay
+        self.http_retries = http_retries
+        self.max_retry_wait = max_retry_wait
         self.bulk_poll_interval = bulk_poll_interval
+        self.write_deadline = write_deadline
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from frontier_provider.hooks.salesforce import FrontierSalesforceHook
-        from frontier_provider.storage import validate_key
+        from frontier_provider.hooks.salesforce import FrontierSalesforceHook, StagedWriteJournal
+        from frontier_provider.storage import Staging, validate_key
 
         try:
             period = validate_key("period", str(self.period))
@@ -135,7 +156,10 @@ class SalesforceWriteBackOperator(BaseOperator):
             self.salesforce_conn_id,
             transient_retries=self.transient_retries,
             retry_delay=self.transient_retry_delay,
+            http_retries=self.http_retries,
+            max_retry_wait=self.max_retry_wait,
             bulk_poll_interval=self.bulk_poll_interval,
+            write_deadline=self._write_deadline(),
         )
         dry_run = publishing_dry_run(
             dry_run=self.dry_run,
@@ -162,8 +186,9 @@ class SalesforceWriteBackOperator(BaseOperator):
             "Writing %d Account record(s) for period %s (%s, %s)", len(records), period, mode, operation
         )
 
+        journal = StagedWriteJournal(Staging(self.staging_root), period, context["ti"])
         outcome = hook.write_records(
-            ACCOUNT, records, key_field=self.key_field, bulk_threshold=self.bulk_threshold
+            ACCOUNT, records, key_field=self.key_field, bulk_threshold=self.bulk_threshold, journal=journal
         )
         failures = [failure.as_dict() for failure in outcome.failures]
         for failure in outcome.failures[:REPORTED_FAILURES]:
@@ -200,6 +225,20 @@ class SalesforceWriteBackOperator(BaseOperator):
                 raise AirflowFailException(f"{name} must be between 0 and 1, got {share!r}")
         if self.bulk_threshold < 0:
             raise AirflowFailException(f"bulk_threshold must not be negative, got {self.bulk_threshold!r}")
+        self._write_deadline()
+
+    def _write_deadline(self) -> float:
+        """The write's deadline, shortened when the task's execution_timeout would end the task first."""
+        if self.execution_timeout is None:
+            return self.write_deadline
+        fitting = (self.execution_timeout - OUTSIDE_THE_WRITE).total_seconds()
+        if fitting <= 0:
+            raise AirflowFailException(
+                f"execution_timeout {self.execution_timeout} leaves no time to write to Salesforce: give the "
+                f"task at least {OUTSIDE_THE_WRITE} more than the write needs (write_deadline="
+                f"{self.write_deadline:.0f} s)"
+            )
+        return min(self.write_deadline, fitting)
 
     def _field_map(self) -> dict[str, str]:
         try:

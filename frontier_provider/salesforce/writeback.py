@@ -15,6 +15,8 @@ present with ``None`` clears it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -276,6 +278,44 @@ def collection_failure(key: str, result: Mapping[str, Any]) -> RecordFailure | N
     )
 
 
+def batch_digest(sobject: str, key_field: str, records: Sequence[Mapping[str, Any]]) -> str:
+    """A fingerprint of one write request's content: the same records with the same values give the same
+    digest, so a retry recognises a batch an earlier attempt already sent.
+
+    :param sobject: e.g. "Account"
+    :param key_field: "Id" or the external id field
+    :param records: the records of the batch, in the order they are sent
+    """
+    canonical = json.dumps([sobject, key_field, list(records)], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def records_not_yet_written(
+    records: Sequence[Mapping[str, Any]], stored: Mapping[str, Mapping[str, Any]], key_field: str
+) -> list[Mapping[str, Any]]:
+    """The records whose values Salesforce does not hold yet, given what it stores now.
+
+    Used before sending again a request whose outcome is unknown (the connection dropped, a 5xx):
+    a record that already holds every value it was to receive is not written a second time, so
+    its triggers and field history see one write.
+
+    :param records: the records of the request, each holding ``key_field``
+    :param stored: the current values of those records, by key, from a query; a key that is absent
+        has no record yet
+    :param key_field: "Id" or the external id field
+    """
+    pending = []
+    for record in records:
+        current = stored.get(str(record[key_field]))
+        if current is None or any(
+            not _same_value(value, current.get(field))
+            for field, value in record.items()
+            if field != key_field
+        ):
+            pending.append(record)
+    return pending
+
+
 def bulk_failure(key: str, sf_error: str) -> RecordFailure:
     """Parse a Bulk API 2.0 ``sf__Error`` cell: ``CODE:message:fields``."""
     code, _, rest = (sf_error or "").partition(":")
@@ -327,6 +367,14 @@ def _number(value: Any, spec: FieldSpec) -> float | int:
     # Salesforce rounds to the field's scale when it stores the value; rounding here makes the
     # staged dry-run records and the Account show the same figure.
     return round(float(value), spec.scale) if spec.scale is not None else float(value)
+
+
+def _same_value(sent: Any, stored: Any) -> bool:
+    # The query returns numbers as JSON numbers (7 and 7.0 are one value) and dates as ISO text,
+    # the forms build_account_records already sends.
+    if isinstance(sent, (int, float)) and isinstance(stored, (int, float)):
+        return float(sent) == float(stored)
+    return sent == stored
 
 
 def _utf16_length(text: str) -> int:

@@ -15,11 +15,17 @@ real sockets. It implements:
 - injectable trouble: sessions that expire after N requests (INVALID_SESSION_ID),
   UNABLE_TO_LOCK_ROW on chosen records N times, permanent per-record errors,
   REQUEST_LIMIT_EXCEEDED after N requests;
-- a request log and the stored Accounts, which tests assert on.
+- targeted faults for fault matrices (``inject_fault``): the n-th request of one kind is
+  answered with an expired session (401 INVALID_SESSION_ID), a 429 or a 503 with
+  ``Retry-After``, or a connection closed without any answer, either before the request is
+  handled or after (applied, then the answer lost);
+- a request log, the stored Accounts, how often each Account was written (``writes``) and the
+  Bulk jobs, which tests assert on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import csv
 import io
@@ -34,7 +40,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -46,6 +52,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from frontier_provider.salesforce.demo import demo_accounts
 
@@ -56,6 +63,11 @@ SECURITY_TOKEN = "TOKEN123"
 CONSUMER_KEY = "frontier-consumer-key"
 CONSUMER_SECRET = "frontier-consumer-secret"
 COLLECTION_LIMIT = 200
+# The fault names of tests/faults.py.
+FAULTS = ("expired_session", "rate_limited", "unavailable", "connection_dropped")
+CONNECTION_DROPPED = 0
+"""The status a request whose connection was closed without an answer is logged with."""
+_TRANSPORT = "fake_salesforce_transport"
 
 
 def _field(
@@ -110,6 +122,14 @@ class LoggedRequest:
     records: int = 0
 
 
+@dataclass(frozen=True)
+class InjectedFault:
+    """One fault to answer one request with; see ``FakeSalesforce.inject_fault``."""
+
+    fault: str
+    after_processing: bool = False
+
+
 class RecordError(Exception):
     def __init__(self, code: str, message: str, fields: Iterable[str] = ()) -> None:
         super().__init__(message)
@@ -122,15 +142,28 @@ class FakeSalesforce:
     :param query_page_size: records per query page (Salesforce: up to 2,000)
     :param child_page_size: subquery records per Account before the subquery pages
     :param daily_api_max: the org's DailyApiRequests allocation
+    :param retry_after: the ``Retry-After`` seconds an injected 429 or 503 asks for
+    :param bulk_polls_in_progress: status checks that see a closed Bulk job still running
     """
 
     def __init__(
-        self, *, query_page_size: int = 2000, child_page_size: int = 200, daily_api_max: int = 1_000_000
+        self,
+        *,
+        query_page_size: int = 2000,
+        child_page_size: int = 200,
+        daily_api_max: int = 1_000_000,
+        retry_after: int = 1,
+        bulk_polls_in_progress: int = 0,
     ) -> None:
         self.query_page_size = query_page_size
         self.child_page_size = child_page_size
         self.daily_api_max = daily_api_max
+        self.retry_after = retry_after
+        self.bulk_polls_in_progress = bulk_polls_in_progress
         self.daily_api_remaining = daily_api_max
+        self.writes: Counter[str] = Counter()
+        self._faults: dict[tuple[str, int], InjectedFault] = {}
+        self._served: Counter[str] = Counter()
         self.accounts: dict[str, dict[str, Any]] = {}
         self.opportunities: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[LoggedRequest] = []
@@ -172,6 +205,7 @@ class FakeSalesforce:
         )
         config = uvicorn.Config(
             app,
+            http=_DroppableH11Protocol,
             ssl_certfile=str(folder / "cert.pem"),
             ssl_keyfile=str(folder / "key.pem"),
             log_level="warning",
@@ -265,6 +299,32 @@ class FakeSalesforce:
         with self._lock:
             self.requests.clear()
 
+    def reset(self) -> None:
+        """Forget every Account, job, session, request, fault and counter: a fresh org on the same server."""
+        with self._lock:
+            self.accounts.clear()
+            self.opportunities.clear()
+            self.requests.clear()
+            self.jobs.clear()
+            self.sessions.clear()
+            self.locked.clear()
+            self.rejected.clear()
+            self.writes.clear()
+            self._faults.clear()
+            self._served.clear()
+            self._cursors.clear()
+            self.logins = 0
+            self.daily_api_remaining = self.daily_api_max
+            self._expire_after = self._limit_after = None
+
+    def open_jobs(self) -> list[str]:
+        """Ids of Bulk jobs that are not finished: Open, UploadComplete or InProgress."""
+        return [
+            job_id
+            for job_id, job in self.jobs.items()
+            if job["state"] not in ("JobComplete", "Aborted", "Failed")
+        ]
+
     # -- injectable trouble -------------------------------------------------------------------------------
     def expire_sessions_after(self, requests: int) -> None:
         """Invalidate every session once ``requests`` more authenticated requests have been served."""
@@ -284,6 +344,25 @@ class FakeSalesforce:
         """Answer REQUEST_LIMIT_EXCEEDED to every API request after the next ``requests``."""
         self._limit_after = requests
 
+    def inject_fault(
+        self, kind: str, fault: str, *, occurrence: int = 1, after_processing: bool = False
+    ) -> None:
+        """Answer the ``occurrence``-th request of ``kind`` (see LoggedRequest; counted since the last
+        ``reset``, retries included) with ``fault``.
+
+        - "expired_session": every session ends and the request gets 401 INVALID_SESSION_ID; on a
+          login, the login succeeds but hands out a session that has already expired;
+        - "rate_limited" / "unavailable": 429 / 503 with ``Retry-After``;
+        - "connection_dropped": the connection is closed without any answer.
+
+        :param after_processing: handle the request first (its writes are applied), then answer with
+            the fault, as when the answer is lost on its way back
+        """
+        if fault not in FAULTS or occurrence < 1:
+            raise ValueError(f"unknown fault {fault!r} or occurrence {occurrence}")
+        with self._lock:
+            self._faults[(kind, occurrence)] = InjectedFault(fault, after_processing)
+
     # -- HTTP ---------------------------------------------------------------------------------------------
     async def _endpoint(self, request: Request) -> Response:
         body = await request.body()
@@ -291,24 +370,38 @@ class FakeSalesforce:
         with self._lock:
             status, payload, content_type, kind, records = self._dispatch(request, path, body)
             self.requests.append(LoggedRequest(request.method, path, kind, status, records))
+        if status == CONNECTION_DROPPED:
+            # Close the socket without a byte of answer, then wait until the server has noticed, so that
+            # nothing is written to the closed connection.
+            request.scope["state"][_TRANSPORT].close()
+            await asyncio.wait_for(request.receive(), timeout=10)
+            return Response(b"")
+        headers = {}
+        if status in (429, 503):
+            headers["Retry-After"] = str(self.retry_after)
         if isinstance(payload, (dict, list)):
             payload = json.dumps(payload)
-        return Response(payload, status_code=status, media_type=content_type)
+        return Response(payload, status_code=status, media_type=content_type, headers=headers)
 
     def _dispatch(self, request: Request, path: str, body: bytes) -> tuple[int, Any, str, str, int]:
         for method, pattern, handler, kind, authenticated in self._routes():
             match = pattern.fullmatch(path)
             if match is None or request.method != method:
                 continue
-            if authenticated:
-                refusal = self._refuse(request, limits=(kind == "limits"))
-                if refusal is not None:
-                    return (*refusal, kind, 0)
-            try:
-                status, payload, content_type, records = handler(request, body, **match.groupdict())
-            except RecordError as err:
-                status, payload, content_type, records = 400, [_error(err.code, err.message)], _JSON, 0
-            return status, payload, content_type, kind, records
+            self._served[kind] += 1
+            fault = self._faults.pop((kind, self._served[kind]), None)
+            expiring_login = fault is not None and fault.fault == "expired_session" and kind == "login"
+            if fault is not None and not fault.after_processing and not expiring_login:
+                return (*_fault_answer(fault.fault), kind, 0)
+            answer = self._handle(request, path, body, handler, kind, authenticated, match)
+            if fault is None:
+                return answer
+            if expiring_login:
+                self.sessions.clear()  # the session just handed out has already expired
+                return answer
+            if fault.fault == "expired_session":
+                self.sessions.clear()
+            return (*_fault_answer(fault.fault), kind, answer[4])
         return (
             404,
             [_error("NOT_FOUND", f"The requested resource does not exist: {path}")],
@@ -316,6 +409,26 @@ class FakeSalesforce:
             "unknown",
             0,
         )
+
+    def _handle(
+        self,
+        request: Request,
+        path: str,
+        body: bytes,
+        handler: Any,
+        kind: str,
+        authenticated: bool,
+        match: re.Match,
+    ) -> tuple[int, Any, str, str, int]:
+        if authenticated:
+            refusal = self._refuse(request, limits=(kind == "limits"))
+            if refusal is not None:
+                return (*refusal, kind, 0)
+        try:
+            status, payload, content_type, records = handler(request, body, **match.groupdict())
+        except RecordError as err:
+            status, payload, content_type, records = 400, [_error(err.code, err.message)], _JSON, 0
+        return status, payload, content_type, kind, records
 
     def _routes(self) -> list[tuple[str, re.Pattern, Any, str, bool]]:
         api = r"/services/data/v[\d.]+"
@@ -338,6 +451,7 @@ class FakeSalesforce:
             ("PATCH", api + r"/composite/sobjects/?", self._collection, "collections"),
             ("PATCH", api + r"/composite/sobjects/Account/(?P<field>\w+)/?", self._collection, "collections"),
             ("POST", api + r"/jobs/ingest/?", self._bulk_create, "bulk_create"),
+            ("GET", api + r"/jobs/ingest/?", self._bulk_list, "bulk_list"),
             ("PUT", job + r"/batches/?", self._bulk_upload, "bulk_upload"),
             ("PATCH", job + r"/?", self._bulk_state, "bulk_state"),
             ("GET", job + r"/?", self._bulk_job, "bulk_job"),
@@ -558,8 +672,10 @@ class FakeSalesforce:
             "columnDelimiter": spec.get("columnDelimiter", "COMMA"),
             "apiVersion": float(API_VERSION),
             "contentUrl": f"services/data/v{API_VERSION}/jobs/ingest/{job_id}/batches",
+            "createdDate": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
             "numberRecordsProcessed": 0,
             "numberRecordsFailed": 0,
+            "_polls_in_progress": self.bulk_polls_in_progress,
             "_data": [],
             "_successful": [],
             "_failed": [],
@@ -580,12 +696,15 @@ class FakeSalesforce:
         if job is None:
             return 404, [_error("NOT_FOUND", "no such job")], _JSON, 0
         state = json.loads(body).get("state")
-        if state == "Aborted":
+        if state == "Aborted" and job["state"] == "Open":
+            # An aborted Open job never processes its data.
             job["state"] = "Aborted"
         elif state == "UploadComplete" and job["state"] == "Open":
-            # Salesforce processes the job asynchronously; processing it on close lets the
-            # client's first status check see JobComplete.
+            # Salesforce processes the job asynchronously. The fake applies the records on close;
+            # the first ``bulk_polls_in_progress`` status checks still see the job running.
             self._process(job)
+            if job["_polls_in_progress"]:
+                job["state"] = "UploadComplete"
         else:
             return 400, [_error("INVALIDJOBSTATE", f"cannot move a {job['state']} job to {state}")], _JSON, 0
         return 200, _job_info(job), _JSON, 0
@@ -594,7 +713,17 @@ class FakeSalesforce:
         job = self.jobs.get(job_id)
         if job is None:
             return 404, [_error("NOT_FOUND", "no such job")], _JSON, 0
+        if job["state"] in ("UploadComplete", "InProgress"):
+            if job["_polls_in_progress"]:
+                job["_polls_in_progress"] -= 1
+                job["state"] = "InProgress"
+            else:
+                job["state"] = "JobComplete"
         return 200, _job_info(job), _JSON, 0
+
+    def _bulk_list(self, request: Request, body: bytes) -> tuple[int, Any, str, int]:
+        jobs = [_job_info(job) for job in self.jobs.values()]
+        return 200, {"done": True, "records": jobs, "nextRecordsUrl": None}, _JSON, 0
 
     def _bulk_results(
         self, request: Request, body: bytes, job_id: str, result: str
@@ -616,7 +745,6 @@ class FakeSalesforce:
         return 200, buffer.getvalue(), "text/csv", 0
 
     def _process(self, job: dict[str, Any]) -> None:
-        job["state"] = "InProgress"
         key_field = job["externalIdFieldName"]
         for text in job["_data"]:
             reader = csv.DictReader(io.StringIO(text))
@@ -664,8 +792,11 @@ class FakeSalesforce:
             self.accounts[record_id] = account
             self.opportunities[record_id] = []
             account.update(cleaned)
+            self.writes[record_id] += 1
             return True, record_id
         account.update(cleaned)
+        # Every applied write fires the Account's triggers and field history, changed values or not.
+        self.writes[account["Id"]] += 1
         return False, account["Id"]
 
 
@@ -684,6 +815,12 @@ def _matches(account: dict[str, Any], where: str | None) -> bool:
     if not where:
         return True
     for condition in re.split(r"\s+AND\s+", where.strip(), flags=re.I):
+        listed = _IN_CONDITION.fullmatch(condition.strip())
+        if listed is not None:
+            values = [re.sub(r"\\(.)", r"\1", v) for v in _QUOTED.findall(listed["values"])]
+            if account.get(listed["field"]) not in values:
+                return False
+            continue
         parsed = _CONDITION.fullmatch(condition.strip())
         if parsed is None:
             raise ValueError(
@@ -695,6 +832,10 @@ def _matches(account: dict[str, Any], where: str | None) -> bool:
         if equal != (parsed["op"] == "="):
             return False
     return True
+
+
+_IN_CONDITION = re.compile(r"(?P<field>\w+)\s+IN\s*\((?P<values>[^)]*)\)", re.I | re.S)
+_QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'")
 
 
 def _checked(field: str, value: Any) -> Any:
@@ -745,6 +886,25 @@ def _csv_value(field: str, cell: str) -> Any:
 
 def _error(code: str, message: str) -> dict[str, str]:
     return {"message": message, "errorCode": code}
+
+
+def _fault_answer(fault: str) -> tuple[int, Any, str]:
+    if fault == "expired_session":
+        return 401, [_error("INVALID_SESSION_ID", "Session expired or invalid")], _JSON
+    if fault == "rate_limited":
+        return 429, [_error("TOO_MANY_REQUESTS", "Too many requests; retry later")], _JSON
+    if fault == "unavailable":
+        return 503, [_error("SERVER_UNAVAILABLE", "Server temporarily unavailable")], _JSON
+    return CONNECTION_DROPPED, b"", _JSON
+
+
+class _DroppableH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, handing each request its connection's transport so that a fault can
+    close the socket without answering (an ASGI app alone can only send some answer)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.app_state = {**self.app_state, _TRANSPORT: transport}
 
 
 def _attributes(sobject: str, record_id: str) -> dict[str, str]:

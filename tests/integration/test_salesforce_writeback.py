@@ -34,9 +34,11 @@ def salesforce(monkeypatch: pytest.MonkeyPatch, staging_root):
 
 
 class RecordingTaskInstance:
-    """Stands in for the task instance in the context: keeps what the operator pushes to XCom."""
+    """Stands in for the task instance in the context: its identity, and what the operator pushes to XCom."""
 
-    def __init__(self) -> None:
+    def __init__(self, run_id: str = "manual__2025-01-01T06:00:00+00:00") -> None:
+        self.dag_id, self.task_id, self.map_index = "frontier_financial_close", "writeback", -1
+        self.run_id = run_id
         self.xcom: dict[str, object] = {}
 
     def xcom_push(self, key: str, value: object) -> None:
@@ -186,16 +188,32 @@ def test_an_expired_session_means_one_fresh_login_and_the_call_is_repeated(sales
     ]
 
 
-def test_an_expired_session_during_a_bulk_job_is_recovered(salesforce) -> None:
-    salesforce.seed_demo(2100)
-    # describe, limits, job creation; the upload meets an expired session.
-    salesforce.expire_sessions_after(3)
+def bulk_written_once(salesforce, insights: list[dict]) -> None:
+    """Each insight's Account holds its values and was written exactly once, by one finished job."""
+    assert [job["state"] for job in salesforce.jobs.values()] == ["JobComplete"]
+    assert {key: salesforce.writes[key] for key in (i["key"] for i in insights)} == {
+        i["key"]: 1 for i in insights
+    }
+    assert all(salesforce.accounts[i["key"]]["Frontier_Risk_Level__c"] == "moderate" for i in insights)
 
-    summary = write_back(insights=insights_for(2100))
 
-    assert (summary["mode"], summary["succeeded"]) == ("bulk", 2100)
+@pytest.mark.parametrize(
+    ("kind", "occurrence"),
+    [("bulk_upload", 1), ("bulk_state", 1), ("bulk_job", 1), ("bulk_job", 2)],
+    ids=["upload", "close", "first status check", "second status check"],
+)
+def test_an_expired_session_during_a_bulk_job_continues_the_same_job(salesforce, kind, occurrence) -> None:
+    salesforce.seed_demo(30)
+    salesforce.bulk_polls_in_progress = 1
+    salesforce.inject_fault(kind, "expired_session", occurrence=occurrence)
+    insights = insights_for(30)
+
+    summary = write_back(insights=insights, bulk_threshold=10)
+
+    assert (summary["mode"], summary["succeeded"], summary["failed"]) == ("bulk", 30, [])
     assert salesforce.logins == 2
-    assert [job["state"] for job in salesforce.jobs.values()] == ["Open", "JobComplete"]
+    assert salesforce.count("bulk_create") == 1
+    bulk_written_once(salesforce, insights)
 
 
 def test_an_exhausted_daily_api_allocation_fails_clearly_without_retry(salesforce) -> None:
