@@ -1,16 +1,29 @@
 """Publish the close's analysis to Tableau as a Hyper datasource, then refresh what depends on it.
 
-Publishing is idempotent per fiscal period. In ``update`` mode the first load
-publishes the datasource (CreateNew); every later load replaces exactly its
-period's rows through Tableau's Hyper update API (delete the period, insert
-the new rows, one job) with a request id derived from datasource, period and
-content, so a retried call is applied once and a rerun leaves one set of rows.
-``overwrite`` mode republishes the whole extract as a snapshot.
+Publishing is idempotent per (period, entity). In ``update`` mode the first load
+publishes the datasource (CreateNew); every later load replaces exactly the
+rows of its period and its entities through Tableau's Hyper update API (delete
+those rows, insert the new ones, one job): a run for some entities leaves every
+other entity's rows, and every other period, as they are. Each update call gets
+a fresh request id; only the retries of that one HTTP call reuse it, so Tableau
+runs a retried call once while a later rerun, even with content sent before,
+runs again. The delete+insert is what makes reruns idempotent.
+``overwrite`` mode republishes the whole datasource as a snapshot of every
+analysis staged under the staging root (the run's own analyses included), so an
+overwrite from a run for some entities or one period loses no other rows.
+
+Retry budget: every Tableau call goes through
+:meth:`frontier_provider.hooks.tableau.FrontierTableauHook.call` (4 attempts per
+call, backoff 2-30 s with jitter, Retry-After honoured up to 60 s, one fresh
+sign-in after a 401, 900 s per request); the task's Airflow retries come on top.
+Waiting for Tableau's jobs is bounded: ``job_timeout`` for the update job,
+``timeout`` for refresh jobs, after which the task fails, without retries,
+naming the jobs still running.
 
 Both operators run in the one-slot ``tableau`` pool: a personal access token
-holds one session at a time, and a second sign-in ends the first.
-Without a Tableau connection (or with ``dry_run``) nothing is sent: the
-extract is written under staging and the log says what would have happened.
+holds one session at a time, and a second sign-in ends the first. A dry run
+(asked for with ``dry_run``) sends nothing: the extract is written under
+staging and the log says what would have happened.
 """
 
 from __future__ import annotations
@@ -18,19 +31,28 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from airflow.configuration import conf
 from airflow.providers.tableau.hooks.tableau import TableauJobFailedException
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError
+from frontier_provider.operators.close import ANALYSIS
 from frontier_provider.publishing import publishing_dry_run
 from frontier_provider.storage import Staging, staged_path
-from frontier_provider.tableau.jobs import SUCCEEDED, job_failure_message, job_state
-from frontier_provider.tableau.rows import AnalysisDocumentError, AnalysisRow, analysis_rows, rows_digest
+from frontier_provider.tableau.jobs import SUCCEEDED, job_failure_message, job_state, job_timeout_message
+from frontier_provider.tableau.rows import (
+    AnalysisDocumentError,
+    AnalysisRow,
+    analysis_row,
+    analysis_rows,
+    rows_digest,
+)
 
 DEFAULT_DATASOURCE = "Frontier Financial Analysis"
 TABLEAU_POOL = "tableau"
@@ -39,29 +61,34 @@ STAGING_ENTITY = "frontier_analysis"
 UPDATE = "update"
 OVERWRITE = "overwrite"
 PUBLISH_MODES = (UPDATE, OVERWRITE)
-# Tableau answers a refresh of an item whose refresh is already queued or running with this code.
-REFRESH_ALREADY_QUEUED = "409093"
-_JOB_POLL_INTERVAL = 2.0
-# Earlier failed update jobs a rerun steps past before it reports the failure it gets back.
-_MAX_FAILED_REPLAYS = 10
+# Seconds to wait for Tableau's jobs before failing the task (update job; refresh jobs by default).
+DEFAULT_JOB_TIMEOUT = 3600.0
+
+
+class TableauJobTimeoutError(AirflowFailException):
+    """Tableau jobs outlasted the task's timeout; they may be stuck, which a retry cannot fix."""
 
 
 class TableauPublishOperator(BaseOperator):
     """Publish one fiscal period's analysis results to a Tableau Hyper datasource.
 
     :param period: the fiscal period, e.g. ``"2024-12"``.
-    :param analysis_paths: staged analysis JSON documents (object-storage URLs or local paths).
+    :param analysis_paths: staged analysis JSON documents (object-storage URLs or local paths): a
+        list, or a string holding a JSON list (a template rendered without native objects), or a
+        string holding one path.
     :param datasource_name: the published datasource's name.
     :param project_name: the Tableau project that holds it.
     :param create_project: create the project when the site has none of that name.
-    :param mode: ``"update"`` replaces the period's rows (publishing the datasource on first load);
-        ``"overwrite"`` republishes the whole extract from ``analysis_paths``.
-    :param tableau_conn_id: the Airflow connection of type ``tableau``; when it is not defined the
-        task runs dry.
+    :param mode: ``"update"`` replaces the rows of the period and the analyses' entities (publishing
+        the datasource on first load); ``"overwrite"`` republishes the whole datasource from every
+        analysis staged under the staging root, ``analysis_paths`` included.
+    :param tableau_conn_id: the Airflow connection of type ``tableau``; a missing connection fails the
+        task unless a dry run was asked for.
     :param site_id: the site's content URL; defaults to the connection's ``site_id`` extra.
     :param staging_root: staging root URL or path; defaults to ``$FRONTIER_STAGING_ROOT``.
     :param dry_run: write the extract and log what would be published, but send nothing.
-    :param job_timeout: seconds to wait for Tableau's update job before failing.
+    :param job_timeout: seconds to wait for Tableau's update job before failing without retries.
+    :param poll_interval: seconds between checks of the update job.
     """
 
     template_fields: Sequence[str] = (
@@ -81,7 +108,7 @@ class TableauPublishOperator(BaseOperator):
         self,
         *,
         period: str,
-        analysis_paths: list[str],
+        analysis_paths: list[str] | str,
         datasource_name: str = DEFAULT_DATASOURCE,
         project_name: str = "Finance",
         create_project: bool = False,
@@ -90,7 +117,8 @@ class TableauPublishOperator(BaseOperator):
         site_id: str | None = None,
         staging_root: str | None = None,
         dry_run: bool | str = False,
-        job_timeout: float = 3600,
+        job_timeout: float = DEFAULT_JOB_TIMEOUT,
+        poll_interval: float = 2.0,
         pool: str = TABLEAU_POOL,
         **kwargs: Any,
     ) -> None:
@@ -106,6 +134,7 @@ class TableauPublishOperator(BaseOperator):
         self.staging_root = staging_root
         self.dry_run = dry_run
         self.job_timeout = job_timeout
+        self.poll_interval = poll_interval
 
     def execute(self, context: Any) -> dict[str, Any]:
         # Imported here, not at module level: tableauhyperapi is slow to import and DAG files import
@@ -115,14 +144,16 @@ class TableauPublishOperator(BaseOperator):
         period = _parse_period(self.period)
         if self.mode not in PUBLISH_MODES:
             raise AirflowFailException(f"mode must be one of {PUBLISH_MODES}, got {self.mode!r}")
-        rows = self._read_rows(period)
         staging = Staging(self.staging_root)
+        rows = self._read_rows(period, rendered_list(self.analysis_paths, "analysis_paths"), staging)
+        entities = sorted({row["Entity"] for row in rows})
         summary: dict[str, Any] = {
             "mode": self.mode,
             "period": period,
             "datasource": self.datasource_name,
             "project": self.project_name,
             "rows": len(rows),
+            "entities": entities,
             "content_digest": rows_digest(rows),
             "datasource_id": None,
             "action": None,
@@ -146,37 +177,41 @@ class TableauPublishOperator(BaseOperator):
                     self.datasource_name,
                     self.project_name,
                     self.mode,
-                    "replace the period's rows" if self.mode == UPDATE else "replace the whole datasource",
+                    f"replace the rows of entities {', '.join(entities)}"
+                    if self.mode == UPDATE
+                    else "replace the whole datasource",
                     staged,
                 )
                 return {**summary, "dry_run": True}
-            summary.update(self._publish(period, extract, summary["content_digest"]))
+            summary.update(self._publish(period, entities, extract))
         self.log.info(
-            "Tableau datasource %r (%s) in project %r: %s of period %s, %d rows, job %s, request id %s",
+            "Tableau datasource %r (%s) in project %r: %s of period %s, %d rows of entities %s, job %s, "
+            "request id %s",
             self.datasource_name,
             summary["datasource_id"],
             self.project_name,
             summary["action"],
             period,
             len(rows),
+            ", ".join(entities),
             summary["job_id"],
             summary["request_id"],
         )
         return summary
 
-    def _read_rows(self, period: str) -> list[AnalysisRow]:
-        paths = _as_path_list(self.analysis_paths)
+    def _read_rows(self, period: str, paths: list[str], staging: Staging) -> list[AnalysisRow]:
         if not paths:
             raise AirflowFailException(f"no analysis documents given for period {period}: nothing to publish")
-        documents = [_read_document(path) for path in paths]
         try:
-            rows = analysis_rows(documents)
+            rows = analysis_rows(_read_document(path) for path in paths)
+            if self.mode == OVERWRITE:
+                rows = self._snapshot_rows(rows, staging)
         except AnalysisDocumentError as error:
             raise AirflowFailException(
                 f"cannot build the Tableau extract for period {period}: {error}"
             ) from error
         if self.mode == UPDATE:
-            # The update deletes exactly this period's rows; a row of another period would pile up on reruns.
+            # The update replaces this period's rows only; a row of another period would pile up on reruns.
             strays = sorted({f"{row['Entity']} ({row['Period']})" for row in rows if row["Period"] != period})
             if strays:
                 raise AirflowFailException(
@@ -185,51 +220,69 @@ class TableauPublishOperator(BaseOperator):
                 )
         return rows
 
-    def _publish(self, period: str, extract: Path, content_digest: str) -> dict[str, Any]:
+    def _snapshot_rows(self, run_rows: list[AnalysisRow], staging: Staging) -> list[AnalysisRow]:
+        """The run's rows plus those of every other (period, entity) staged under the staging root."""
+        snapshot = {(row["Period"], row["Entity"]): row for row in run_rows}
+        staged = sorted((staging.root / ANALYSIS).glob("period=*/entity=*.json"), key=str)
+        for path in staged:
+            row = analysis_row(_read_document(str(path)))
+            snapshot.setdefault((row["Period"], row["Entity"]), row)
+        self.log.info(
+            "Overwrite snapshot: %d rows, %d from this run and %d staged earlier under %s",
+            len(snapshot),
+            len(run_rows),
+            len(snapshot) - len(run_rows),
+            staging.root / ANALYSIS,
+        )
+        return [snapshot[key] for key in sorted(snapshot)]
+
+    def _publish(self, period: str, entities: list[str], extract: Path) -> dict[str, Any]:
         from tableauserverclient import DatasourceItem, Server
         from tableauserverclient.server.endpoint.exceptions import ServerResponseError
 
         from frontier_provider.hooks.tableau import FrontierTableauHook
-        from frontier_provider.tableau.hyper import update_request_id
 
+        name = self.datasource_name
         with FrontierTableauHook(site_id=self.site_id, tableau_conn_id=self.tableau_conn_id) as hook:
             server = hook.server
-            project = self._project(server)
-            existing = _find_datasource(server, self.datasource_name, project.id)
+            project = self._project(hook)
+            existing = hook.call(
+                f"find datasource {name!r}", lambda: _find_datasource(server, name, project.id)
+            )
             if self.mode == OVERWRITE:
-                item = DatasourceItem(project.id, self.datasource_name)
-                published = server.datasources.publish(item, str(extract), Server.PublishMode.Overwrite)
+                published = hook.call(
+                    f"publish datasource {name!r} (Overwrite)",
+                    lambda: server.datasources.publish(
+                        DatasourceItem(project.id, name), str(extract), Server.PublishMode.Overwrite
+                    ),
+                )
                 return {"action": "overwrite", "datasource_id": published.id}
             if existing is None:
                 try:
-                    item = DatasourceItem(project.id, self.datasource_name)
-                    published = server.datasources.publish(item, str(extract), Server.PublishMode.CreateNew)
+                    published = hook.call(
+                        f"publish datasource {name!r} (CreateNew)",
+                        lambda: server.datasources.publish(
+                            DatasourceItem(project.id, name), str(extract), Server.PublishMode.CreateNew
+                        ),
+                    )
                     return {"action": "create", "datasource_id": published.id}
                 except ServerResponseError as error:
-                    # Published meanwhile (a retry whose first response was lost): update it instead.
-                    existing = _find_datasource(server, self.datasource_name, project.id)
-                    if not str(error.code).startswith("409") or existing is None:
+                    # 409: published meanwhile, e.g. by a retry of this call whose first answer was lost.
+                    # Replacing the rows of this period and these entities gives the same end state.
+                    if not str(error.code).startswith("409"):
                         raise
-            request_id = update_request_id(existing.id, period, content_digest)
-            job = self._update_period(server, existing, period, extract, request_id)
-            for _ in range(_MAX_FAILED_REPLAYS):
-                replayed = job_state(job)
-                if not replayed.finished or replayed.outcome == SUCCEEDED:
-                    break
-                # Tableau answers a request id it has seen with that request's job, so after a failed
-                # update an unchanged rerun would only get the old failure back. The next id is derived
-                # from the failed job: a retry of the new call is still applied once.
-                self.log.warning(
-                    "Request %s already ran as job %s and %s; sending the update again",
-                    request_id,
-                    job.id,
-                    replayed.outcome,
-                )
-                request_id = update_request_id(existing.id, period, f"{content_digest}:after:{job.id}")
-                job = self._update_period(server, existing, period, extract, request_id)
-            resource = f"datasource {self.datasource_name!r} (period {period} rows, request id {request_id})"
+                    existing = hook.call(
+                        f"find datasource {name!r}", lambda: _find_datasource(server, name, project.id)
+                    )
+                    if existing is None:
+                        raise
+            job, request_id = self._replace_rows(hook, existing, period, entities, extract)
+            resource = (
+                f"datasource {name!r} (period {period}, entities {', '.join(entities)}, "
+                f"request id {request_id})"
+            )
             wait_for_jobs(
-                server, {job.id: resource}, poll_interval=_JOB_POLL_INTERVAL, timeout=self.job_timeout
+                hook, {job.id: resource}, poll_interval=self.poll_interval, timeout=self.job_timeout
             )
             return {
                 "action": "update",
@@ -238,26 +291,38 @@ class TableauPublishOperator(BaseOperator):
                 "request_id": request_id,
             }
 
-    def _update_period(
-        self, server: Any, datasource: Any, period: str, extract: Path, request_id: str
-    ) -> Any:
-        from frontier_provider.tableau.hyper import replace_period_actions
+    def _replace_rows(
+        self, hook: Any, datasource: Any, period: str, entities: list[str], extract: Path
+    ) -> tuple[Any, str]:
+        from frontier_provider.tableau.hyper import replace_rows_actions
 
+        # One request id per update this try decides to make: the hook's retries of this one call reuse it
+        # (Tableau runs it once); the next try or rerun sends a new one, so its delete+insert runs again.
+        request_id = f"frontier-{uuid.uuid4()}"
+        actions = replace_rows_actions(period, entities)
         self.log.info(
-            "Replacing period %s in datasource %r (%s), request id %s",
+            "Replacing the rows of period %s, entities %s, in datasource %r (%s), request id %s",
             period,
+            ", ".join(entities),
             self.datasource_name,
             datasource.id,
             request_id,
         )
-        return server.datasources.update_hyper_data(
-            datasource, request_id=request_id, actions=replace_period_actions(period), payload=str(extract)
+        job = hook.call(
+            f"update datasource {self.datasource_name!r} (request id {request_id})",
+            lambda: hook.server.datasources.update_hyper_data(
+                datasource, request_id=request_id, actions=actions, payload=str(extract)
+            ),
         )
+        return job, request_id
 
-    def _project(self, server: Any) -> Any:
+    def _project(self, hook: Any) -> Any:
         from tableauserverclient import ProjectItem
 
-        matches = list(server.projects.filter(name=self.project_name))
+        matches = hook.call(
+            f"find project {self.project_name!r}",
+            lambda: list(hook.server.projects.filter(name=self.project_name)),
+        )
         # Nested projects may share a name; the datasource lives in the top-level one.
         top_level = [project for project in matches if not project.parent_id] or matches
         if top_level:
@@ -268,22 +333,27 @@ class TableauPublishOperator(BaseOperator):
                 "create_project=True"
             )
         self.log.info("Creating Tableau project %r", self.project_name)
-        return server.projects.create(ProjectItem(name=self.project_name))
+        return hook.server.projects.create(ProjectItem(name=self.project_name))
 
 
 class TableauRefreshOperator(BaseOperator):
-    """Refresh Tableau workbooks and datasources by name and wait for their jobs.
+    """Refresh Tableau workbooks and datasources by name and wait, at most ``timeout``, for their jobs.
 
-    A refresh that Tableau reports as already queued (error 409093) is skipped
-    with a log line: the queued refresh will pick up the new data.
+    A refresh that Tableau reports as already queued (error 409093, which Tableau also answers to a
+    refresh repeated after its first answer was lost) is not started twice: it is logged and listed
+    as skipped, and the queued refresh picks up the new data. Waiting ends in failure, without
+    retries, when jobs still run after ``timeout`` seconds; the message names them.
 
-    :param workbooks: names of workbooks to refresh.
-    :param datasources: names of datasources to refresh.
-    :param tableau_conn_id: the Airflow connection of type ``tableau``; when it is not defined the
-        task runs dry.
+    :param workbooks: names of workbooks to refresh: a list, or a string holding a JSON list (a
+        template rendered without native objects), or a string holding one name.
+    :param datasources: names of datasources to refresh, in the same forms.
+    :param tableau_conn_id: the Airflow connection of type ``tableau``; a missing connection fails the
+        task unless a dry run was asked for.
     :param site_id: the site's content URL; defaults to the connection's ``site_id`` extra.
-    :param deferrable: wait in the triggerer, releasing the worker slot.
+    :param deferrable: wait in the triggerer, releasing the worker slot; defaults to Airflow's
+        ``[operators] default_deferrable``.
     :param poll_interval: seconds between job status checks.
+    :param timeout: seconds to wait for the refresh jobs, deferred or not, before failing.
     :param dry_run: log what would be refreshed, but send nothing.
     """
 
@@ -293,28 +363,31 @@ class TableauRefreshOperator(BaseOperator):
     def __init__(
         self,
         *,
-        workbooks: Iterable[str] = (),
-        datasources: Iterable[str] = (),
+        workbooks: Sequence[str] | str = (),
+        datasources: Sequence[str] | str = (),
         tableau_conn_id: str = "tableau_default",
         site_id: str | None = None,
-        deferrable: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 30,
+        timeout: float = DEFAULT_JOB_TIMEOUT,
         dry_run: bool | str = False,
         pool: str = TABLEAU_POOL,
         **kwargs: Any,
     ) -> None:
         super().__init__(pool=pool, **kwargs)
-        self.workbooks = list(workbooks)
-        self.datasources = list(datasources)
+        # Kept as given: a template string is rendered after __init__ and validated in execute.
+        self.workbooks = workbooks
+        self.datasources = datasources
         self.tableau_conn_id = tableau_conn_id
         self.site_id = site_id
         self.deferrable = deferrable
         self.poll_interval = poll_interval
+        self.timeout = timeout
         self.dry_run = dry_run
 
     def execute(self, context: Any) -> dict[str, Any]:
-        targets = [("workbook", name) for name in _as_path_list(self.workbooks)]
-        targets += [("datasource", name) for name in _as_path_list(self.datasources)]
+        targets = [("workbook", name) for name in rendered_list(self.workbooks, "workbooks")]
+        targets += [("datasource", name) for name in rendered_list(self.datasources, "datasources")]
         summary: dict[str, Any] = {"jobs": {}, "skipped": [], "dry_run": False}
         if not targets:
             self.log.info("No Tableau workbooks or datasources to refresh")
@@ -322,26 +395,33 @@ class TableauRefreshOperator(BaseOperator):
         if _dry_run(self.dry_run, self.tableau_conn_id):
             self.log.info("Dry run: would refresh %s", ", ".join(f"{k} {n!r}" for k, n in targets))
             return {**summary, "dry_run": True, "would_refresh": [f"{k} {n}" for k, n in targets]}
+        if self.timeout <= 0:
+            raise AirflowFailException(f"timeout must be a positive number of seconds, got {self.timeout!r}")
 
         from frontier_provider.hooks.tableau import FrontierTableauHook
 
         with FrontierTableauHook(site_id=self.site_id, tableau_conn_id=self.tableau_conn_id) as hook:
-            jobs, skipped = self._start_refreshes(hook.server, targets)
+            jobs, skipped = self._start_refreshes(hook, targets)
             summary["skipped"] = skipped
             if jobs and not self.deferrable:
-                summary["jobs"] = wait_for_jobs(hook.server, jobs, poll_interval=self.poll_interval)
+                summary["jobs"] = wait_for_jobs(
+                    hook, jobs, poll_interval=self.poll_interval, timeout=self.timeout
+                )
                 return summary
         if not jobs:
             return summary
         from frontier_provider.triggers.tableau import TableauJobTrigger
 
         # Signed out above: the triggerer signs in for each poll, so no session is held while waiting.
+        # The start time travels with the trigger, so a triggerer restart does not restart the clock.
         self.defer(
             trigger=TableauJobTrigger(
                 jobs=jobs,
                 tableau_conn_id=self.tableau_conn_id,
                 site_id=self.site_id,
                 poll_interval=self.poll_interval,
+                timeout=self.timeout,
+                started_at=time.time(),
             ),
             method_name="execute_complete",
             kwargs={"skipped": skipped},
@@ -356,7 +436,10 @@ class TableauRefreshOperator(BaseOperator):
         :param event: the trigger's event payload.
         :param skipped: refreshes skipped because one was already queued.
         """
-        if event.get("status") != "success":
+        status = event.get("status")
+        if status == "timeout":
+            raise TableauJobTimeoutError(event["message"])
+        if status != "success":
             if event.get("job_id"):
                 raise TableauJobFailedException(event["message"])
             raise AirflowException(event.get("message", f"waiting for Tableau jobs failed: {event!r}"))
@@ -366,27 +449,25 @@ class TableauRefreshOperator(BaseOperator):
             )
         return {"jobs": event["jobs"], "skipped": list(skipped or []), "dry_run": False}
 
-    def _start_refreshes(
-        self, server: Any, targets: list[tuple[str, str]]
-    ) -> tuple[dict[str, str], list[str]]:
-        from tableauserverclient.server.endpoint.exceptions import ServerResponseError
-
+    def _start_refreshes(self, hook: Any, targets: list[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
         jobs: dict[str, str] = {}
         skipped: list[str] = []
         for kind, name in targets:
-            endpoint = server.workbooks if kind == "workbook" else server.datasources
-            item = _find_one(endpoint, kind, name)
+            endpoint = hook.server.workbooks if kind == "workbook" else hook.server.datasources
             resource = f"{kind} {name!r}"
-            try:
-                job = endpoint.refresh(item)
-            except ServerResponseError as error:
-                if str(error.code) != REFRESH_ALREADY_QUEUED:
-                    raise
-                job = None
+            item = hook.call(
+                f"find {resource}",
+                lambda endpoint=endpoint, kind=kind, name=name: _find_one(endpoint, kind, name),
+            )
+            # tableauserverclient returns no job when Tableau answers 409093 (already queued).
+            job = hook.call(
+                f"refresh {resource}", lambda endpoint=endpoint, item=item: endpoint.refresh(item)
+            )
             if job is None:
-                # tableauserverclient returns no job when Tableau answers 409093 (already queued).
-                self.log.info(
-                    "Refresh of %s is already queued or running on Tableau (409093): skipped", resource
+                self.log.warning(
+                    "Refresh of %s is already queued or running on Tableau (409093): not started again; "
+                    "the queued refresh picks up the new data",
+                    resource,
                 )
                 skipped.append(f"{kind} {name}")
                 continue
@@ -396,22 +477,25 @@ class TableauRefreshOperator(BaseOperator):
 
 
 def wait_for_jobs(
-    server: Any, jobs: dict[str, str], *, poll_interval: float, timeout: float | None = None
+    hook: Any, jobs: dict[str, str], *, poll_interval: float, timeout: float
 ) -> dict[str, dict[str, Any]]:
-    """Poll Tableau jobs on a signed-in server until all succeed; raise on the first that does not.
+    """Poll Tableau jobs until all succeed; raise on the first that does not, or when time runs out.
 
-    :param server: a signed-in ``tableauserverclient.Server``.
+    :param hook: a signed-in :class:`~frontier_provider.hooks.tableau.FrontierTableauHook`; each poll
+        is one call with its retries.
     :param jobs: job id -> what the job works on.
     :param poll_interval: seconds between polls.
-    :param timeout: seconds after which waiting fails; ``None`` waits as long as the jobs run.
+    :param timeout: seconds after which waiting fails.
     :raises TableauJobFailedException: a job failed or was cancelled; the message has its id and finish code.
+    :raises TableauJobTimeoutError: jobs still ran after ``timeout`` seconds; the message names them.
     """
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = time.monotonic() + timeout
     pending = dict(jobs)
     finished: dict[str, dict[str, Any]] = {}
     while True:
         for job_id in list(pending):
-            state = job_state(server.jobs.get_by_id(job_id))
+            job = hook.call(f"check job {job_id}", lambda job_id=job_id: hook.server.jobs.get_by_id(job_id))
+            state = job_state(job)
             if not state.finished:
                 continue
             if state.outcome != SUCCEEDED:
@@ -419,9 +503,45 @@ def wait_for_jobs(
             finished[job_id] = {"resource": pending.pop(job_id), **state.to_dict()}
         if not pending:
             return finished
-        if deadline is not None and time.monotonic() >= deadline:
-            raise AirflowException(f"Tableau jobs {sorted(pending)} still running after {timeout} seconds")
-        time.sleep(poll_interval)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TableauJobTimeoutError(job_timeout_message(pending, timeout))
+        time.sleep(min(poll_interval, remaining))
+
+
+def rendered_list(value: Any, argument: str) -> list[str]:
+    """A rendered list argument as a list of names or paths; anything else fails naming the argument.
+
+    Accepted: a list or tuple of non-empty strings (a native value, an XCom, or a template rendered with
+    ``render_template_as_native_obj``); a string holding a JSON list of strings (a template rendered
+    as text, e.g. ``{{ ... | tojson }}``); or a string holding one name or path, taken as a list of
+    that one item. A string is never split into characters; a string that starts like a list or an
+    object must be JSON, so a Python list repr such as ``"['a', 'b']"`` is refused rather than
+    guessed at.
+
+    :param value: the operator's argument after template rendering.
+    :param argument: the argument's name, for the error message.
+    :raises AirflowFailException: an empty string, a malformed list, or a value of another type.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise AirflowFailException(f"{argument} rendered to an empty string; expected a list of names")
+        if not text.startswith(("[", "{")):
+            return [text]
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise AirflowFailException(
+                f"{argument} must be a list, got the text {value!r}, which is not JSON. Render it "
+                "as a native object (render_template_as_native_obj=True on the DAG) or as JSON ('| tojson')"
+            ) from None
+    if not isinstance(value, (list, tuple)):
+        raise AirflowFailException(f"{argument} must be a list, got {type(value).__name__} {value!r}")
+    bad = [item for item in value if not isinstance(item, str) or not item.strip()]
+    if bad:
+        raise AirflowFailException(f"{argument} must hold non-empty strings, got {bad!r} in {list(value)!r}")
+    return [item.strip() for item in value]
 
 
 def _parse_period(value: Any) -> str:
@@ -439,18 +559,6 @@ def _dry_run(dry_run: bool | str, conn_id: str) -> bool:
         conn_type="tableau",
         setting="settings.tableau_conn_id",
     )
-
-
-def _as_path_list(value: Any) -> list[str]:
-    """Accept a list, or a string: one path, or a JSON list rendered by a template."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return [str(item) for item in json.loads(text.replace("'", '"'))]
-        return [text] if text else []
-    return [str(item) for item in value]
 
 
 def _read_document(path: str) -> dict[str, Any]:

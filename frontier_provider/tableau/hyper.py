@@ -1,13 +1,14 @@
-"""The .hyper extract of the analysis rows, and the Hyper update actions that replace one period.
+"""The .hyper extract of the analysis rows, and the Hyper update actions that replace them.
 
 Tableau publishes .hyper/.tds/.tdsx files only (a CSV is not publishable). The
 extract has a single table, ``"Extract"."Extract"``, the layout Tableau itself
 writes and the one its "update data in Hyper data source" API addresses.
 
-Per-period loads are idempotent: the update deletes every row of the period
-and inserts the period's rows from the payload in one job, and the request id
-is derived from the datasource, the period and the rows' content, so a call
-retried after a lost response is applied once.
+Loads are idempotent per (period, entity): the update deletes exactly the rows
+of the period and the entities being sent, then inserts the payload's rows, in
+one job. Rows of other entities and other periods are never touched, so a run
+for a subset of entities replaces only that subset, and running the same
+update again leaves the same rows.
 
 Two builds of the same rows do not give byte-identical .hyper files (the file
 carries per-build identifiers), so content is identified by
@@ -16,7 +17,6 @@ carries per-build identifiers), so content is identified by
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -40,6 +40,7 @@ from frontier_provider.tableau.rows import (
     ANALYSIS_COLUMNS,
     COLUMN_NAMES,
     DATE,
+    ENTITY_COLUMN,
     MONEY,
     PERIOD_COLUMN,
     RATIO,
@@ -131,20 +132,28 @@ def _python_value(value: Any) -> Any:
     return value
 
 
-def replace_period_actions(period: str) -> list[dict[str, Any]]:
-    """Hyper update actions that replace exactly one period's rows with the payload's rows.
+def replace_rows_actions(period: str, entities: Sequence[str]) -> list[dict[str, Any]]:
+    """Hyper update actions that replace exactly the rows of one period and some entities.
 
-    The delete comes first and both run in one job, so a reader never sees the period twice or
+    The delete's condition is ``Period = period AND (Entity = e1 OR Entity = e2 ...)`` with
+    constants, the form Tableau's "update data in Hyper data source" API documents; the insert
+    then copies the payload's rows. Both run in one job, so a reader never sees a row twice or
     missing, and running the pair again leaves the same rows.
 
     :param period: the fiscal period, e.g. ``"2024-12"``.
+    :param entities: the entities whose rows the payload carries; every other entity's rows of
+        the period stay as they are.
     """
+    if not entities:
+        raise ValueError(f"no entities to replace in period {period}")
+    by_entity = [_text_equals(ENTITY_COLUMN, entity) for entity in sorted(set(entities))]
+    entity_condition = by_entity[0] if len(by_entity) == 1 else {"op": "or", "args": by_entity}
     return [
         {
             "action": "delete",
             "target-schema": EXTRACT_SCHEMA,
             "target-table": EXTRACT_TABLE_NAME,
-            "condition": {"op": "eq", "target-col": PERIOD_COLUMN, "const": {"type": "string", "v": period}},
+            "condition": {"op": "and", "args": [_text_equals(PERIOD_COLUMN, period), entity_condition]},
         },
         {
             "action": "insert",
@@ -156,12 +165,5 @@ def replace_period_actions(period: str) -> list[dict[str, Any]]:
     ]
 
 
-def update_request_id(datasource_id: str, period: str, content_digest: str) -> str:
-    """The ``RequestID`` of a period update: the same datasource, period and rows give the same id.
-
-    :param datasource_id: the published datasource's LUID.
-    :param period: the fiscal period being replaced.
-    :param content_digest: :func:`frontier_provider.tableau.rows.rows_digest` of the period's rows.
-    """
-    key = f"{datasource_id}\n{period}\n{content_digest}".encode()
-    return f"frontier-{hashlib.sha256(key).hexdigest()[:40]}"
+def _text_equals(column: str, value: str) -> dict[str, Any]:
+    return {"op": "eq", "target-col": column, "const": {"type": "string", "v": value}}

@@ -68,3 +68,16 @@ def job_failure_message(state: JobState, resource: str) -> str:
         f"Tableau job {state.job_id} for {resource} {state.outcome} "
         f"with finish code {state.finish_code}{notes}. See the job on Tableau's Jobs page for details."
     )
+
+
+def job_timeout_message(pending: dict[str, str], timeout: float) -> str:
+    """What an operator reads when Tableau jobs outlast the wait: which jobs, and the timeout.
+
+    :param pending: job id -> what the job works on, for the jobs still running.
+    :param timeout: the seconds waited.
+    """
+    jobs = ", ".join(f"job {job_id} ({resource})" for job_id, resource in sorted(pending.items()))
+    return (
+        f"Tableau jobs still running after the {timeout:g} s timeout: {jobs}. They go on running on "
+        "Tableau: look at them on Tableau's Jobs page (cancel a stuck one), then clear this task."
+    )

@@ -64,6 +64,7 @@ ANALYSIS_COLUMNS: tuple[ExtractColumn, ...] = (
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(column.name for column in ANALYSIS_COLUMNS)
 PERIOD_COLUMN = "Period"
+ENTITY_COLUMN = "Entity"
 
 AnalysisRow = dict[str, Any]
 

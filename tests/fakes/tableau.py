@@ -15,11 +15,22 @@ behaviour where it matters:
   the Hyper API to a copy of the stored file, which replaces it only when all
   actions succeed; the same RequestID twice returns the first job and applies
   nothing again;
+- delete actions take a condition of constants (``eq``/``gt``/``gte``/``lt``/
+  ``lte`` combined with ``and``/``or``) or a source table matched by
+  ``source-col``; as Tableau documents, a delete's source table may hold no
+  column that its condition does not reference;
 - datasource and workbook refresh returning a job whose progress and finish
   code are scripted per item (success, failure, cancel, or 409093 "already
-  queued"); ``GET .../jobs/{id}`` advances a job by one poll;
-- injected failures (status, Tableau error code, optional Retry-After) and a
-  log of every request.
+  queued"); as on Tableau, a refresh of an item whose refresh job has not
+  finished is refused with 409093 and no job; ``GET .../jobs/{id}`` advances a
+  job by one poll;
+- injected failures (status, Tableau error code, optional Retry-After), dropped
+  connections (the socket is closed without an answer), each either before the
+  request is processed or after (the request takes effect, its answer is lost),
+  and a log of every request.
+
+One server can serve many tests: :meth:`FakeTableauServer.reset` forgets all
+state but keeps the listening socket and the Hyper process.
 """
 
 from __future__ import annotations
@@ -35,7 +46,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -50,6 +61,7 @@ from tableauhyperapi import (
     escape_name,
     escape_string_literal,
 )
+from tableauhyperapi import Date as HyperDate
 
 NAMESPACE = "http://tableau.com/api"
 PRODUCT_VERSION = "2025.1.0"
@@ -156,6 +168,12 @@ class InjectedFailure:
     retry_after: int | None = None
     # The request is processed, then answered with the error: a response lost on the way back.
     after_processing: bool = False
+    # Close the connection without answering instead of sending the error.
+    drop_connection: bool = False
+
+
+class ConnectionDropped(Exception):
+    """The fake closes the client's connection without answering."""
 
 
 @dataclass
@@ -166,6 +184,7 @@ class LoggedRequest:
     status: int = 0
     request_id: str | None = None
     content_type: str | None = None
+    dropped: bool = False
 
 
 @dataclass
@@ -214,26 +233,33 @@ class FakeTableauServer:
         self.password = password
         self.sites = {content_url: Site(str(uuid.uuid4()), content_url) for content_url in sites}
         self.user_id = str(uuid.uuid4())
-        self.sessions: dict[str, Session] = {}
-        self.projects: dict[str, Project] = {}
-        self.datasources: dict[str, Datasource] = {}
-        self.workbooks: dict[str, Workbook] = {}
-        self.jobs: dict[str, Job] = {}
-        self.uploads: dict[str, bytearray] = {}
-        self.requests: list[LoggedRequest] = []
-        self.publishes: list[PublishRecord] = []
-        self.updates: list[UpdateRecord] = []
-        self.sign_ins = 0
-        self._update_jobs_by_request: dict[tuple[str, str], str] = {}
-        self._refresh_scripts: dict[str, deque[RefreshScript]] = defaultdict(deque)
-        self._failures: list[InjectedFailure] = []
         self._lock = threading.RLock()
         self._files = Path(tempfile.mkdtemp(prefix="fake-tableau-"))
         self._hyper: HyperProcess | None = None
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
-        self.update_job_polls = 1
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every session, item, job, upload, logged request and injected failure."""
+        with self._lock:
+            for path in self._files.glob("*"):
+                path.unlink(missing_ok=True)
+            self.sessions: dict[str, Session] = {}
+            self.projects: dict[str, Project] = {}
+            self.datasources: dict[str, Datasource] = {}
+            self.workbooks: dict[str, Workbook] = {}
+            self.jobs: dict[str, Job] = {}
+            self.uploads: dict[str, bytearray] = {}
+            self.requests: list[LoggedRequest] = []
+            self.publishes: list[PublishRecord] = []
+            self.updates: list[UpdateRecord] = []
+            self.sign_ins = 0
+            self._update_jobs_by_request: dict[tuple[str, str], str] = {}
+            self._refresh_scripts: dict[str, deque[RefreshScript]] = defaultdict(deque)
+            self._failures: list[InjectedFailure] = []
+            self.update_job_polls = 1
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> FakeTableauServer:
@@ -281,6 +307,16 @@ class FakeTableauServer:
             self.projects[project.id] = project
             return project
 
+    def add_datasource(self, name: str, project: Project, extract: Path) -> Datasource:
+        """A datasource published earlier, holding a copy of the .hyper file ``extract``."""
+        with self._lock:
+            path = self._files / f"seeded-{uuid.uuid4().hex}.hyper"
+            shutil.copyfile(extract, path)
+            now = _now()
+            datasource = Datasource(str(uuid.uuid4()), project.site_id, name, project.id, path, now, now)
+            self.datasources[datasource.id] = datasource
+            return datasource
+
     def add_workbook(self, name: str, project: Project) -> Workbook:
         with self._lock:
             workbook = Workbook(str(uuid.uuid4()), project.site_id, name, project.id)
@@ -324,15 +360,39 @@ class FakeTableauServer:
                 )
             )
 
-    def connection_json(self, *, site: str = "", token_secret: str | None = None) -> str:
-        """An Airflow connection (JSON form, for ``AIRFLOW_CONN_<ID>``) that signs in with the token."""
+    def drop_connection(
+        self, method: str, path_pattern: str, *, times: int = 1, after_processing: bool = False
+    ) -> None:
+        """Close the connection of the next ``times`` matching requests without answering them.
+
+        With ``after_processing`` the request takes effect first and only its answer is lost.
+        """
+        with self._lock:
+            self._failures.append(
+                InjectedFailure(
+                    method.upper(),
+                    re.compile(path_pattern),
+                    0,
+                    "",
+                    "",
+                    times,
+                    after_processing=after_processing,
+                    drop_connection=True,
+                )
+            )
+
+    def connection_json(self, *, site: str = "", token_secret: str | None = None, **extras: Any) -> str:
+        """An Airflow connection (JSON form, for ``AIRFLOW_CONN_<ID>``) that signs in with the token.
+
+        :param extras: more connection extras, e.g. the hook's ``backoff_base`` for fast tests.
+        """
         return json.dumps(
             {
                 "conn_type": "tableau",
                 "host": self.url,
                 "login": self.token_name,
                 "password": token_secret or self.token_secret,
-                "extra": {"auth": "pat", "site_id": site},
+                "extra": {"auth": "pat", "site_id": site, **extras},
             }
         )
 
@@ -349,6 +409,24 @@ class FakeTableauServer:
             datasource_name, 'SELECT "Period", COUNT(*) FROM "Extract"."Extract" GROUP BY "Period" ORDER BY 1'
         )
         return {period: count for period, count in records}
+
+    def rows(self, datasource_name: str, columns: tuple[str, ...]) -> list[tuple]:
+        """The stored extract's rows (``columns`` of ``"Extract"."Extract"``), ordered, with Python dates."""
+        names = ", ".join(escape_name(column) for column in columns)
+        records = self.query(
+            datasource_name, f'SELECT {names} FROM "Extract"."Extract" ORDER BY "Period", "Entity"'
+        )
+        return [
+            tuple(date(v.year, v.month, v.day) if isinstance(v, HyperDate) else v for v in record)
+            for record in records
+        ]
+
+    def refresh_jobs(self, item_name: str) -> list[Job]:
+        """The refresh jobs Tableau started for the workbook or datasource called ``item_name``."""
+        with self._lock:
+            return [
+                j for j in self.jobs.values() if j.type == "RefreshExtract" and j.resource_name == item_name
+            ]
 
     def query(self, datasource_name: str, sql: str) -> list[list[Any]]:
         """Run a query against the stored extract of a published datasource."""
@@ -379,6 +457,9 @@ class FakeTableauServer:
                 extra_headers: dict[str, str] = {}
             except TableauApiError as error:
                 status, payload, extra_headers = error.status, _error_xml(error), error.headers
+            except ConnectionDropped:
+                logged.dropped = True
+                raise
             logged.status = status
         return status, payload, extra_headers
 
@@ -391,6 +472,8 @@ class FakeTableauServer:
                 and failure.path.search(path)
             ):
                 failure.remaining -= 1
+                if failure.drop_connection:
+                    raise ConnectionDropped()
                 headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
                 raise TableauApiError(
                     failure.status, failure.code, failure.summary, "injected failure", headers
@@ -726,6 +809,17 @@ class FakeTableauServer:
         if resource is None or resource.site_id != site:
             raise TableauApiError(404, "404000", "Resource Not Found", f"no workbook or datasource {item}")
         kind = "datasource" if isinstance(resource, Datasource) else "workbook"
+        if any(
+            job.type == "RefreshExtract" and job.resource_id == resource.id and not job.finished
+            for job in self.jobs.values()
+        ):
+            # Tableau queues one refresh per item and gives no job id for the refused duplicate.
+            raise TableauApiError(
+                409,
+                ALREADY_QUEUED,
+                "Resource Conflict",
+                f"Job for {resource.name} is already queued. Not queuing a duplicate.",
+            )
         scripts = self._refresh_scripts.get(resource.name)
         script = scripts.popleft() if scripts else RefreshScript()
         if script.outcome == "queued":
@@ -822,7 +916,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        status, payload, extra_headers = self.fake.handle(self.command, self.path, self.headers, body)
+        try:
+            status, payload, extra_headers = self.fake.handle(self.command, self.path, self.headers, body)
+        except ConnectionDropped:
+            # No status line, no bytes: the client sees the connection closed under its request.
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self.send_response(status)
         if payload:
             self.send_header("Content-Type", "application/xml;charset=utf-8")
@@ -967,7 +1068,18 @@ def _apply_action(connection: Connection, action: dict) -> None:
         connection.execute_command(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {source}")
     elif kind == "delete":
         if "source-table" in action:
+            source_name = TableName("payload", action.get("source-schema", "Extract"), action["source-table"])
             source = _table(action.get("source-schema", "Extract"), action["source-table"], "payload")
+            referenced = _source_columns(action["condition"])
+            unreferenced = [
+                str(column.name.unescaped)
+                for column in connection.catalog.get_table_definition(source_name).columns
+                if str(column.name.unescaped) not in referenced
+            ]
+            if unreferenced:
+                raise ValueError(
+                    f"the delete's source table has columns its condition does not use: {unreferenced}"
+                )
             condition = _condition(action["condition"], "t", "s")
             connection.execute_command(
                 f"DELETE FROM {target} AS t WHERE EXISTS (SELECT 1 FROM {source} AS s WHERE {condition})"
@@ -977,6 +1089,12 @@ def _apply_action(connection: Connection, action: dict) -> None:
             connection.execute_command(f"DELETE FROM {target} WHERE {condition}")
     else:
         raise ValueError(f"unsupported action {kind!r}")
+
+
+def _source_columns(condition: dict) -> set[str]:
+    if condition.get("op") in ("and", "or"):
+        return set().union(*(_source_columns(arg) for arg in condition["args"]))
+    return {condition["source-col"]} if "source-col" in condition else set()
 
 
 def _condition(condition: dict, target_alias: str | None, source_alias: str | None) -> str:

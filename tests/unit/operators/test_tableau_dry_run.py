@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import pendulum
 import pytest
+from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowFailException
 from tableauhyperapi import Connection, HyperProcess, SqlType, TableName, Telemetry
 
@@ -102,6 +104,34 @@ def test_analysis_paths_rendered_as_a_json_list_are_accepted(staging):
     summary = publish_operator(staging, json.dumps(paths)).execute({})
 
     assert summary["rows"] == 2
+
+
+def test_a_path_with_an_apostrophe_survives_template_rendering(tmp_path):
+    staging = Staging(tmp_path / "O'Brien's staging")
+    paths = stage(staging, sample_analysis("SAP-1000", PERIOD), sample_analysis("EBS-US01", PERIOD))
+    with DAG("tableau_paths", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC")):
+        operator = publish_operator(staging, "{{ params.paths | tojson }}")
+    operator.render_template_fields({"params": {"paths": paths}})
+
+    summary = operator.execute({})
+
+    assert summary["rows"] == 2
+    assert summary["entities"] == ["EBS-US01", "SAP-1000"]
+
+
+def test_one_rendered_path_is_one_document(staging):
+    (path,) = stage(staging, sample_analysis("SAP-1000", PERIOD))
+
+    summary = publish_operator(staging, path).execute({})
+
+    assert summary["entities"] == ["SAP-1000"]
+
+
+def test_paths_rendered_as_python_text_fail_naming_the_argument(staging):
+    paths = stage(staging, sample_analysis("SAP-1000", PERIOD))
+
+    with pytest.raises(AirflowFailException, match="analysis_paths must be a list, got the text"):
+        publish_operator(staging, str(paths)).execute({})
 
 
 @pytest.mark.parametrize(

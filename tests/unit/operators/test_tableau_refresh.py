@@ -1,16 +1,20 @@
-"""Refreshing Tableau dependents: deferral, the job trigger, failures and already-queued refreshes."""
+"""Refreshing Tableau dependents: deferral, the job trigger, timeouts, failures, already-queued refreshes
+and the list arguments as templates render them."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib
 
+import pendulum
 import pytest
+from airflow.configuration import conf
 from airflow.providers.tableau.hooks.tableau import TableauJobFailedException
+from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from frontier_provider.hooks.tableau import FrontierTableauHook
-from frontier_provider.operators.tableau import TableauRefreshOperator
+from frontier_provider.operators.tableau import TableauJobTimeoutError, TableauRefreshOperator
 from frontier_provider.publishing import PublishConnectionError
 from frontier_provider.tableau.hyper import write_extract
 from frontier_provider.tableau.rows import analysis_rows
@@ -26,14 +30,15 @@ def tableau(monkeypatch):
         project = fake.add_project("Finance")
         fake.add_workbook("Close Dashboard", project)
         fake.add_workbook("Risk Overview", project)
-        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", fake.connection_json())
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{CONN_ID.upper()}", fake.connection_json(backoff_base=0.01, backoff_max=0.05)
+        )
         yield fake
 
 
 def refresh_operator(**kwargs) -> TableauRefreshOperator:
-    return TableauRefreshOperator(
-        task_id="tableau_refresh", tableau_conn_id=CONN_ID, poll_interval=0.01, **kwargs
-    )
+    arguments = {"deferrable": True, "poll_interval": 0.01, **kwargs}
+    return TableauRefreshOperator(task_id="tableau_refresh", tableau_conn_id=CONN_ID, **arguments)
 
 
 def run_trigger(trigger: TableauJobTrigger):
@@ -207,4 +212,145 @@ def test_trigger_serializes_to_its_classpath_and_arguments():
         "site_id": "finance",
         "poll_interval": 30,
         "max_poll_errors": 5,
+        "timeout": None,
+        "started_at": trigger.started_at,
     }
+
+
+def test_a_stuck_refresh_fails_the_deferred_wait_at_the_timeout_naming_the_job(tableau):
+    tableau.script_refresh("Close Dashboard", "success", polls=10_000)
+    operator = refresh_operator(workbooks=["Close Dashboard", "Risk Overview"], timeout=0.3)
+
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({})
+    stuck_job = next(j.id for j in tableau.refresh_jobs("Close Dashboard"))
+    event = run_trigger(deferred.value.trigger)
+
+    assert event.payload["status"] == "timeout"
+    assert list(event.payload["pending"]) == [stuck_job]
+    with pytest.raises(TableauJobTimeoutError) as failure:
+        operator.execute_complete({}, event.payload)
+    assert f"job {stuck_job} (workbook 'Close Dashboard')" in str(failure.value)
+    assert "0.3 s timeout" in str(failure.value)
+
+
+def test_a_rebuilt_trigger_keeps_the_original_deadline(tableau):
+    tableau.script_refresh("Close Dashboard", "success", polls=10_000)
+    with pytest.raises(TaskDeferred) as deferred:
+        refresh_operator(workbooks=["Close Dashboard"], timeout=3600).execute({})
+    _, kwargs = deferred.value.trigger.serialize()
+
+    # A triggerer restarting an hour later rebuilds the trigger from these arguments.
+    late = {**kwargs, "started_at": kwargs["started_at"] - 3600}
+    event = run_trigger(TableauJobTrigger(**late))
+
+    assert event.payload["status"] == "timeout"
+
+
+def test_a_stuck_refresh_fails_the_blocking_wait_at_the_timeout(tableau):
+    tableau.script_refresh("Risk Overview", "success", polls=10_000)
+
+    with pytest.raises(
+        TableauJobTimeoutError, match=r"after the 0.2 s timeout: job \S+ \(workbook 'Risk Overview'\)"
+    ):
+        refresh_operator(workbooks=["Risk Overview"], deferrable=False, timeout=0.2).execute({})
+
+
+def test_deferrable_defaults_to_airflows_default_deferrable_setting(tableau):
+    # The default is read when the module is imported, as in Airflow's own providers.
+    setting = conf.getboolean("operators", "default_deferrable", fallback=False)
+    operator = TableauRefreshOperator(
+        task_id="tableau_refresh", workbooks=["Close Dashboard"], tableau_conn_id=CONN_ID, poll_interval=0.01
+    )
+
+    assert operator.deferrable is setting
+    # This test session does not set it: the task waits on the worker instead of deferring.
+    assert setting is False
+    result = operator.execute({})
+    assert [job["outcome"] for job in result["jobs"].values()] == ["succeeded"]
+
+
+def test_a_refresh_repeated_after_its_answer_was_lost_runs_once(tableau):
+    tableau.drop_connection("POST", r"/workbooks/[^/]+/refresh$", after_processing=True)
+
+    result = refresh_operator(workbooks=["Close Dashboard"], deferrable=False).execute({})
+
+    # Tableau refused the repeat with 409093: the refresh started by the lost call is the only one.
+    assert len(tableau.refresh_jobs("Close Dashboard")) == 1
+    assert result["skipped"] == ["workbook Close Dashboard"]
+
+
+def render(operator: TableauRefreshOperator, params: dict) -> TableauRefreshOperator:
+    """Render the operator's templated fields as the task runner does, with its DAG's Jinja environment."""
+    operator.render_template_fields({"params": params})
+    return operator
+
+
+def templated_refresh(workbooks, *, native: bool) -> TableauRefreshOperator:
+    with DAG(
+        "tableau_templates",
+        schedule=None,
+        start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+        render_template_as_native_obj=native,
+    ):
+        return refresh_operator(workbooks=workbooks, deferrable=False)
+
+
+WORKBOOKS = {"workbooks": ["Close Dashboard", "Risk Overview"]}
+
+
+def test_a_templated_workbook_list_rendered_natively_refreshes_each_workbook(tableau):
+    operator = render(templated_refresh("{{ params.workbooks }}", native=True), WORKBOOKS)
+
+    result = operator.execute({})
+
+    assert sorted(job["resource"] for job in result["jobs"].values()) == [
+        "workbook 'Close Dashboard'",
+        "workbook 'Risk Overview'",
+    ]
+    assert [len(tableau.refresh_jobs(name)) for name in WORKBOOKS["workbooks"]] == [1, 1]
+
+
+def test_a_templated_workbook_list_rendered_as_json_text_is_accepted(tableau):
+    operator = render(templated_refresh("{{ params.workbooks | tojson }}", native=False), WORKBOOKS)
+
+    operator.execute({})
+
+    assert [len(tableau.refresh_jobs(name)) for name in WORKBOOKS["workbooks"]] == [1, 1]
+
+
+def test_a_workbook_list_rendered_as_python_text_fails_naming_the_argument(tableau):
+    operator = render(templated_refresh("{{ params.workbooks }}", native=False), WORKBOOKS)
+
+    with pytest.raises(AirflowFailException) as failure:
+        operator.execute({})
+
+    assert "workbooks must be a list, got the text \"['Close Dashboard', 'Risk Overview']\"" in str(
+        failure.value
+    )
+    assert "render_template_as_native_obj=True" in str(failure.value)
+    assert tableau.requests == []
+
+
+def test_one_templated_workbook_name_is_one_workbook(tableau):
+    operator = render(templated_refresh("{{ params.name }}", native=False), {"name": "Risk Overview"})
+
+    operator.execute({})
+
+    assert len(tableau.refresh_jobs("Risk Overview")) == 1
+    assert tableau.refresh_jobs("Close Dashboard") == []
+
+
+@pytest.mark.parametrize(
+    ("workbooks", "message"),
+    [
+        ("   ", "workbooks rendered to an empty string"),
+        (42, "workbooks must be a list, got int 42"),
+        (["Close Dashboard", ""], "workbooks must hold non-empty strings"),
+        ('{"name": "Close Dashboard"}', "workbooks must be a list, got dict"),
+    ],
+)
+def test_unusable_workbook_arguments_fail_without_retry(tableau, workbooks, message):
+    with pytest.raises(AirflowFailException, match=message):
+        refresh_operator(workbooks=workbooks).execute({})
+    assert tableau.requests == []

@@ -1,4 +1,4 @@
-"""The .hyper extract: Tableau types, exact money, real nulls, and the period-replace actions."""
+"""The .hyper extract: Tableau types, exact money, real nulls, and the actions that replace rows."""
 
 from __future__ import annotations
 
@@ -7,12 +7,7 @@ from decimal import Decimal
 
 from tableauhyperapi import Connection, HyperProcess, Nullability, SqlType, TableName, Telemetry
 
-from frontier_provider.tableau.hyper import (
-    read_extract,
-    replace_period_actions,
-    update_request_id,
-    write_extract,
-)
+from frontier_provider.tableau.hyper import read_extract, replace_rows_actions, write_extract
 from frontier_provider.tableau.rows import analysis_rows, rows_digest
 from tests.fakes.tableau import sample_analysis as analysis_document
 
@@ -77,24 +72,33 @@ def test_two_builds_of_the_same_rows_hold_the_same_content(tmp_path):
     assert rows_digest(first) == rows_digest(second) == rows_digest(rows)
 
 
-def test_period_replace_deletes_the_period_then_inserts_the_payload():
-    delete, insert = replace_period_actions("2024-12")
+def test_replace_deletes_exactly_the_period_and_entities_sent_then_inserts_the_payload():
+    delete, insert = replace_rows_actions("2024-12", ["SAP-1000", "EBS-US01"])
 
     assert delete["action"] == "delete"
     assert (delete["target-schema"], delete["target-table"]) == ("Extract", "Extract")
     assert delete["condition"] == {
-        "op": "eq",
-        "target-col": "Period",
-        "const": {"type": "string", "v": "2024-12"},
+        "op": "and",
+        "args": [
+            {"op": "eq", "target-col": "Period", "const": {"type": "string", "v": "2024-12"}},
+            {
+                "op": "or",
+                "args": [
+                    {"op": "eq", "target-col": "Entity", "const": {"type": "string", "v": "EBS-US01"}},
+                    {"op": "eq", "target-col": "Entity", "const": {"type": "string", "v": "SAP-1000"}},
+                ],
+            },
+        ],
     }
     assert insert["action"] == "insert"
     assert (insert["source-schema"], insert["source-table"]) == ("Extract", "Extract")
 
 
-def test_request_id_depends_on_datasource_period_and_content_only():
-    request_id = update_request_id("ds-1", "2024-12", "digest-a")
+def test_replacing_one_entity_needs_no_or():
+    delete, _ = replace_rows_actions("2024-11", ["SAP-1000"])
 
-    assert request_id == update_request_id("ds-1", "2024-12", "digest-a")
-    assert request_id != update_request_id("ds-2", "2024-12", "digest-a")
-    assert request_id != update_request_id("ds-1", "2024-11", "digest-a")
-    assert request_id != update_request_id("ds-1", "2024-12", "digest-b")
+    assert delete["condition"]["args"][1] == {
+        "op": "eq",
+        "target-col": "Entity",
+        "const": {"type": "string", "v": "SAP-1000"},
+    }
