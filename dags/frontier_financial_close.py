@@ -7,7 +7,12 @@ Closes one fiscal period for every configured entity:
    its data interval) and the entities of `dags/config/frontier_entities.yaml`
    (or `$FRONTIER_ENTITIES_FILE`).
 2. Per entity, one mapped task group: **extract** GL balances from Oracle EBS
-   or SAP -> **trial_balance** (debits must equal credits) -> **statements**
+   or SAP, after the close controls (the period is in the source's calendar and
+   holds balances, the year's carryforward matches the prior year's closing, and
+   the period's status in the source says whether the figures are `final` or
+   `preliminary`; `settings.open_period` decides whether an open period fails,
+   goes on preliminary, or is first awaited by **wait_for_period_close**) ->
+   **trial_balance** (debits must equal credits) -> **statements**
    (balance sheet and income statement through the account mapping) ->
    **analyze** (Frontier: ratios, health score, risk, credit rating) ->
    **manifest** (control totals and a digest of every staged file, which
@@ -20,7 +25,8 @@ Closes one fiscal period for every configured entity:
 
 Two DAGs run the same tasks: `frontier_financial_close` once per closed month
 (backfill it to reprocess periods) and `frontier_close_nightly`, which re-runs
-the open month to date every night while the books are being closed. Every
+the open month to date every night while the books are being closed, always
+labelled preliminary. Every
 output lives under `$FRONTIER_STAGING_ROOT/<dataset>/period=YYYY-MM/` and a
 rerun replaces it.
 """
@@ -46,6 +52,7 @@ from frontier_provider.operators.close import (
 )
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
 from frontier_provider.operators.tableau import TableauPublishOperator, TableauRefreshOperator
+from frontier_provider.sensors.period_status import PeriodClosedSensor
 
 STATEMENTS = Asset(name="frontier_statements", uri="frontier://staging/statements")
 ANALYSIS = Asset(name="frontier_analysis", uri="frontier://staging/analysis")
@@ -79,8 +86,11 @@ params = {
 }
 
 
-def financial_close(dag_id: str, schedule, description: str) -> DAG:
+def financial_close(dag_id: str, schedule, description: str, *, month_to_date: bool = False) -> DAG:
     settings = load_close_config().settings
+    # A month-to-date close runs on an open period by design: it never waits or fails on one, and
+    # labels its figures preliminary even when the period is closed.
+    open_period = "preliminary" if month_to_date else settings.open_period
     with DAG(
         dag_id=dag_id,
         description=description,
@@ -98,7 +108,17 @@ def financial_close(dag_id: str, schedule, description: str) -> DAG:
 
         @task_group(group_id="close_entity")
         def close_entity(unit):
-            extract = ExtractGLBalancesOperator(task_id="extract", unit=unit)
+            extract = ExtractGLBalancesOperator(
+                task_id="extract", unit=unit, open_period=open_period, final_when_closed=not month_to_date
+            )
+            if open_period == "wait":
+                wait = PeriodClosedSensor(
+                    task_id="wait_for_period_close",
+                    unit=unit,
+                    timeout=settings.open_period_wait_hours * 3600,
+                    poke_interval=settings.open_period_poll_minutes * 60,
+                )
+                wait >> extract
             trial_balance = BuildTrialBalanceOperator(
                 task_id="trial_balance", unit=unit, tolerance=settings.balance_tolerance, retries=0
             )
@@ -164,4 +184,5 @@ financial_close(
     # No data interval: the run's date picks the open month, closed month-to-date.
     CronTriggerTimetable("0 2 * * *", timezone="UTC"),
     "Re-run the open period month-to-date every night during the close",
+    month_to_date=True,
 )

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from frontier_provider.ledger.controls import OPEN_PERIOD_POLICIES
+
 ENTITIES_FILE_ENV = "FRONTIER_ENTITIES_FILE"
 SOURCE_KINDS = ("oracle_ebs", "sap")
 SAP_TABLES = ("FAGLFLEXT", "ACDOCA")
@@ -73,6 +75,13 @@ class CloseSettings:
     tableau_refresh_workbooks: tuple[str, ...] = ()
     unmapped_accounts: str = "fail"  # "fail" | "warn"
     balance_tolerance: str = "0.01"
+    # A period still open in the source: "fail" (the safe default), "preliminary" (publish it labelled
+    # preliminary) or "wait" (a deferrable sensor waits for the close, polling every
+    # open_period_poll_minutes, and fails after open_period_wait_hours). The nightly close ignores it:
+    # it always publishes preliminary figures.
+    open_period: str = "fail"
+    open_period_wait_hours: float = 72
+    open_period_poll_minutes: float = 15
 
 
 @dataclass(frozen=True)
@@ -135,7 +144,22 @@ def load_close_config(path: str | os.PathLike | None = None) -> CloseConfig:
         )
     if close_settings.unmapped_accounts not in ("fail", "warn"):
         raise EntityConfigError(f"entities file {path}: settings.unmapped_accounts must be 'fail' or 'warn'")
+    _check_open_period_settings(close_settings, path)
     return CloseConfig(entities=entities, settings=close_settings)
+
+
+def _check_open_period_settings(settings: CloseSettings, path: Path) -> None:
+    if settings.open_period not in OPEN_PERIOD_POLICIES:
+        raise EntityConfigError(
+            f"entities file {path}: settings.open_period must be one of {OPEN_PERIOD_POLICIES}, "
+            f"not {settings.open_period!r}"
+        )
+    for name in ("open_period_wait_hours", "open_period_poll_minutes"):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise EntityConfigError(
+                f"entities file {path}: settings.{name} must be a positive number, not {value!r}"
+            )
 
 
 def _entity(item: Any, path: Path, index: int) -> EntityConfig:

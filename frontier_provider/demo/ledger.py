@@ -193,6 +193,8 @@ ENTITIES: dict[str, DemoEntity] = {
     )
 }  # fmt: skip
 
+#: The entities file of the demo companies and the control cases, with the open-period policy ``fail``.
+CONTROL_ENTITIES_FILE = Path(__file__).resolve().parent / "control_entities.yaml"
 #: Books the close controls must refuse, written into the same SAP system as the demo companies.
 CONTROL_ENTITIES: dict[str, DemoEntity] = {
     e.entity: e
