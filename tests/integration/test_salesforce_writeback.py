@@ -7,6 +7,8 @@ the requests the org received (and was billed for).
 from __future__ import annotations
 
 import json
+import time
+from datetime import timedelta
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -15,6 +17,7 @@ from frontier_provider.hooks.salesforce import (
     FrontierSalesforceHook,
     SalesforceApiLimitError,
     SalesforceSessionError,
+    SalesforceWriteDeadlineError,
 )
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
 from frontier_provider.salesforce.customers import extract_customer_accounts
@@ -347,4 +350,114 @@ def test_no_insights_means_no_request_at_all(salesforce) -> None:
     summary = write_back(insights=[])
 
     assert (summary["records"], summary["requests"]) == (0, 0)
+    assert salesforce.requests == []
+
+
+def close_insights(entities: list[str], *, score: float = 7.25, risk: str = "low") -> list[dict]:
+    """The insights a close run for ``entities`` writes back: one per entity Account, by entity id."""
+    return [
+        {
+            "key": entity,
+            "financial_health_score": score,
+            "risk_level": risk,
+            "analysis_date": "2024-11-30",
+            "recommendations": [f"Keep {entity}'s working capital above one month of costs."],
+        }
+        for entity in entities
+    ]
+
+
+def test_subset_reruns_replace_only_their_own_accounts(salesforce) -> None:
+    salesforce.seed_demo(2)
+    entities = [entity for entity, *_ in DEMO_ENTITY_ACCOUNTS]
+    ids = {entity: salesforce.account_by("Frontier_Entity_Id__c", entity)["Id"] for entity in entities}
+    expected = {key: dict(account) for key, account in salesforce.accounts.items()}
+
+    def close_run(run: str, insights: list[dict]) -> None:
+        before = {key: dict(account) for key, account in salesforce.accounts.items()}
+        writes_before = dict(salesforce.writes)
+        write_back(
+            {"ti": RecordingTaskInstance(run_id=run)},
+            insights=insights,
+            period="2024-11",
+            key_field="Frontier_Entity_Id__c",
+        )
+        for insight in insights:
+            expected[ids[insight["key"]]] |= {
+                "Frontier_Financial_Score__c": insight["financial_health_score"],
+                "Frontier_Risk_Level__c": insight["risk_level"],
+                "Frontier_Last_Analysis__c": "2024-11-30",
+                "Frontier_Recommendations__c": insight["recommendations"][0],
+            }
+        assert salesforce.accounts == expected, run
+        included = {ids[insight["key"]] for insight in insights}
+        for key, account in salesforce.accounts.items():
+            written = salesforce.writes[key] - writes_before.get(key, 0)
+            assert written == (1 if key in included else 0), (run, key)
+            if key not in included:
+                assert account == before[key], (run, key)
+
+    close_run("scheduled__2024-12-01", close_insights(entities))
+    close_run("manual__rerun-sap-1000", close_insights(["SAP-1000"]))
+    close_run("manual__rerun-ebs-us02", close_insights(["EBS-US02"], score=4.5, risk="high"))
+    close_run("manual__rerun-all", close_insights(entities))
+
+    assert {e: salesforce.accounts[ids[e]]["Frontier_Financial_Score__c"] for e in entities} == dict.fromkeys(
+        entities, 7.25
+    )
+    assert salesforce.count("bulk_create") == 0
+
+
+def test_a_429_waits_what_retry_after_asks_up_to_the_cap(salesforce) -> None:
+    salesforce.seed_demo(2)
+    salesforce.retry_after = 1
+    salesforce.inject_fault("limits", "rate_limited")
+
+    started = time.monotonic()
+    summary = write_back(insights=insights_for(2), max_retry_wait=5)
+    waited = time.monotonic() - started
+
+    assert summary["succeeded"] == 2
+    assert (salesforce.count("limits", status=429), salesforce.count("limits", status=200)) == (1, 1)
+    assert waited >= 1.0
+
+
+def test_a_retry_after_beyond_the_cap_waits_only_the_cap(salesforce) -> None:
+    salesforce.seed_demo(2)
+    salesforce.retry_after = 600
+    salesforce.inject_fault("collections", "unavailable")
+
+    started = time.monotonic()
+    summary = write_back(insights=insights_for(2), max_retry_wait=0.2)
+
+    assert summary["succeeded"] == 2
+    assert time.monotonic() - started < 60
+    assert [salesforce.writes[i["key"]] for i in insights_for(2)] == [1, 1]
+
+
+def test_a_write_past_its_deadline_stops_and_the_next_try_continues_the_same_job(salesforce) -> None:
+    salesforce.seed_demo(30)
+    salesforce.bulk_polls_in_progress = 40
+    insights = insights_for(30)
+    ti = RecordingTaskInstance()
+
+    with pytest.raises(SalesforceWriteDeadlineError, match=r"0 s deadline.*next task try continues it"):
+        write_back({"ti": ti}, insights=insights, bulk_threshold=10, write_deadline=0.3)
+    assert salesforce.open_jobs() == list(salesforce.jobs)  # still running: the try ended, the job did not
+
+    summary = write_back({"ti": ti}, insights=insights, bulk_threshold=10)
+
+    assert (summary["mode"], summary["succeeded"]) == ("bulk", 30)
+    assert salesforce.count("bulk_create") == 1
+    bulk_written_once(salesforce, insights)
+
+
+def test_a_short_execution_timeout_shortens_the_write_deadline_and_one_too_short_is_refused(
+    salesforce,
+) -> None:
+    with pytest.raises(AirflowFailException, match="leaves no time to write to Salesforce"):
+        write_back(insights=insights_for(1), execution_timeout=timedelta(minutes=4))
+
+    operator = SalesforceWriteBackOperator(task_id="w", insights=[], period=PERIOD)
+    assert operator.execution_timeout == timedelta(minutes=35)
     assert salesforce.requests == []

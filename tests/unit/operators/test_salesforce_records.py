@@ -12,9 +12,11 @@ from frontier_provider.salesforce.writeback import (
     DEFAULT_FIELD_MAP,
     DEFAULT_FIELD_SPECS,
     InsightError,
+    batch_digest,
     build_account_records,
     bulk_failure,
     estimated_requests,
+    records_not_yet_written,
     resolve_field_map,
     truncate_text,
 )
@@ -186,3 +188,33 @@ def test_an_assessment_becomes_an_insight_dated_by_the_run() -> None:
         "analysis_date": "2024-12-30",
         "recommendations": ["Require prepayment."],
     }
+
+
+def test_only_records_that_do_not_hold_their_new_values_yet_are_sent_again() -> None:
+    records = [
+        {"Id": ID_A, "Frontier_Financial_Score__c": 7.0, "Frontier_Risk_Level__c": None},
+        {"Id": ID_B, "Frontier_Financial_Score__c": 6.5, "Frontier_Last_Analysis__c": "2024-11-30"},
+        {"Id": "001000000000003AAA", "Frontier_Financial_Score__c": 1.0},
+    ]
+    stored = {
+        # Already written by the request whose answer was lost (7 and 7.0 are one number).
+        ID_A: {"Id": ID_A, "Frontier_Financial_Score__c": 7, "Frontier_Risk_Level__c": None, "Name": "A"},
+        # Not written: its date still holds last month's value.
+        ID_B: {"Id": ID_B, "Frontier_Financial_Score__c": 6.5, "Frontier_Last_Analysis__c": "2024-10-31"},
+        # The third record does not exist (yet): it is sent again.
+    }
+
+    assert records_not_yet_written(records, stored, "Id") == records[1:]
+
+
+def test_a_batch_digest_changes_with_any_value_and_only_with_the_content() -> None:
+    records = [
+        {"Id": ID_A, "Frontier_Financial_Score__c": 7.0},
+        {"Id": ID_B, "Frontier_Risk_Level__c": "low"},
+    ]
+    same = [dict(reversed(list(record.items()))) for record in records]
+    changed = [records[0], {"Id": ID_B, "Frontier_Risk_Level__c": "high"}]
+
+    assert batch_digest("Account", "Id", records) == batch_digest("Account", "Id", same)
+    assert batch_digest("Account", "Id", records) != batch_digest("Account", "Id", changed)
+    assert batch_digest("Account", "Id", records) != batch_digest("Account", "Frontier_Entity_Id__c", records)
