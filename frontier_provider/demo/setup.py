@@ -90,8 +90,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def results_table(staging_root: Path, period: str) -> str:
-    """One line per entity: key figures from the statements, score and rating from the analysis."""
-    header = ("Entity", "Cur", "Revenue YTD", "Net income YTD", "Total assets", "Equity", "Health", "Rating")
+    """One line per entity: figures and close status from the statements, score and rating from the analysis.
+
+    ``Close`` is ``final`` when the period is closed in the source, ``preliminary`` when it may change.
+    """
+    header = (
+        "Entity", "Cur", "Close", "Revenue YTD", "Net income YTD", "Total assets", "Equity", "Health",
+        "Rating",
+    )  # fmt: skip
     rows = [header]
     for statements_file in sorted((staging_root / "statements" / f"period={period}").glob("entity=*.json")):
         entity = statements_file.stem.removeprefix("entity=")
@@ -105,6 +111,7 @@ def results_table(staging_root: Path, period: str) -> str:
             (
                 entity,
                 statements.get("currency", ""),
+                statements.get("close_status", "-"),
                 _money(income["revenue"]),
                 _money(income["net_income"]),
                 _money(balance["total_assets"]),
@@ -116,7 +123,7 @@ def results_table(staging_root: Path, period: str) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = []
     for index, row in enumerate(rows):
-        cells = [cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]) for i, cell in enumerate(row)]
+        cells = [cell.ljust(widths[i]) if i < 3 else cell.rjust(widths[i]) for i, cell in enumerate(row)]
         lines.append("  ".join(cells))
         if index == 0:
             lines.append("  ".join("-" * width for width in widths))
