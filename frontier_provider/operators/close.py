@@ -347,13 +347,24 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
         super().__init__(**kwargs)
         self.frontier_conn_id = frontier_conn_id
 
+    def execute(self, context: Any) -> dict[str, Any]:
+        from frontier_provider.hooks.frontier import task_instance_scope
+
+        # Every try of this task instance sends the same Idempotency-Key, so a retry after a lost
+        # response gets the analysis a remote Frontier already computed instead of a second one.
+        self.idempotency_scope = task_instance_scope(context["ti"])
+        return super().execute(context)
+
     def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
-        from frontier_provider.hooks.frontier import FrontierHook
+        from frontier_provider.hooks.frontier import FrontierHook, idempotency_key
 
         statements = staging.read_json(staging.file(STATEMENTS, str(period), entity.id, ".json"))
         # How final the figures are, when the ledger was read, and which balances they are.
         labels = _carried_labels(statements, entity, period)
-        analysis = FrontierHook(frontier_conn_id=self.frontier_conn_id).analyze_company(statements)
+        key = idempotency_key((*self.idempotency_scope, entity.id, str(period)), statements)
+        analysis = FrontierHook(frontier_conn_id=self.frontier_conn_id).analyze_company(
+            statements, idempotency_key=key
+        )
         document = {
             **analysis,
             "entity": entity.id,

@@ -12,6 +12,7 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from airflow.exceptions import AirflowException
@@ -227,6 +228,31 @@ def test_persistent_503_exhausts_the_retry_budget(serve, connect):
     assert len(server.state.requests(ANALYZE_COMPANY_PATH)) == 3
 
 
+def test_repeated_retry_after_fails_as_unavailable_at_the_deadline(serve, connect):
+    # Ten retries are allowed, but waiting 1 s per 429 passes a 2.5 s deadline after the third
+    # attempt (at about 0, 1 and 2 s): the call gives up there instead of waiting on.
+    server = serve(retry_after_seconds=1)
+    server.state.inject_faults([429] * 20)
+    hook = connect(server, max_retries=10, deadline=2.5)
+    with pytest.raises(FrontierUnavailableError, match=r"deadline of 2\.5s") as raised:
+        hook.analyze_company(STATEMENTS)
+    assert raised.value.retryable is True
+    assert raised.value.status_code == 429
+    requests = server.state.requests(ANALYZE_COMPANY_PATH)
+    assert [r.status for r in requests] == [429, 429, 429]
+    assert len({r.idempotency_key for r in requests}) == 1
+    assert requests[-1].received_at - requests[0].received_at < 2.5
+
+
+def test_an_attempt_never_outlives_the_deadline(serve, connect):
+    # The server answers after 2 s; the 30 s request timeout is cut to the 0.3 s left of the call.
+    server = serve(latency_ms=2000)
+    hook = connect(server, timeout=30, deadline=0.3)
+    with pytest.raises(FrontierUnavailableError, match="ReadTimeout"):
+        hook.analyze_company(STATEMENTS)
+    assert len(server.state.requests(ANALYZE_COMPANY_PATH)) <= 1
+
+
 def test_retry_after_longer_than_allowed_fails_instead_of_blocking(serve, connect):
     server = serve(retry_after_seconds=3600)
     server.state.inject_faults([429])
@@ -376,6 +402,65 @@ def test_secrets_never_reach_the_logs(serve, connect, caplog):
 
 
 # ------------------------------------------------------- the close, remotely
+
+
+def test_close_analyze_retry_after_a_lost_response_is_not_computed_twice(serve, connect, staging_root):
+    """The analyze stage's tries share one key per entity and period: try 2 gets try 1's analysis."""
+    from frontier_provider.config import load_close_config
+    from frontier_provider.operators.close import AnalyzeStatementsOperator
+    from frontier_provider.storage import Staging
+
+    server = serve(retry_after_seconds=None)
+    connect(server, max_retries=0)  # the lost response fails try 1, as a persistent fault would
+    entity = load_close_config().select(["SAP-1000"])[0]
+    staging = Staging(str(staging_root))
+    # A statements document as the statements stage writes it: the request plus its labels.
+    statements = {
+        **STATEMENTS,
+        "close_status": "final",
+        "as_of": "2025-01-02T05:59:00Z",
+        "closing_entries": {"detected": False},
+    }
+    staging.write_json(staging.file("statements", "2024-12", entity.id, ".json"), statements)
+    unit = {"period": "2024-12", "entity": entity.to_dict(), "dry_run": False}
+    analyze = AnalyzeStatementsOperator(task_id="analyze", unit=unit, frontier_conn_id="frontier_test")
+
+    def task_try(try_number: int) -> dict:
+        ti = SimpleNamespace(
+            dag_id="frontier_financial_close",
+            run_id="manual__2025-01-02T06:00:00+00:00",
+            task_id="close_entity.analyze",
+            map_index=2,
+            try_number=try_number,
+        )
+        return analyze.execute({"ti": ti})
+
+    server.state.inject_faults([502], after_processing=True)
+    with pytest.raises(FrontierUnavailableError):
+        task_try(1)
+    summary = task_try(2)
+
+    requests = server.state.requests(ANALYZE_COMPANY_PATH)
+    assert [r.status for r in requests] == [502, 200]
+    assert requests[0].idempotency_key == requests[1].idempotency_key
+    assert server.state.stats()["computed"] == {"analyze_company": 1}
+    assert server.state.stats()["replayed"] == {"analyze_company": 1}
+    staged = json.loads((staging_root / "analysis/period=2024-12/entity=SAP-1000.json").read_text())
+    assert staged["analysis_id"] == summary["analysis_id"] == analyze_company(statements)["analysis_id"]
+    assert {key: staged[key] for key in analyze_company(statements)} == analyze_company(statements)
+
+    # Another run of the close is a new request: computed, not replayed from the run before.
+    analyze.execute(
+        {
+            "ti": SimpleNamespace(
+                dag_id="frontier_financial_close",
+                run_id="manual__2025-01-03T06:00:00+00:00",
+                task_id="close_entity.analyze",
+                map_index=2,
+            )
+        }
+    )
+    assert server.state.stats()["computed"] == {"analyze_company": 2}
 
 
 def test_close_analyze_stage_calls_the_remote_api(serve, demo_ledger, airflow_db, tmp_path):
