@@ -12,6 +12,8 @@ When a task fails for good (after its retries, or at once for
    credentials     401/403, rejected or expired credentials, invalid login/session      no
    configuration   connection not defined, bad entities file or mapping reference,      no
                    missing module
+   quota           an API allocation used up (``SalesforceApiLimitError``): wait for    no
+                   it to reset, a sooner retry only spends more of it
    data            unbalanced trial balance, unmapped accounts, invalid statements,     no
                    period or SAP number, a request Frontier refused (4xx), any other
                    ``AirflowFailException``
@@ -19,6 +21,10 @@ When a task fails for good (after its retries, or at once for
                    temporarily unavailable services                                     backoff
    unknown         none of the above                                                    as set
    ==============  ==================================================================  ============
+
+   An exception class says what it is by declaring ``failure_category`` (one of the
+   values above, e.g. ``failure_category = "quota"``); that declaration is the
+   evidence first looked for. Other exceptions are recognised by class name.
 
 2. names the entity and period, from the task's close ``unit``, the run's
    params (``period``, ``entities``, an ad-hoc ``company``) or the ``period``
@@ -72,6 +78,7 @@ class FailureCategory(str, Enum):
     TRANSIENT = "transient"
     CONFIGURATION = "configuration"
     CREDENTIALS = "credentials"
+    QUOTA = "quota"
     DATA = "data"
     UNKNOWN = "unknown"
 
@@ -93,13 +100,21 @@ RESOLUTION_STEPS: dict[FailureCategory, tuple[str, ...]] = {
         "Check that the account is not locked and still has the permissions the task needs.",
         "Clear the failed task after updating the connection; retrying with the same secret cannot work.",
     ),
+    FailureCategory.QUOTA: (
+        "The remote system's API allocation is used up (Salesforce: the org's requests in the last "
+        "24 hours, Setup > Company Information > API Requests); the message says how much is left.",
+        "Wait until the allocation resets, then clear the failed task: outputs are replaced, nothing "
+        "duplicates. Do not clear it sooner: every retry spends more of what other integrations share.",
+        "If closes keep running out, ask for a larger allocation or spread the org's other API jobs.",
+    ),
     FailureCategory.DATA: (
         "The input is wrong for this entity and period: the message names the figures or fields.",
         "Correct it at the source (the ledger, the mapping, the sent document), then rerun the task; "
         "it did not retry, because a retry reads the same data.",
     ),
     FailureCategory.UNKNOWN: (
-        "Read the task log: the error was not recognised as transient, configuration, credentials or data.",
+        "Read the task log: the error was not recognised as transient, configuration, credentials, quota "
+        "or data.",
         "If it is a defect, report it with the log; otherwise clear the task to run it again.",
     ),
 }
@@ -122,7 +137,6 @@ EVIDENCE_STEPS: dict[str, str] = {
 _CLASS_EVIDENCE: dict[FailureCategory, frozenset[str]] = {
     FailureCategory.CREDENTIALS: frozenset(
         {
-            "FrontierAuthError",
             "SalesforceAuthenticationFailed",
             "SalesforceExpiredSession",
             "NotSignedInError",
@@ -131,6 +145,7 @@ _CLASS_EVIDENCE: dict[FailureCategory, frozenset[str]] = {
             "LogonError",
         }
     ),
+    FailureCategory.QUOTA: frozenset(),
     FailureCategory.CONFIGURATION: frozenset(
         {
             "AirflowNotFoundException",
@@ -150,7 +165,6 @@ _CLASS_EVIDENCE: dict[FailureCategory, frozenset[str]] = {
             "InvalidPeriodError",
             "SapNumberError",
             "ValidationError",
-            "FrontierRequestError",
             "ParamValidationError",
             "InsightError",
             "AnalysisDocumentError",
@@ -161,8 +175,6 @@ _CLASS_EVIDENCE: dict[FailureCategory, frozenset[str]] = {
             "TimeoutError",
             "ConnectionError",
             "AirflowTaskTimeout",
-            "FrontierUnavailableError",
-            "FrontierServerError",
             "TimeoutException",
             "NetworkError",
             "RemoteProtocolError",
@@ -215,6 +227,7 @@ _MESSAGE_EVIDENCE: tuple[tuple[FailureCategory, re.Pattern[str]], ...] = (
 _PRIORITY = (
     FailureCategory.CREDENTIALS,
     FailureCategory.CONFIGURATION,
+    FailureCategory.QUOTA,
     FailureCategory.DATA,
     FailureCategory.TRANSIENT,
 )
@@ -224,7 +237,7 @@ _PRIORITY = (
 class FailureClassification:
     """The category of a failure and the evidence that decided it.
 
-    :param category: transient, configuration, credentials, data or unknown
+    :param category: transient, configuration, credentials, quota, data or unknown
     :param evidence: what matched, e.g. ``"UnbalancedTrialBalanceError"`` or ``"HTTP 503"``
     """
 
@@ -236,9 +249,10 @@ def classify_failure(exception: BaseException | None) -> FailureClassification:
     """Classify a task failure from the exception, its causes and their messages.
 
     Exception types decide first (anywhere in the ``__cause__``/``__context__``
-    chain), then HTTP status codes carried by the exceptions, then messages.
-    Within each kind of evidence credentials beat configuration, which beats
-    data, which beats transient: a retry can fix only the last.
+    chain): the ``failure_category`` a class declares, else its name; then HTTP
+    status codes carried by the exceptions, then messages. Within each kind of
+    evidence credentials beat configuration, which beats quota, then data, then
+    transient: a retry can fix only the last.
 
     :param exception: the task's exception (None when the task was failed from outside)
     """
@@ -247,6 +261,9 @@ def classify_failure(exception: BaseException | None) -> FailureClassification:
     chain = list(_exception_chain(exception))
     names = {cls.__name__: error for error in chain for cls in type(error).__mro__}
     for category in _PRIORITY:
+        declared = next((error for error in chain if _declared_category(error) is category), None)
+        if declared is not None:
+            return FailureClassification(category, type(declared).__name__)
         for name in sorted(_CLASS_EVIDENCE[category] & names.keys()):
             # The evidence names the exception's own class, e.g. UnbalancedTrialBalanceError
             # found through its base TrialBalanceError.
@@ -448,6 +465,15 @@ def _is_period(text: str) -> bool:
         return str(FiscalPeriod.parse(text)) == text
     except InvalidPeriodError:
         return False
+
+
+def _declared_category(error: BaseException) -> FailureCategory | None:
+    """The ``failure_category`` the error's class declares, if it is one of the categories."""
+    declared = getattr(type(error), "failure_category", None)
+    try:
+        return FailureCategory(declared) if declared else None
+    except ValueError:
+        return None
 
 
 def _exception_chain(exception: BaseException) -> Iterator[BaseException]:

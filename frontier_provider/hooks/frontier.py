@@ -86,6 +86,9 @@ class FrontierApiError(AirflowException):
     :param status_code: HTTP status, None for transport errors and the embedded engine
     :param detail: the server's own message
     :param retryable: whether running the task again can succeed
+
+    Subclasses declare their ``failure_category`` for the failure alert (see
+    :mod:`frontier_provider.notifications`).
     """
 
     retryable = False
@@ -99,21 +102,27 @@ class FrontierApiError(AirflowException):
 class FrontierRequestError(FrontierApiError):
     """The request was refused as invalid (4xx, 422 above all): fix the input, do not retry."""
 
+    failure_category = "data"
+
 
 class FrontierAuthError(FrontierApiError):
     """The credentials were rejected even after fetching a fresh token: fix the connection."""
 
+    failure_category = "credentials"
+
 
 class FrontierUnavailableError(FrontierApiError):
-    """The service stayed unreachable, throttled or overloaded through every retry."""
+    """The service stayed unreachable, throttled or overloaded through every retry or until the deadline."""
 
     retryable = True
+    failure_category = "transient"
 
 
 class FrontierServerError(FrontierApiError):
     """The service failed with a 5xx that is not a documented transient status."""
 
     retryable = True
+    failure_category = "transient"
 
 
 class FrontierBatchError(FrontierApiError):

@@ -102,6 +102,7 @@ from frontier_provider.salesforce.writeback import (
     bulk_failure,
     chunked,
     collection_failure,
+    record_key,
     records_not_yet_written,
     write_mode,
 )
@@ -122,6 +123,8 @@ _JOB_RUNNING = ("UploadComplete", "InProgress")
 
 class SalesforceApiLimitError(AirflowFailException):
     """The org's daily API allocation is exhausted, or a write would take too much of what remains."""
+
+    failure_category = "quota"  # the alert says: wait for the allocation to reset, do not retry sooner
 
 
 class SalesforceSessionError(AirflowFailException):
@@ -436,15 +439,13 @@ class FrontierSalesforceHook(SalesforceHook):
             f"reading {len(keys)} {sobject} record(s) whose write got no answer",
             lambda sf: sf.query_all(soql),
         )
-        stored = {str(row[key_field]): row for row in rows["records"]}
+        stored = {record_key(row[key_field], key_field): row for row in rows["records"]}
         pending = records_not_yet_written(records, stored, key_field)
-        written = [record for record in records if record not in pending]
+        sending = {id(record) for record in pending}
+        written = [record for record in records if id(record) not in sending]
         for record in written:
-            results[str(record[key_field])] = {
-                "id": stored[str(record[key_field])][ID_FIELD],
-                "success": True,
-                "errors": [],
-            }
+            row = stored[record_key(record[key_field], key_field)]
+            results[str(record[key_field])] = {"id": row[ID_FIELD], "success": True, "errors": []}
         log.warning(
             "%d of %d %s record(s) already hold their new values and are not sent again; %d are",
             len(written),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email
 import json
 import socketserver
 import threading
@@ -14,10 +15,12 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
+from simple_salesforce.exceptions import SalesforceRefusedRequest
 
 from frontier_provider.analysis.models import AnalysisInputError
 from frontier_provider.config import EntityConfigError
 from frontier_provider.hooks.frontier import FrontierAuthError, FrontierRequestError, FrontierUnavailableError
+from frontier_provider.hooks.salesforce import SalesforceApiLimitError
 from frontier_provider.ledger import UnbalancedTrialBalanceError, UnmappedAccountsError
 from frontier_provider.ledger.periods import InvalidPeriodError
 from frontier_provider.notifications import (
@@ -42,6 +45,18 @@ def raised(error: BaseException, wrapper: type[BaseException] | None = None) -> 
         return final
 
 
+REQUEST_LIMIT_EXCEEDED = SalesforceRefusedRequest(
+    "https://example.my.salesforce.com/services/data/v59.0/composite/sobjects",
+    403,
+    "composite/sobjects",
+    [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}],
+)
+ALLOCATION_USED_UP = raised(
+    SalesforceApiLimitError(
+        "Salesforce refused the request while updating 200 Account(s): the org has used up its daily API "
+        "request allocation (REQUEST_LIMIT_EXCEEDED)."
+    )
+)
 UNBALANCED = UnbalancedTrialBalanceError(
     "SAP-1000", "2024-12", "EUR", Decimal("12.34"), tolerance=Decimal("0.01")
 )
@@ -85,6 +100,17 @@ UNBALANCED = UnbalancedTrialBalanceError(
         (RuntimeError("Salesforce answered 503 Service Unavailable"), "transient", None),
         (RuntimeError("UNABLE_TO_LOCK_ROW on 3 records"), "transient", None),
         (RuntimeError("something nobody anticipated"), "unknown", None),
+        (ALLOCATION_USED_UP, "quota", "SalesforceApiLimitError"),
+        (
+            raised(REQUEST_LIMIT_EXCEEDED, SalesforceApiLimitError),  # a 403 refusal underneath
+            "quota",
+            "SalesforceApiLimitError",
+        ),
+        (
+            raised(SalesforceApiLimitError("needs 3 API requests, only 4 of 15000 remain (503 earlier)")),
+            "quota",
+            "SalesforceApiLimitError",
+        ),
     ],
 )
 def test_failures_are_classified_by_type_status_and_message(
@@ -99,6 +125,18 @@ def test_failures_are_classified_by_type_status_and_message(
 def test_credentials_win_over_a_transient_looking_message() -> None:
     error = raised(FrontierAuthError("401 after retrying a timeout", status_code=401))
     assert classify_failure(error).category is FailureCategory.CREDENTIALS
+
+
+def test_a_declared_failure_category_decides_whatever_the_class_is_called() -> None:
+    class AllowanceSpent(RuntimeError):
+        failure_category = "quota"
+
+    class NotACategory(RuntimeError):
+        failure_category = "weather"
+
+    assert classify_failure(raised(AllowanceSpent("503 while counting"))).category is FailureCategory.QUOTA
+    # An undeclared value is no evidence: the message decides, as for any other exception.
+    assert classify_failure(raised(NotACategory("503 from Tableau"))).category is FailureCategory.TRANSIENT
 
 
 def test_a_task_failed_from_outside_is_unknown() -> None:
@@ -133,6 +171,43 @@ def test_the_alert_names_entity_period_category_and_resolution() -> None:
     assert alert["subject"] == (
         "[Frontier] data failure: frontier_financial_close.close_entity.trial_balance (SAP-1000 2024-12)"
     )
+
+
+def test_a_used_up_api_allocation_tells_the_on_call_to_wait_for_the_reset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the notifier: the staged and emailed alert says quota, wait, do not retry; not the ledger."""
+    context = close_context(raised(REQUEST_LIMIT_EXCEEDED, SalesforceApiLimitError))
+    context["task"] = SimpleNamespace(task_id="salesforce_writeback")
+    context["ti"].task_id = "salesforce_writeback"
+    context["ti"].map_index = -1
+    with smtp_server() as (port, messages):
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_ALERTS", smtp_connection(port))
+        notifier = FrontierFailureNotifier(staging_root=str(tmp_path), notifiers=[EMAIL_NOTIFIER])
+        notifier.notify(context)
+    [alert_file] = (tmp_path / "alerts/period=2024-12/frontier_financial_close").iterdir()
+    alert = json.loads(alert_file.read_text())
+    assert (alert["category"], alert["evidence"], alert["retryable"]) == (
+        "quota",
+        "SalesforceApiLimitError",
+        False,
+    )
+    assert alert["subject"] == (
+        "[Frontier] quota failure: frontier_financial_close.salesforce_writeback (2024-12)"
+    )
+    steps = " ".join(alert["resolution"])
+    assert "Wait until the allocation resets" in steps
+    assert "Do not clear it sooner" in steps
+    assert "ledger" not in steps
+    assert "Correct it at the source" not in steps
+    assert len(messages) == 1
+    assert "quota failure: frontier_financial_close.salesforce_writeback" in messages[0]
+    [html] = [
+        part.get_payload(decode=True).decode()
+        for part in email.message_from_string(messages[0]).walk()
+        if part.get_content_type() == "text/html"
+    ]
+    assert "Wait until the allocation resets" in html
 
 
 def test_the_period_comes_from_the_plan_xcom_when_the_task_has_no_unit() -> None:
