@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -77,7 +78,9 @@ def operator(batch: list[dict], staging: str, bulk_threshold: int) -> dict:
         # The fake finishes a job at once; a real org takes seconds, which this poll would wait for.
         bulk_poll_interval=0.5,
     )
-    return task.execute({})
+    # The identity Airflow gives a task instance; the write journal is kept under it.
+    ti = SimpleNamespace(dag_id="bench", run_id="bench", task_id="salesforce_writeback", map_index=-1)
+    return task.execute({"ti": ti})
 
 
 def main() -> None:

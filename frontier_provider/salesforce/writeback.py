@@ -290,6 +290,16 @@ def batch_digest(sobject: str, key_field: str, records: Sequence[Mapping[str, An
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def record_key(value: Any, key_field: str) -> str:
+    """The key a record is matched by: an external id as it is, a record Id by its 15 case-sensitive
+    characters (a query returns the 18-character form of an Id that may have been sent in 15).
+
+    :param value: the key field's value
+    :param key_field: "Id" or the external id field
+    """
+    return str(value)[:15] if key_field == ID_FIELD else str(value)
+
+
 def records_not_yet_written(
     records: Sequence[Mapping[str, Any]], stored: Mapping[str, Mapping[str, Any]], key_field: str
 ) -> list[Mapping[str, Any]]:
@@ -300,13 +310,13 @@ def records_not_yet_written(
     its triggers and field history see one write.
 
     :param records: the records of the request, each holding ``key_field``
-    :param stored: the current values of those records, by key, from a query; a key that is absent
-        has no record yet
+    :param stored: the current values of those records, by ``record_key``, from a query; a key that
+        is absent has no record yet
     :param key_field: "Id" or the external id field
     """
     pending = []
     for record in records:
-        current = stored.get(str(record[key_field]))
+        current = stored.get(record_key(record[key_field], key_field))
         if current is None or any(
             not _same_value(value, current.get(field))
             for field, value in record.items()

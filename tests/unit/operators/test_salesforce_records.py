@@ -192,15 +192,25 @@ def test_an_assessment_becomes_an_insight_dated_by_the_run() -> None:
 
 def test_only_records_that_do_not_hold_their_new_values_yet_are_sent_again() -> None:
     records = [
-        {"Id": ID_A, "Frontier_Financial_Score__c": 7.0, "Frontier_Risk_Level__c": None},
+        {"Id": ID_A[:15], "Frontier_Financial_Score__c": 7.0, "Frontier_Risk_Level__c": None},
         {"Id": ID_B, "Frontier_Financial_Score__c": 6.5, "Frontier_Last_Analysis__c": "2024-11-30"},
         {"Id": "001000000000003AAA", "Frontier_Financial_Score__c": 1.0},
     ]
     stored = {
-        # Already written by the request whose answer was lost (7 and 7.0 are one number).
-        ID_A: {"Id": ID_A, "Frontier_Financial_Score__c": 7, "Frontier_Risk_Level__c": None, "Name": "A"},
+        # Already written by the request whose answer was lost (7 and 7.0 are one number; the
+        # record was sent with the 15-character form of its Id).
+        ID_A[:15]: {
+            "Id": ID_A,
+            "Frontier_Financial_Score__c": 7,
+            "Frontier_Risk_Level__c": None,
+            "Name": "A",
+        },
         # Not written: its date still holds last month's value.
-        ID_B: {"Id": ID_B, "Frontier_Financial_Score__c": 6.5, "Frontier_Last_Analysis__c": "2024-10-31"},
+        ID_B[:15]: {
+            "Id": ID_B,
+            "Frontier_Financial_Score__c": 6.5,
+            "Frontier_Last_Analysis__c": "2024-10-31",
+        },
         # The third record does not exist (yet): it is sent again.
     }
 
