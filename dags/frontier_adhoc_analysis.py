@@ -25,7 +25,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from frontier_provider.config import load_close_config
-from frontier_provider.dag_defaults import default_args
+from frontier_provider.dag_defaults import FRONTIER_CALL_TIMEOUT, default_args
 from frontier_provider.webhooks.runs import analyze_adhoc_company, delivery_id_param
 
 FRONTIER_CONN_ID = load_close_config().settings.frontier_conn_id
@@ -52,7 +52,7 @@ FRONTIER_CONN_ID = load_close_config().settings.frontier_conn_id
     doc_md=__doc__,
 )
 def frontier_adhoc_analysis():
-    @task
+    @task(execution_timeout=FRONTIER_CALL_TIMEOUT)
     def analyze(params: dict) -> dict:
         return analyze_adhoc_company(
             params["company"],

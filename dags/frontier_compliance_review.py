@@ -27,7 +27,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from frontier_provider.config import load_close_config
-from frontier_provider.dag_defaults import default_args
+from frontier_provider.dag_defaults import FRONTIER_CALL_TIMEOUT, default_args
 from frontier_provider.webhooks.runs import (
     configured_entities,
     delivery_id_param,
@@ -60,7 +60,7 @@ FRONTIER_CONN_ID = load_close_config().settings.frontier_conn_id
     doc_md=__doc__,
 )
 def frontier_compliance_review():
-    @task
+    @task(execution_timeout=FRONTIER_CALL_TIMEOUT)
     def triage(params: dict) -> dict:
         return triage_regulatory_update(params["update"], frontier_conn_id=FRONTIER_CONN_ID)
 
@@ -68,7 +68,7 @@ def frontier_compliance_review():
     def entities() -> list[dict]:
         return configured_entities()
 
-    @task
+    @task(execution_timeout=FRONTIER_CALL_TIMEOUT)
     def review(entity: dict, params: dict) -> dict:
         return review_entity(params["update"], entity, frontier_conn_id=FRONTIER_CONN_ID)
 

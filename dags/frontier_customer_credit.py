@@ -33,7 +33,7 @@ from airflow.sdk import Asset, Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from frontier_provider.config import load_close_config
-from frontier_provider.dag_defaults import default_args
+from frontier_provider.dag_defaults import FRONTIER_CALL_TIMEOUT, FRONTIER_CALLS_TIMEOUT, default_args
 from frontier_provider.operators import salesforce as credit
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
 
@@ -83,7 +83,7 @@ def frontier_customer_credit():
             as_of=as_of, salesforce_conn_id=SALESFORCE_CONN_ID, dry_run=dry_run
         )
 
-    @task(multiple_outputs=True)
+    @task(multiple_outputs=True, execution_timeout=FRONTIER_CALLS_TIMEOUT)
     def assess_credit(profiles_path: str, as_of: str) -> dict:
         return credit.assess_customer_credit(
             profiles_path=profiles_path,
@@ -91,7 +91,7 @@ def frontier_customer_credit():
             frontier_conn_id=FRONTIER_CONN_ID,
         )
 
-    @task(outlets=[CUSTOMER_PORTFOLIO])
+    @task(outlets=[CUSTOMER_PORTFOLIO], execution_timeout=FRONTIER_CALL_TIMEOUT)
     def analyze_portfolio(profiles_path: str, as_of: str) -> dict:
         return credit.analyze_customer_portfolio(
             profiles_path=profiles_path,

@@ -39,7 +39,14 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from frontier_provider.config import load_close_config
-from frontier_provider.dag_defaults import default_args
+from frontier_provider.dag_defaults import (
+    EXTRACT_TIMEOUT,
+    FRONTIER_CALL_TIMEOUT,
+    TABLEAU_PUBLISH_TIMEOUT,
+    TABLEAU_REFRESH_TIMEOUT,
+    default_args,
+    waiting_sensor_timeout,
+)
 from frontier_provider.operators.close import (
     AnalyzeStatementsOperator,
     BuildManifestOperator,
@@ -109,7 +116,11 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
         @task_group(group_id="close_entity")
         def close_entity(unit):
             extract = ExtractGLBalancesOperator(
-                task_id="extract", unit=unit, open_period=open_period, final_when_closed=not month_to_date
+                task_id="extract",
+                unit=unit,
+                open_period=open_period,
+                final_when_closed=not month_to_date,
+                execution_timeout=EXTRACT_TIMEOUT,
             )
             if open_period == "wait":
                 wait = PeriodClosedSensor(
@@ -117,6 +128,9 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
                     unit=unit,
                     timeout=settings.open_period_wait_hours * 3600,
                     poke_interval=settings.open_period_poll_minutes * 60,
+                    execution_timeout=waiting_sensor_timeout(
+                        settings.open_period_wait_hours * 3600, settings.open_period_poll_minutes * 60
+                    ),
                 )
                 wait >> extract
             trial_balance = BuildTrialBalanceOperator(
@@ -130,7 +144,11 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
                 outlets=[STATEMENTS],
             )
             analyze = AnalyzeStatementsOperator(
-                task_id="analyze", unit=unit, frontier_conn_id=settings.frontier_conn_id, outlets=[ANALYSIS]
+                task_id="analyze",
+                unit=unit,
+                frontier_conn_id=settings.frontier_conn_id,
+                outlets=[ANALYSIS],
+                execution_timeout=FRONTIER_CALL_TIMEOUT,
             )
             manifest = BuildManifestOperator(task_id="manifest", unit=unit, analysis=analyze.output)
             extract >> trial_balance >> statements >> analyze >> manifest
@@ -163,12 +181,14 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
             project_name=settings.tableau_project,
             tableau_conn_id=settings.tableau_conn_id,
             dry_run=DRY_RUN,
+            execution_timeout=TABLEAU_PUBLISH_TIMEOUT,
         )
         publish >> TableauRefreshOperator(
             task_id="tableau_refresh",
             workbooks=list(settings.tableau_refresh_workbooks),
             tableau_conn_id=settings.tableau_conn_id,
             dry_run=DRY_RUN,
+            execution_timeout=TABLEAU_REFRESH_TIMEOUT,
         )
     return dag
 

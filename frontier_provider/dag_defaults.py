@@ -1,4 +1,12 @@
-"""Task defaults shared by every Frontier DAG: owner, retries with backoff, failure alerts."""
+"""Task defaults shared by every Frontier DAG: owner, the task layer's retry budget, timeouts, alerts.
+
+Retries happen in layers: a service call retries inside its hook (Frontier: at most
+300 s per call; Salesforce: at most ``write_deadline`` per write; Tableau: 4 attempts
+per call), and the task retries around all of them. Each layer has one budget, and
+every task an ``execution_timeout``, so the worst case of a task is bounded:
+``TASK_TRIES * execution_timeout`` plus the waits between tries (under 7 minutes
+with these defaults). The README's "Retries and timeouts" states them per task.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +15,58 @@ from typing import Any
 
 from frontier_provider.notifications import FrontierFailureNotifier
 
+TASK_TRIES = 4
+"""Tries of a task in all: the first and 3 retries. Data errors fail on the first."""
+
+EXECUTION_TIMEOUT = timedelta(minutes=30)
+"""Longest single try of a task that is not given its own timeout below."""
+
+FRONTIER_CALL_TIMEOUT = timedelta(minutes=10)
+"""A task that makes one Frontier call: twice the hook's 300 s deadline per call, for staging."""
+
+FRONTIER_CALLS_TIMEOUT = timedelta(hours=1)
+"""A task that makes one Frontier call per customer, one after the other."""
+
+EXTRACT_TIMEOUT = timedelta(hours=1)
+"""GL extraction: a large SAP ACDOCA period reads millions of rows over RFC (minutes per million)."""
+
+TABLEAU_PUBLISH_TIMEOUT = timedelta(hours=2)
+"""Tableau publish: the upload (up to 900 s per request) and the update job (up to 1 hour)."""
+
+TABLEAU_REFRESH_TIMEOUT = timedelta(minutes=75)
+"""Tableau refresh: starting the jobs, then waiting for them, deferred, for up to 1 hour."""
+
 
 def default_args(**overrides: Any) -> dict[str, Any]:
-    """``default_args`` for a Frontier DAG; transient failures retry with exponential backoff.
+    """``default_args`` for a Frontier DAG: the task layer of the retry budget and a timeout per try.
 
-    Data errors (unbalanced ledger, unmapped accounts, invalid input) raise
-    ``AirflowFailException`` and so fail at once despite these retries.
+    Transient failures (AirflowException, a try that timed out) retry up to 3 times after
+    30-60 s, 60-120 s and 120-240 s (Airflow's exponential backoff, factor 2, never more than
+    10 minutes). Errors a retry cannot fix raise ``AirflowFailException`` and fail at once:
+    data errors (unbalanced ledger, unmapped accounts, invalid input), a refused Salesforce or
+    Tableau login, a used-up Salesforce API allocation.
+
+    :param overrides: keys to replace, e.g. ``retries=0``
     """
     return {
         "owner": "finance-data",
-        "retries": 3,
+        "retries": TASK_TRIES - 1,
         "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
+        "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=10),
+        "execution_timeout": EXECUTION_TIMEOUT,
         "on_failure_callback": FrontierFailureNotifier(),
         **overrides,
     }
+
+
+def waiting_sensor_timeout(timeout: float, poke_interval: float) -> timedelta:
+    """The ``execution_timeout`` of a deferring sensor: its own timeout, two pokes and 10 minutes.
+
+    Airflow ends a deferral at the task's execution_timeout; the sensor's own timeout, whose
+    message says what it waited for, must come first.
+
+    :param timeout: the sensor's ``timeout`` in seconds
+    :param poke_interval: the sensor's ``poke_interval`` in seconds
+    """
+    return timedelta(seconds=timeout + 2 * poke_interval, minutes=10)

@@ -1,13 +1,16 @@
-"""Every DAG in dags/ imports cleanly, is owned, tagged and retried, and parses fast."""
+"""Every DAG in dags/ imports cleanly, is owned, tagged, retried and bounded in time, and parses fast."""
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
+from frontier_provider.dag_defaults import EXECUTION_TIMEOUT
+from frontier_provider.hooks.frontier import RetryPolicy
 from tests.helpers import REPO, airflow_cli
 
 CLOSE_DAGS = ("frontier_financial_close", "frontier_close_nightly")
@@ -42,6 +45,49 @@ def test_every_task_retries_with_exponential_backoff_except_data_checks(dagbag: 
                 continue
             assert task.retries >= 1, f"{dag_id}.{task.task_id} never retries"
             assert task.retry_exponential_backoff, f"{dag_id}.{task.task_id} retries without backoff"
+
+
+def test_every_task_has_an_execution_timeout_so_its_worst_case_is_bounded(dagbag: DagBag) -> None:
+    longest = timedelta()
+    for dag_id, dag in dagbag.dags.items():
+        for task in dag.tasks:
+            timeout = task.execution_timeout
+            assert timeout is not None, f"{dag_id}.{task.task_id} has no execution_timeout"
+            assert timeout > timedelta(0), f"{dag_id}.{task.task_id} has execution_timeout {timeout}"
+            longest = max(longest, timeout * (task.retries + 1))
+    # Tableau publish is the longest: 4 tries of 2 hours. Nothing may run for days unnoticed.
+    assert longest <= timedelta(hours=8)
+
+
+def test_a_task_making_one_frontier_call_outlasts_the_calls_deadline(dagbag: DagBag) -> None:
+    """A try must not be killed while the hook is still within its own, clearer time bound."""
+    deadline = timedelta(seconds=RetryPolicy().deadline)
+    one_call_tasks = {
+        "frontier_financial_close": "close_entity.analyze",
+        "frontier_close_nightly": "close_entity.analyze",
+        "frontier_adhoc_analysis": "analyze",
+        "frontier_compliance_review": "review_entity",
+        "frontier_customer_credit": "analyze_portfolio",
+    }
+    for dag_id, task_id in one_call_tasks.items():
+        timeout = dagbag.dags[dag_id].get_task(task_id).execution_timeout
+        assert deadline < timeout < EXECUTION_TIMEOUT, f"{dag_id}.{task_id}: {timeout}"
+
+
+def test_a_close_waiting_for_the_period_gives_its_sensor_more_than_its_own_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Airflow ends a deferral at the execution_timeout: a shorter one would cut the 72-hour wait
+    # for the period close short, and the retry would start waiting all over again.
+    entities = (REPO / "dags" / "config" / "frontier_entities.yaml").read_text()
+    waiting = tmp_path / "entities.yaml"
+    waiting.write_text(entities.replace("open_period: preliminary", "open_period: wait"))
+    monkeypatch.setenv("FRONTIER_ENTITIES_FILE", str(waiting))
+    dagbag = DagBag(dag_folder=str(REPO / "dags" / "frontier_financial_close.py"))
+    dag = dagbag.dags["frontier_financial_close"]
+    sensor = dag.get_task("close_entity.wait_for_period_close")
+    assert sensor.timeout == 72 * 3600
+    assert sensor.execution_timeout > timedelta(seconds=sensor.timeout + 2 * sensor.poke_interval)
 
 
 def test_monthly_and_nightly_close_run_the_same_tasks(dagbag: DagBag) -> None:
