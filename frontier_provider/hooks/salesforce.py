@@ -260,7 +260,7 @@ class FrontierSalesforceHook(SalesforceHook):
             attempt += 1
             if attempt > self.http_retries:
                 raise failure
-            self._back_off(attempt, self.http_retries, f"{description} {reason}")
+            self._back_off(attempt, self.http_retries, f"{description}: {reason}")
 
     # -- org metadata ----------------------------------------------------------------------------------------
     def field_specs(self, sobject: str) -> dict[str, FieldSpec]:
