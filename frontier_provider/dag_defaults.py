@@ -43,8 +43,9 @@ def default_args(**overrides: Any) -> dict[str, Any]:
     Transient failures (AirflowException, a try that timed out) retry up to 3 times after
     30-60 s, 60-120 s and 120-240 s (Airflow's exponential backoff, factor 2, never more than
     10 minutes). Errors a retry cannot fix raise ``AirflowFailException`` and fail at once:
-    data errors (unbalanced ledger, unmapped accounts, invalid input), a refused Salesforce or
-    Tableau login, a used-up Salesforce API allocation.
+    data errors (unbalanced ledger, unmapped accounts, invalid input, a request Frontier
+    refused), refused Frontier, Salesforce or Tableau credentials, a used-up Salesforce API
+    allocation.
 
     :param overrides: keys to replace, e.g. ``retries=0``
     """

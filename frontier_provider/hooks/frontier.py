@@ -58,7 +58,7 @@ from typing import Any
 import httpx
 from airflow.exceptions import AirflowException
 from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowNotFoundException
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
 from frontier_provider import analysis, connection_types
@@ -99,14 +99,14 @@ class FrontierApiError(AirflowException):
         self.detail = detail
 
 
-class FrontierRequestError(FrontierApiError):
-    """The request was refused as invalid (4xx, 422 above all): fix the input, do not retry."""
+class FrontierRequestError(FrontierApiError, AirflowFailException):
+    """The request was refused as invalid (4xx, 422 above all): fix the input; the task does not retry."""
 
     failure_category = "data"
 
 
-class FrontierAuthError(FrontierApiError):
-    """The credentials were rejected even after fetching a fresh token: fix the connection."""
+class FrontierAuthError(FrontierApiError, AirflowFailException):
+    """The credentials were rejected even after fetching a fresh token: fix the connection; no retry."""
 
     failure_category = "credentials"
 

@@ -16,8 +16,10 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowFailException
 
 from frontier_provider.analysis import analyze_company, assess_customer_credit_risk, process_regulatory_update
+from frontier_provider.dag_defaults import default_args
 from frontier_provider.hooks.frontier import (
     FrontierAuthError,
     FrontierBatchError,
@@ -27,6 +29,7 @@ from frontier_provider.hooks.frontier import (
 )
 from frontier_provider.server import ANALYZE_COMPANY_PATH, TOKEN_PATH, ServerSettings
 from tests.fakes.frontier_server import RunningFrontierServer, running_frontier_server
+from tests.faults import TaskFailedForGood, run_like_airflow
 
 pytestmark = pytest.mark.integration
 
@@ -134,6 +137,22 @@ def test_wrong_api_key_fails_at_once_without_retries(serve, connect):
     ok, message = hook.test_connection()
     assert not ok
     assert "401" in message
+
+
+def test_refused_requests_fail_the_task_on_its_first_try(serve, connect):
+    # A retry of the task would send the same invalid statements or the same rejected key.
+    server = serve()
+    document = json.loads(json.dumps(STATEMENTS))
+    document["financial_statements"]["income_statement"]["revenue"] = "eleven million"
+    for api_key, payload in ((API_KEY, document), ("not-the-key", STATEMENTS)):
+        hook = connect(server, password=api_key)
+        with pytest.raises(TaskFailedForGood, match="try 1 failed without retry"):
+            run_like_airflow(
+                lambda try_number, h=hook, p=payload: h.analyze_company(p),
+                tries=default_args()["retries"] + 1,
+                fail_fast=(AirflowFailException,),
+            )
+    assert [r.status for r in server.state.requests(ANALYZE_COMPANY_PATH)] == [422, 401]
 
 
 def test_test_connection_reports_the_caller(serve, connect):
