@@ -130,4 +130,9 @@ class TableauJobTrigger(BaseTrigger):
         from frontier_provider.hooks.tableau import FrontierTableauHook
 
         with FrontierTableauHook(site_id=self.site_id, tableau_conn_id=self.tableau_conn_id) as hook:
-            return [job_state(hook.server.jobs.get_by_id(job_id)) for job_id in job_ids]
+            return [
+                job_state(
+                    hook.call(f"check job {job_id}", lambda job_id=job_id: hook.server.jobs.get_by_id(job_id))
+                )
+                for job_id in job_ids
+            ]

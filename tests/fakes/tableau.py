@@ -23,7 +23,7 @@ behaviour where it matters:
   code are scripted per item (success, failure, cancel, or 409093 "already
   queued"); as on Tableau, a refresh of an item whose refresh job has not
   finished is refused with 409093 and no job; ``GET .../jobs/{id}`` advances a
-  job by one poll;
+  job by one poll, and an item's jobs finish in the order they were queued;
 - injected failures (status, Tableau error code, optional Retry-After), dropped
   connections (the socket is closed without an answer), each either before the
   request is processed or after (the request takes effect, its answer is lost),
@@ -42,10 +42,11 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections import defaultdict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -185,6 +186,8 @@ class LoggedRequest:
     request_id: str | None = None
     content_type: str | None = None
     dropped: bool = False
+    # time.monotonic() when the request arrived.
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -854,6 +857,18 @@ class FakeTableauServer:
         if found is None or found.site_id != site:
             raise TableauApiError(404, "404013", "Resource Not Found", f"job {job} not found")
         found.polls += 1
+        if found.finished:
+            # Tableau runs an item's jobs of one kind in the order they were queued: the ones queued
+            # before a finished job have finished too, whether or not anyone asked about them.
+            for earlier in self.jobs.values():
+                if earlier is found:
+                    break
+                if (earlier.type, earlier.resource_id) == (
+                    found.type,
+                    found.resource_id,
+                ) and not earlier.finished:
+                    earlier.polls = earlier.polls_until_done
+                    earlier.completed_at = earlier.completed_at or _now()
         return 200, self._job_response(found)
 
     def _job_response(self, job: Job) -> bytes:
