@@ -506,4 +506,5 @@ def test_close_analyze_stage_calls_the_remote_api(serve, demo_ledger, airflow_db
             (staging / "statements" / "period=2024-12" / f"entity={entity}.json").read_text()
         )
         staged = json.loads(path.read_text())
-        assert staged == {**analyze_company(statements), "entity": entity, "period": "2024-12"}
+        labels = {key: statements[key] for key in ("close_status", "as_of", "closing_entries")}
+        assert staged == {**analyze_company(statements), "entity": entity, "period": "2024-12", **labels}
