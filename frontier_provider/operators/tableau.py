@@ -42,7 +42,15 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError
+from frontier_provider.manifest import read_manifests, verify_against_manifests
 from frontier_provider.operators.close import ANALYSIS
+from frontier_provider.publication import (
+    Publication,
+    held_back_message,
+    published,
+    record_published,
+)
+from frontier_provider.publication import held_back as preliminary_over_final
 from frontier_provider.publishing import publishing_dry_run
 from frontier_provider.storage import Staging, staged_path
 from frontier_provider.tableau.jobs import SUCCEEDED, job_failure_message, job_state, job_timeout_message
@@ -51,10 +59,13 @@ from frontier_provider.tableau.rows import (
     AnalysisRow,
     analysis_row,
     analysis_rows,
+    manifest_figures,
     rows_digest,
+    with_manifest,
 )
 
 DEFAULT_DATASOURCE = "Frontier Financial Analysis"
+PUBLICATION_TARGET = "tableau"
 TABLEAU_POOL = "tableau"
 STAGING_DATASET = "tableau"
 STAGING_ENTITY = "frontier_analysis"
@@ -146,6 +157,7 @@ class TableauPublishOperator(BaseOperator):
             raise AirflowFailException(f"mode must be one of {PUBLISH_MODES}, got {self.mode!r}")
         staging = Staging(self.staging_root)
         rows = self._read_rows(period, rendered_list(self.analysis_paths, "analysis_paths"), staging)
+        rows, held_back, publications = self._controlled_rows(rows, staging)
         entities = sorted({row["Entity"] for row in rows})
         summary: dict[str, Any] = {
             "mode": self.mode,
@@ -154,6 +166,7 @@ class TableauPublishOperator(BaseOperator):
             "project": self.project_name,
             "rows": len(rows),
             "entities": entities,
+            "held_back": held_back,
             "content_digest": rows_digest(rows),
             "datasource_id": None,
             "action": None,
@@ -161,6 +174,9 @@ class TableauPublishOperator(BaseOperator):
             "request_id": None,
             "dry_run": False,
         }
+        if not rows:
+            self.log.warning("Nothing to publish to Tableau for period %s: every row was held back", period)
+            return summary
         with tempfile.TemporaryDirectory(prefix="frontier-tableau-") as workdir:
             extract = Path(workdir) / f"{STAGING_ENTITY}.hyper"
             write_extract(rows, extract)
@@ -184,6 +200,7 @@ class TableauPublishOperator(BaseOperator):
                 )
                 return {**summary, "dry_run": True}
             summary.update(self._publish(period, entities, extract))
+        record_published(staging, PUBLICATION_TARGET, publications)
         self.log.info(
             "Tableau datasource %r (%s) in project %r: %s of period %s, %d rows of entities %s, job %s, "
             "request id %s",
@@ -219,6 +236,52 @@ class TableauPublishOperator(BaseOperator):
                     f"{', '.join(strays)}; pass only period {period}'s analyses or use mode 'overwrite'"
                 )
         return rows
+
+    def _controlled_rows(
+        self, rows: list[AnalysisRow], staging: Staging
+    ) -> tuple[list[AnalysisRow], list[str], list[Publication]]:
+        """Verify the rows against their close manifests and hold back preliminary rows over final ones.
+
+        Returns the rows to send, with their manifest columns, the ``"entity (period)"`` items held
+        back, and the publications to record once Tableau has confirmed the write.
+        """
+        by_period: dict[str, list[AnalysisRow]] = {}
+        for row in rows:
+            by_period.setdefault(row["Period"], []).append(row)
+        controlled: list[AnalysisRow] = []
+        held: list[str] = []
+        publications: list[Publication] = []
+        for period, period_rows in sorted(by_period.items()):
+            entities = [row["Entity"] for row in period_rows]
+            try:
+                manifests = read_manifests(staging, period, entities)
+                verify_against_manifests(
+                    manifests, {row["Entity"]: manifest_figures(row) for row in period_rows}
+                )
+            except ValueError as error:
+                raise AirflowFailException(
+                    f"Tableau: nothing was published for period {period}: {error}"
+                ) from error
+            previous = published(staging, PUBLICATION_TARGET, period, entities)
+            hold = preliminary_over_final(
+                {row["Entity"]: row["Close_Status"] for row in period_rows}, previous
+            )
+            if hold and self.mode == OVERWRITE:
+                raise AirflowFailException(
+                    held_back_message("Tableau", period, hold, previous)
+                    + "; an overwrite would replace them: publish in mode 'update', or close the period "
+                    "final first"
+                )
+            if hold:
+                self.log.warning(held_back_message("Tableau", period, hold, previous))
+            held += [f"{entity} ({period})" for entity in hold]
+            for row in period_rows:
+                if row["Entity"] in hold:
+                    continue
+                manifest = manifests[row["Entity"]]
+                controlled.append(with_manifest(row, manifest.tableau_columns()))
+                publications.append(Publication.of(manifest))
+        return controlled, held, publications
 
     def _snapshot_rows(self, run_rows: list[AnalysisRow], staging: Staging) -> list[AnalysisRow]:
         """The run's rows plus those of every other (period, entity) staged under the staging root."""

@@ -39,6 +39,7 @@ from tableauhyperapi import Date as HyperDate
 from frontier_provider.tableau.rows import (
     ANALYSIS_COLUMNS,
     COLUMN_NAMES,
+    COUNT,
     DATE,
     ENTITY_COLUMN,
     MONEY,
@@ -67,6 +68,7 @@ _SQL_TYPES = {
     RATIO: SqlType.double(),
     MONEY: SqlType.numeric(38, 4),
     DATE: SqlType.date(),
+    COUNT: SqlType.big_int(),
 }
 
 

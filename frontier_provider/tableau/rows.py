@@ -6,6 +6,13 @@ An analysis document is the Frontier analyze-company response staged under
 (``Decimal``), ratios are floats, the analysis date is a date, and a ratio the
 engine could not compute (zero or missing denominator) is ``None``, never 0,
 so Tableau shows it as a null rather than a misleading number.
+
+Every row also says how final its figures are (``Close_Status``: final or
+preliminary) and when the ledger was read (``As_Of``, UTC ISO-8601), and names
+the close manifest it was verified against (``Manifest_Sha256``, with the
+manifest's source, extract row count and trial-balance totals), so any number
+in Tableau traces back to a manifest under staging and the GL accounts behind
+it. The manifest columns are filled by :func:`with_manifest`.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ TEXT = "text"
 RATIO = "double"
 MONEY = "money"
 DATE = "date"
+COUNT = "count"
 
 # Money in the extract has the staging contract's scale (decimal128(38,4)): four decimals, exact.
 MONEY_SCALE = 4
@@ -61,6 +69,13 @@ ANALYSIS_COLUMNS: tuple[ExtractColumn, ...] = (
     ExtractColumn("Total_Assets", MONEY),
     ExtractColumn("Analysis_Date", DATE),
     ExtractColumn("Analysis_Id", TEXT),
+    ExtractColumn("Close_Status", TEXT),
+    ExtractColumn("As_Of", TEXT),
+    ExtractColumn("Source", TEXT),
+    ExtractColumn("Extract_Rows", COUNT),
+    ExtractColumn("TB_Debit_Total", MONEY),
+    ExtractColumn("TB_Credit_Total", MONEY),
+    ExtractColumn("Manifest_Sha256", TEXT),
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(column.name for column in ANALYSIS_COLUMNS)
 PERIOD_COLUMN = "Period"
@@ -111,7 +126,9 @@ def analysis_row(document: Mapping[str, Any]) -> AnalysisRow:
     ratios = reader.section("financial_ratios")
     risk = reader.section("risk_assessment")
     figures = reader.section("key_figures")
-    row: AnalysisRow = {
+    # Columns the document does not hold (the manifest's) stay null until with_manifest fills them.
+    row: AnalysisRow = dict.fromkeys(COLUMN_NAMES)
+    row |= {
         "Company": reader.text(profile, "company_name") or reader.text(document, "company_name") or entity,
         "Entity": entity,
         "Period": period,
@@ -132,8 +149,36 @@ def analysis_row(document: Mapping[str, Any]) -> AnalysisRow:
         "Total_Assets": reader.money(figures, "total_assets"),
         "Analysis_Date": reader.date(document, "analysis_date"),
         "Analysis_Id": reader.text(document, "analysis_id"),
+        "Close_Status": reader.text(document, "close_status"),
+        "As_Of": reader.text(document, "as_of"),
     }
     return row
+
+
+def manifest_figures(row: AnalysisRow) -> dict[str, Any]:
+    """What a row publishes that its close manifest records: the check made before sending.
+
+    :param row: an extract row.
+    """
+    return {
+        "revenue": row.get("Revenue"),
+        "net_income": row.get("Net_Income"),
+        "total_assets": row.get("Total_Assets"),
+        "close_status": row.get("Close_Status"),
+        "as_of": row.get("As_Of"),
+    }
+
+
+def with_manifest(row: AnalysisRow, manifest_columns: Mapping[str, Any]) -> AnalysisRow:
+    """The row with its manifest's columns (``Manifest.tableau_columns()``) filled in.
+
+    :param row: an extract row whose figures were verified against the manifest.
+    :param manifest_columns: the manifest's Tableau columns.
+    """
+    unknown = sorted(set(manifest_columns) - set(COLUMN_NAMES))
+    if unknown:
+        raise AnalysisDocumentError(f"manifest columns {unknown} are not columns of the extract")
+    return {**row, **manifest_columns}
 
 
 def rows_digest(rows: Iterable[AnalysisRow]) -> str:

@@ -970,9 +970,44 @@ def sample_analysis(entity: str = "SAP-1000", period: str = "2024-12", **overrid
         "risk_assessment": {"overall_risk": "low", "credit_rating": "A", "altman_z_double_prime": 3.42},
         "company_profile": {"company_name": "Frontier Retail GmbH", "industry": "Retail", "currency": "EUR"},
         "key_figures": {"revenue": "1250000.50", "net_income": "-3400.1234", "total_assets": None},
+        "close_status": "final",
+        "as_of": "2025-01-06T07:15:02Z",
     }
     document.update(overrides)
     return document
+
+
+def stage_analysis(staging: Any, document: dict) -> str:
+    """Stage an analysis document as the close does, with the close manifest its figures match.
+
+    Returns the analysis document's staged location, as the close hands it to the publish task.
+
+    :param staging: a ``frontier_provider.storage.Staging``.
+    :param document: an analysis document, e.g. from :func:`sample_analysis`.
+    """
+    from decimal import Decimal
+
+    from frontier_provider.manifest import STATEMENT_TOTALS, Manifest, stage_manifest
+
+    figures = document.get("key_figures") or {}
+    profile = document.get("company_profile") or {}
+    manifest = Manifest(
+        entity=document["entity"],
+        period=document["period"],
+        source="sap",
+        currency=profile.get("currency") or "EUR",
+        extract_rows=12,
+        debit_total=Decimal("5000.00"),
+        credit_total=Decimal("5000.00"),
+        statements={name: Decimal(figures.get(name) or 0) for name in STATEMENT_TOTALS},
+        close_status=document.get("close_status", "final"),
+        as_of=document.get("as_of", "2025-01-06T07:15:02Z"),
+    )
+    stage_manifest(staging, manifest)
+    path = staging.write_json(
+        staging.file("analysis", document["period"], document["entity"], ".json"), document
+    )
+    return str(path)
 
 
 # -- helpers -------------------------------------------------------------------------------------

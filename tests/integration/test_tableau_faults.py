@@ -40,11 +40,12 @@ from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from frontier_provider.dag_defaults import default_args
 from frontier_provider.hooks.tableau import FrontierTableauHook, TableauCallError, TableauSignInError
+from frontier_provider.manifest import read_manifests
 from frontier_provider.operators.tableau import TableauPublishOperator, TableauRefreshOperator
 from frontier_provider.storage import Staging
 from frontier_provider.tableau.hyper import write_extract
-from frontier_provider.tableau.rows import COLUMN_NAMES, analysis_rows
-from tests.fakes.tableau import FakeTableauServer, sample_analysis
+from frontier_provider.tableau.rows import COLUMN_NAMES, analysis_rows, with_manifest
+from tests.fakes.tableau import FakeTableauServer, sample_analysis, stage_analysis
 from tests.faults import FAULTS, FaultCase, FaultMatrix, TaskFailedForGood, run_like_airflow
 
 pytestmark = pytest.mark.integration
@@ -210,15 +211,21 @@ def analyses(period: str, revenues: dict[str, str]) -> list[dict]:
     ]
 
 
-def expected_rows(documents: list[dict]) -> list[tuple]:
-    return [tuple(row[name] for name in COLUMN_NAMES) for row in analysis_rows(documents)]
+def expected_rows(documents: list[dict], staging: Staging | None = None) -> list[tuple]:
+    """The rows the documents give; with ``staging``, as published: verified and naming their manifest."""
+    rows = analysis_rows(documents)
+    if staging is not None:
+        rows = [
+            with_manifest(
+                row, read_manifests(staging, row["Period"], [row["Entity"]])[row["Entity"]].tableau_columns()
+            )
+            for row in rows
+        ]
+    return [tuple(row[name] for name in COLUMN_NAMES) for row in rows]
 
 
 def stage(staging: Staging, documents: list[dict]) -> list[str]:
-    return [
-        str(staging.write_json(staging.file("analysis", d["period"], d["entity"], ".json"), d))
-        for d in documents
-    ]
+    return [stage_analysis(staging, d) for d in documents]
 
 
 def publish_task(paths: list[str], staging: Staging) -> Callable[[int], Any]:
@@ -319,7 +326,7 @@ def run_matrix(path: str, run_case: Callable[[Step, str], FaultCase]) -> FaultMa
 def test_tableau_publish_faults_leave_exactly_one_datasource_with_every_row_once(tableau, staging):
     documents = analyses("2024-11", {entity: "1000.00" for entity in ENTITIES})
     paths = stage(staging, documents)
-    expected = expected_rows(documents)
+    expected = expected_rows(documents, staging)
 
     def run_case(step: Step, fault: str) -> FaultCase:
         tableau.reset()
@@ -342,7 +349,8 @@ def test_tableau_update_faults_replace_exactly_the_runs_rows(tableau, staging, t
     run = analyses("2024-11", {"SAP-1000": "1750.25", "EBS-US01": "-12.50"})
     paths = stage(staging, run)
     replaced = {(d["period"], d["entity"]) for d in run}
-    expected = expected_rows([d for d in before if (d["period"], d["entity"]) not in replaced] + run)
+    kept = [d for d in before if (d["period"], d["entity"]) not in replaced]
+    expected = expected_rows(kept) + expected_rows(run, staging)
     assert len(expected) == 8
     assert {row[COLUMN_NAMES.index("Revenue")] for row in expected} >= {
         Decimal("1750.2500"),

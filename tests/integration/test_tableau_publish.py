@@ -23,7 +23,7 @@ from tableauserverclient.server.endpoint.exceptions import NotSignedInError
 from frontier_provider.hooks.tableau import FrontierTableauHook, TableauCallError
 from frontier_provider.operators.tableau import TableauPublishOperator
 from frontier_provider.storage import Staging
-from tests.fakes.tableau import FakeTableauServer, sample_analysis
+from tests.fakes.tableau import FakeTableauServer, sample_analysis, stage_analysis
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ def publish_figures(staging: Staging, period: str, revenues: dict[str, str], **k
     paths = []
     for entity, revenue in revenues.items():
         document = sample_analysis(entity, period, key_figures={"revenue": revenue})
-        paths.append(str(staging.write_json(staging.file("analysis", period, entity, ".json"), document)))
+        paths.append(stage_analysis(staging, document))
     operator = TableauPublishOperator(
         task_id="tableau_publish",
         period=period,

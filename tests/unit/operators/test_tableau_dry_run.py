@@ -14,7 +14,7 @@ from tableauhyperapi import Connection, HyperProcess, SqlType, TableName, Teleme
 from frontier_provider.operators.tableau import TableauPublishOperator
 from frontier_provider.publishing import PublishConnectionError
 from frontier_provider.storage import Staging
-from tests.fakes.tableau import FakeTableauServer, sample_analysis
+from tests.fakes.tableau import FakeTableauServer, sample_analysis, stage_analysis
 
 PERIOD = "2024-12"
 
@@ -25,10 +25,7 @@ def staging(tmp_path) -> Staging:
 
 
 def stage(staging: Staging, *documents: dict) -> list[str]:
-    return [
-        str(staging.write_json(staging.file("analysis", d["period"], d["entity"], ".json"), d))
-        for d in documents
-    ]
+    return [stage_analysis(staging, d) for d in documents]
 
 
 def publish_operator(staging: Staging, paths, **kwargs) -> TableauPublishOperator:
