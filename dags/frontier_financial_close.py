@@ -111,7 +111,7 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
         tags=["frontier", "finance", "close"],
         doc_md=__doc__,
     ) as dag:
-        plan = PlanCloseOperator(task_id="plan")
+        plan = PlanCloseOperator(task_id="plan", month_to_date=month_to_date)
 
         @task_group(group_id="close_entity")
         def close_entity(unit):

@@ -19,6 +19,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from frontier_provider.config import EntityConfig, EntityConfigError, load_close_config
+from frontier_provider.ledger.controls import FINAL
 from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError, resolve_period
 from frontier_provider.storage import Staging
 
@@ -70,13 +71,26 @@ class PlanCloseOperator(BaseOperator):
     its data interval; never the wall clock. Pushes ``period`` as its own XCom.
 
     :param entities_file: entities YAML; defaults to ``$FRONTIER_ENTITIES_FILE`` or the demo's.
+    :param month_to_date: the nightly close: an entity whose period is already closed final
+        (its staged manifest says so) is left out and named in the log, since a month-to-date
+        run never replaces final figures.
+    :param staging_root: staging root URL or path; defaults to ``$FRONTIER_STAGING_ROOT``.
     """
 
-    template_fields = ("entities_file",)
+    template_fields = ("entities_file", "staging_root")
 
-    def __init__(self, *, entities_file: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        entities_file: str | None = None,
+        month_to_date: bool = False,
+        staging_root: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.entities_file = entities_file
+        self.month_to_date = month_to_date
+        self.staging_root = staging_root
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         params = context.get("params") or {}
@@ -93,6 +107,8 @@ class PlanCloseOperator(BaseOperator):
             entities = config.select(params.get("entities") or None)
         except (InvalidPeriodError, EntityConfigError) as err:
             raise AirflowFailException(str(err)) from err
+        if self.month_to_date:
+            entities = self._without_final(entities, str(period))
         dry_run = bool(params.get("dry_run", False)) or config.settings.publish == "dry_run"
         context["ti"].xcom_push(key="period", value=str(period))
         context["ti"].xcom_push(key="dry_run", value=dry_run)
@@ -106,6 +122,24 @@ class PlanCloseOperator(BaseOperator):
         return [
             {"period": str(period), "entity": entity.to_dict(), "dry_run": dry_run} for entity in entities
         ]
+
+    def _without_final(self, entities: list[EntityConfig], period: str) -> list[EntityConfig]:
+        from frontier_provider.manifest import ManifestError, read_manifests
+
+        try:
+            manifests = read_manifests(Staging(self.staging_root), period, [entity.id for entity in entities])
+        except ManifestError as err:
+            raise AirflowFailException(f"plan: {err}") from err
+        final = {entity_id: m.as_of for entity_id, m in manifests.items() if m.close_status == FINAL}
+        if final:
+            self.log.warning(
+                "plan: leaving out %s: period %s is closed final for them (as of %s); the month-to-date "
+                "close never replaces final figures",
+                sorted(final),
+                period,
+                ", ".join(f"{entity_id} {as_of}" for entity_id, as_of in sorted(final.items())),
+            )
+        return [entity for entity in entities if entity.id not in final]
 
 
 class ExtractGLBalancesOperator(CloseUnitOperator):

@@ -150,3 +150,38 @@ def test_unmapped_accounts_fail_the_statements_and_are_listed(staging_root) -> N
 def test_an_unknown_unmapped_policy_is_a_configuration_error(staging_root) -> None:
     with pytest.raises(AirflowFailException, match="'fail' or 'warn'"):
         BuildStatementsOperator(task_id="statements", unit=UNIT, unmapped_accounts="ignore").execute({})
+
+
+def _stage_manifest(staging_root, entity: str, period: str, close_status: str) -> None:
+    from frontier_provider.manifest import STATEMENT_TOTALS, Manifest, stage_manifest
+
+    manifest = Manifest(
+        entity=entity,
+        period=period,
+        source="sap",
+        currency="EUR",
+        extract_rows=3,
+        debit_total=Decimal("10.00"),
+        credit_total=Decimal("10.00"),
+        statements=dict.fromkeys(STATEMENT_TOTALS, Decimal("1.00")),
+        close_status=close_status,
+        as_of="2024-12-02T06:00:14Z",
+    )
+    stage_manifest(Staging(str(staging_root)), manifest)
+
+
+@pytest.mark.parametrize(("month_to_date", "status", "closed"), [
+    (True, "final", ["EBS-US01", "EBS-US02", "SAP-2000"]),
+    (True, "preliminary", ["EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000"]),
+    (False, "final", ["EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000"]),
+])  # fmt: skip
+def test_the_month_to_date_close_leaves_out_entities_already_closed_final(
+    staging_root, month_to_date, status, closed
+) -> None:
+    _stage_manifest(staging_root, "SAP-1000", "2024-11", status)
+
+    units = PlanCloseOperator(task_id="plan", month_to_date=month_to_date).execute(
+        {"params": {"period": "2024-11"}, "ti": _TaskInstance()}
+    )
+
+    assert [unit["entity"]["id"] for unit in units] == closed
