@@ -6,11 +6,22 @@ An insight is what the analysis knows about one Account::
      "growth_potential_score": 6.1, "analysis_date": "2024-12-31",
      "recommendations": ["Reduce days sales outstanding", ...]}
 
+An insight of the financial close also names its entity and period and says how
+final its figures are (``close_status`` "final" or "preliminary", and ``as_of``,
+when the ledger was read)::
+
+    {"key": "SAP-1000", ..., "entity": "SAP-1000", "period": "2024-12",
+     "close_status": "final", "as_of": "2025-01-06T07:15:02Z"}
+
 ``build_account_records`` turns insights into the exact records sent to
 Salesforce: one per key, sorted, with each value fitted to its field (text cut
-to the field length, numbers rounded to the field scale, dates in ISO format).
-A key that is absent from an insight leaves the Account field unchanged; a key
-present with ``None`` clears it.
+to the field length, numbers rounded to the field scale, dates in ISO format,
+date-times as UTC ISO-8601). A key that is absent from an insight leaves the
+Account field unchanged; a key present with ``None`` clears it.
+
+``plan_close_write_back`` decides what a close write-back sends: nothing unless
+every insight matches its entity's close manifest, and no preliminary figures
+over final ones already written for the period (those are held back).
 """
 
 from __future__ import annotations
@@ -21,8 +32,14 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from frontier_provider.manifest import CLOSE_STATUSES, verify_against_manifests
+from frontier_provider.publication import Publication, held_back
+
+if TYPE_CHECKING:
+    from frontier_provider.manifest import Manifest
 
 ACCOUNT = "Account"
 ID_FIELD = "Id"
@@ -33,8 +50,14 @@ DEFAULT_FIELD_MAP: dict[str, str] = {
     "growth_potential_score": "Frontier_Growth_Potential__c",
     "analysis_date": "Frontier_Last_Analysis__c",
     "recommendations": "Frontier_Recommendations__c",
+    "close_status": "Frontier_Close_Status__c",
+    "as_of": "Frontier_Close_As_Of__c",
 }
 INSIGHT_ATTRIBUTES = tuple(DEFAULT_FIELD_MAP)
+#: What an insight of the financial close names besides its Account key and figures.
+CLOSE_LABELS = ("entity", "period", "close_status", "as_of")
+#: The insight attributes that say how final a close's figures are; a close write-back writes both.
+CLOSE_STATUS_ATTRIBUTES = ("close_status", "as_of")
 RECOMMENDATION_SEPARATOR = "; "
 TRUNCATION_MARK = "…"
 
@@ -106,6 +129,9 @@ DEFAULT_FIELD_SPECS: dict[str, FieldSpec] = {
     "Frontier_Last_Analysis__c": FieldSpec("Frontier_Last_Analysis__c", "date"),
     # A Long Text Area is created with 32,768 characters unless an admin chose otherwise.
     "Frontier_Recommendations__c": FieldSpec("Frontier_Recommendations__c", "textarea", length=32768),
+    # "final" or "preliminary"; a picklist restricted to those two values.
+    "Frontier_Close_Status__c": FieldSpec("Frontier_Close_Status__c", "picklist", length=255),
+    "Frontier_Close_As_Of__c": FieldSpec("Frontier_Close_As_Of__c", "datetime"),
 }
 # Requests one Bulk API 2.0 job takes: create, upload, close, poll, job info, failed results.
 BULK_JOB_REQUESTS = 6
@@ -238,6 +264,134 @@ def build_account_records(
     return [records[key] for key in sorted(records)], truncated
 
 
+def fields_written(field_map: Mapping[str, str], insights: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """The part of ``field_map`` the insights carry a value for: the Account fields a write touches.
+
+    Insights of the customer-credit run carry no close status, so an org without the close's
+    fields still takes them; a close's insights carry it, and then the fields must exist.
+
+    :param field_map: insight attribute -> Account field, from ``resolve_field_map``
+    :param insights: the insights about to be written
+    """
+    carried = {attribute for insight in insights if isinstance(insight, Mapping) for attribute in insight}
+    return {attribute: field for attribute, field in field_map.items() if attribute in carried}
+
+
+@dataclass(frozen=True)
+class CloseWriteBack:
+    """What a write-back of the financial close sends, once checked against the close manifests.
+
+    :param insights: the insights to send: every checked insight but those held back
+    :param held_back: entities whose preliminary figures are not sent, as their final ones are
+        already in Salesforce for the period
+    :param manifests: the manifest each sent entity's figures match, by entity
+    :param entity_by_key: the entity of each Account sent, by ``record_key``
+    :param key_field: "Id" or the external id field the Accounts are matched by
+    """
+
+    insights: list[dict[str, Any]]
+    held_back: list[str]
+    manifests: Mapping[str, Manifest]
+    entity_by_key: Mapping[str, str]
+    key_field: str
+
+    def publications(self, failed_keys: Iterable[str]) -> list[Publication]:
+        """What Salesforce received: one per entity sent whose Account is not among ``failed_keys``.
+
+        :param failed_keys: the keys of the records Salesforce did not write
+        """
+        failed = {record_key(key, self.key_field) for key in failed_keys}
+        entities = sorted(entity for key, entity in self.entity_by_key.items() if key not in failed)
+        return [Publication.of(self.manifests[entity]) for entity in entities]
+
+
+def is_close_write_back(insights: Iterable[Any]) -> bool:
+    """Whether the insights are the financial close's: they name their entity."""
+    return any(isinstance(insight, Mapping) and "entity" in insight for insight in insights)
+
+
+def close_entities(insights: Iterable[Any]) -> list[str]:
+    """The entities the insights of a close write-back name, sorted."""
+    return sorted(
+        {
+            insight["entity"]
+            for insight in insights
+            if isinstance(insight, Mapping) and isinstance(insight.get("entity"), str)
+        }
+    )
+
+
+def plan_close_write_back(
+    insights: Sequence[Mapping[str, Any]],
+    *,
+    period: str,
+    key_field: str,
+    field_map: Mapping[str, str],
+    manifests: Mapping[str, Manifest],
+    previous: Mapping[str, Publication],
+) -> CloseWriteBack:
+    """Check a close's insights against its manifests, and hold back preliminary figures over final ones.
+
+    Every insight names its entity and the write-back's period, and carries the close status and
+    as-of time of its figures, which must equal its entity's close manifest: otherwise nothing is
+    sent. An entity whose ``final`` figures Salesforce already holds for the period (``previous``)
+    is left out when this run's figures are ``preliminary``.
+
+    :param insights: the insights of the close, see the module docstring
+    :param period: the fiscal period the write-back is for
+    :param key_field: "Id" or the external id field the Accounts are matched by
+    :param field_map: insight attribute -> Account field, from ``resolve_field_map``
+    :param manifests: the close manifests of the period, by entity (``read_manifests``)
+    :param previous: what Salesforce last received per entity for the period (``published``)
+    :raises InsightError: an insight lacks a label, names another period, or repeats an entity; or
+        ``field_map`` does not write the close status
+    :raises ManifestMismatchError: a close status or as-of time differs from the manifest, or an
+        entity has no manifest
+    """
+    unmapped = [attribute for attribute in CLOSE_STATUS_ATTRIBUTES if attribute not in field_map]
+    if unmapped:
+        raise InsightError(
+            f"field_map does not write {', '.join(unmapped)}: every Account record of the close says how "
+            f"final its figures are; map {', '.join(unmapped)} to Account fields"
+        )
+    problems: list[str] = []
+    figures: dict[str, dict[str, Any]] = {}
+    for position, insight in enumerate(insights):
+        name = f"insight {insight.get('key')!r}" if isinstance(insight, Mapping) else f"insight #{position}"
+        missing = [
+            label
+            for label in CLOSE_LABELS
+            if not isinstance(insight, Mapping)
+            or not isinstance(insight.get(label), str)
+            or not insight[label]
+        ]
+        if missing:
+            problems.append(f"{name}: {', '.join(missing)} must be given as text")
+            continue
+        entity = insight["entity"]
+        if insight["period"] != period:
+            problems.append(f"{name}: entity {entity} is of period {insight['period']}, not {period}")
+        elif entity in figures:
+            problems.append(f"{name}: entity {entity} appears more than once; one Account per entity")
+        else:
+            figures[entity] = {attribute: insight[attribute] for attribute in CLOSE_STATUS_ATTRIBUTES}
+    if problems:
+        raise InsightError(
+            f"{len(problems)} close insight(s) cannot be checked against the close manifests of {period}:"
+            "\n  " + "\n  ".join(problems)
+        )
+    verify_against_manifests(manifests, figures)
+    held = held_back({entity: figure["close_status"] for entity, figure in figures.items()}, previous)
+    sending = [dict(insight) for insight in insights if insight["entity"] not in held]
+    return CloseWriteBack(
+        insights=sending,
+        held_back=held,
+        manifests={insight["entity"]: manifests[insight["entity"]] for insight in sending},
+        entity_by_key={record_key(insight["key"], key_field): insight["entity"] for insight in sending},
+        key_field=key_field,
+    )
+
+
 def truncate_text(text: str, length: int) -> str:
     """Cut ``text`` to ``length`` characters as Salesforce counts them, marking the cut with '…'.
 
@@ -344,7 +498,11 @@ def _field_value(attribute: str, value: Any, spec: FieldSpec) -> tuple[Any, bool
         value = RECOMMENDATION_SEPARATOR.join(items) or None
         if value is None:
             return None, False
-    if spec.type in ("date", "datetime"):
+    if attribute == "close_status" and value not in CLOSE_STATUSES:
+        raise ValueError(f"must be one of {', '.join(CLOSE_STATUSES)}, got {value!r}")
+    if spec.type == "datetime":
+        return _iso_datetime(value), False
+    if spec.type == "date":
         return _iso_date(value), False
     if spec.type in _NUMBER_TYPES:
         return _number(value, spec), False
@@ -369,6 +527,31 @@ def _iso_date(value: Any) -> str:
     raise ValueError(f"must be an ISO date YYYY-MM-DD, got {value!r}")
 
 
+def _iso_datetime(value: Any) -> str:
+    """A Salesforce dateTime in UTC, e.g. ``2024-12-31T23:59:59Z``, milliseconds kept when there are any.
+
+    A date alone stands for its midnight UTC. A time without a UTC offset is refused: which moment it
+    means depends on a zone nobody stated.
+    """
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"must be an ISO-8601 date-time with its UTC offset, got {value!r}") from None
+    if isinstance(moment, datetime):
+        if moment.utcoffset() is None:
+            raise ValueError(f"must state its UTC offset (e.g. 2024-12-31T23:59:59Z), got {value!r}")
+        moment = moment.astimezone(UTC)
+    elif isinstance(moment, date):
+        moment = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+    else:
+        raise ValueError(f"must be an ISO-8601 date-time, got {value!r}")
+    # Salesforce stores milliseconds: a finer fraction would never read back as it was sent.
+    fraction = f".{moment.microsecond // 1000:03d}" if moment.microsecond else ""
+    return f"{moment:%Y-%m-%dT%H:%M:%S}{fraction}Z"
+
+
 def _number(value: Any, spec: FieldSpec) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"must be a finite number, got {value!r}")
@@ -384,7 +567,24 @@ def _same_value(sent: Any, stored: Any) -> bool:
     # the forms build_account_records already sends.
     if isinstance(sent, (int, float)) and isinstance(stored, (int, float)):
         return float(sent) == float(stored)
+    if isinstance(sent, str) and isinstance(stored, str) and sent != stored:
+        # A dateTime reads back in Salesforce's own form (2024-12-31T23:59:59.000+0000) for the
+        # 2024-12-31T23:59:59Z that was sent: the same moment.
+        sent_moment, stored_moment = _moment(sent), _moment(stored)
+        if sent_moment is not None and stored_moment is not None:
+            return sent_moment == stored_moment
     return sent == stored
+
+
+def _moment(text: str) -> datetime | None:
+    """The moment an ISO-8601 date-time with a UTC offset names, or None for any other text."""
+    if "T" not in text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.utcoffset() is not None else None
 
 
 def _utf16_length(text: str) -> int:

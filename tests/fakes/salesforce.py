@@ -63,6 +63,8 @@ SECURITY_TOKEN = "TOKEN123"
 CONSUMER_KEY = "frontier-consumer-key"
 CONSUMER_SECRET = "frontier-consumer-secret"
 COLLECTION_LIMIT = 200
+# The values of the restricted picklist Frontier_Close_Status__c.
+CLOSE_STATUS_VALUES = ("final", "preliminary")
 # The fault names of tests/faults.py.
 FAULTS = ("expired_session", "rate_limited", "unavailable", "connection_dropped")
 CONNECTION_DROPPED = 0
@@ -101,6 +103,17 @@ ACCOUNT_FIELDS: dict[str, dict[str, Any]] = {
         _field("Frontier_Growth_Potential__c", "double", precision=4, scale=2),
         _field("Frontier_Last_Analysis__c", "date"),
         _field("Frontier_Recommendations__c", "textarea", length=32768, extraTypeInfo="plaintextarea"),
+        _field(
+            "Frontier_Close_Status__c",
+            "picklist",
+            length=255,
+            restrictedPicklist=True,
+            picklistValues=[
+                {"value": value, "label": value.title(), "active": True, "defaultValue": False}
+                for value in CLOSE_STATUS_VALUES
+            ],
+        ),
+        _field("Frontier_Close_As_Of__c", "datetime"),
     )
 }
 OPPORTUNITY_FIELDS = ("Id", "AccountId", "Amount", "StageName", "CloseDate", "IsClosed", "IsWon")
@@ -862,7 +875,16 @@ def _checked(field: str, value: Any) -> Any:
             raise RecordError(
                 "INVALID_TYPE_ON_FIELD_IN_RECORD", f"{field}: value not of required type: {value}", [field]
             ) from None
+    if kind == "datetime":
+        return _salesforce_datetime(field, value)
     text = str(value)
+    allowed = [entry["value"] for entry in spec.get("picklistValues", [])]
+    if spec.get("restrictedPicklist") and text not in allowed:
+        raise RecordError(
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            f"{field}: bad value for restricted picklist field: {text}",
+            [field],
+        )
     if spec["length"] and len(text.encode("utf-16-le")) // 2 > spec["length"]:
         raise RecordError(
             "STRING_TOO_LONG",
@@ -870,6 +892,22 @@ def _checked(field: str, value: Any) -> Any:
             [field],
         )
     return text
+
+
+def _salesforce_datetime(field: str, value: Any) -> str:
+    """A dateTime as Salesforce stores and returns it, ``2024-12-31T23:59:59.000+0000``; like the org,
+    the fake takes ISO-8601 with a ``Z`` or an offset and refuses a bare date or a time without one."""
+    text = str(value)
+    try:
+        moment = datetime.fromisoformat(text) if "T" in text else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.utcoffset() is None:
+        raise RecordError(
+            "INVALID_TYPE_ON_FIELD_IN_RECORD", f"{field}: value not of required type: {value}", [field]
+        )
+    stored = moment.astimezone(UTC)
+    return f"{stored:%Y-%m-%dT%H:%M:%S}.{stored.microsecond // 1000:03d}+0000"
 
 
 def _csv_value(field: str, cell: str) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -11,6 +11,7 @@ from frontier_provider.salesforce.customers import account_insight, customer_pro
 from frontier_provider.salesforce.writeback import (
     DEFAULT_FIELD_MAP,
     DEFAULT_FIELD_SPECS,
+    FieldSpec,
     InsightError,
     batch_digest,
     build_account_records,
@@ -228,3 +229,66 @@ def test_a_batch_digest_changes_with_any_value_and_only_with_the_content() -> No
     assert batch_digest("Account", "Id", records) == batch_digest("Account", "Id", same)
     assert batch_digest("Account", "Id", records) != batch_digest("Account", "Id", changed)
     assert batch_digest("Account", "Id", records) != batch_digest("Account", "Frontier_Entity_Id__c", records)
+
+
+def test_the_close_status_and_as_of_go_to_their_fields_the_as_of_as_a_utc_date_time() -> None:
+    records, _ = build(
+        [
+            {"key": ID_A, "close_status": "final", "as_of": "2025-01-06T08:15:02+01:00"},
+            {"key": ID_B, "close_status": "preliminary", "as_of": "2024-12-31T23:59:59.250Z"},
+        ]
+    )
+
+    assert records == [
+        {"Id": ID_A, "Frontier_Close_Status__c": "final", "Frontier_Close_As_Of__c": "2025-01-06T07:15:02Z"},
+        {
+            "Id": ID_B,
+            "Frontier_Close_Status__c": "preliminary",
+            "Frontier_Close_As_Of__c": "2024-12-31T23:59:59.250Z",
+        },
+    ]
+
+
+def test_a_date_time_field_keeps_the_time_and_a_date_field_the_day() -> None:
+    specs = {
+        **DEFAULT_FIELD_SPECS,
+        "Analysed_At__c": FieldSpec("Analysed_At__c", "datetime"),
+        "Analysed_On__c": FieldSpec("Analysed_On__c", "date"),
+    }
+
+    def fitted(field: str, analysis_date: object) -> object:
+        records, _ = build_account_records(
+            [{"key": ID_A, "analysis_date": analysis_date}],
+            key_field="Id",
+            field_map={"analysis_date": field},
+            field_specs=specs,
+        )
+        return records[0][field]
+
+    assert fitted("Analysed_At__c", "2024-12-31T23:59:59Z") == "2024-12-31T23:59:59Z"
+    assert fitted("Analysed_At__c", datetime(2025, 1, 1, 1, 30, tzinfo=timezone(timedelta(hours=2)))) == (
+        "2024-12-31T23:30:00Z"
+    )
+    assert fitted("Analysed_At__c", "2024-12-31") == "2024-12-31T00:00:00Z"
+    assert fitted("Analysed_On__c", "2024-12-31T23:59:59Z") == "2024-12-31"
+    with pytest.raises(InsightError, match="analysis_date: must state its UTC offset"):
+        fitted("Analysed_At__c", "2024-12-31T23:59:59")
+
+
+def test_a_close_status_other_than_final_or_preliminary_is_refused() -> None:
+    with pytest.raises(InsightError, match="close_status: must be one of final, preliminary, got 'closed'"):
+        build([{"key": ID_A, "close_status": "closed"}])
+
+
+def test_a_date_time_read_back_in_salesforce_form_counts_as_written() -> None:
+    records = [
+        {"Id": ID_A, "Frontier_Close_As_Of__c": "2024-12-31T23:59:59Z"},
+        {"Id": ID_B, "Frontier_Close_As_Of__c": "2024-12-31T23:59:59Z"},
+    ]
+    stored = {
+        ID_A[:15]: {"Id": ID_A, "Frontier_Close_As_Of__c": "2024-12-31T23:59:59.000+0000"},
+        # An earlier as-of: not written yet.
+        ID_B[:15]: {"Id": ID_B, "Frontier_Close_As_Of__c": "2024-12-30T23:59:59.000+0000"},
+    }
+
+    assert records_not_yet_written(records, stored, "Id") == records[1:]
