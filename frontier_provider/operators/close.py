@@ -517,7 +517,9 @@ def salesforce_insights(
     """The Account insights of a close run, one per entity that has a Salesforce account key.
 
     A company analysis has no growth-potential score; leaving the key out keeps the one the
-    customer-credit DAG wrote on the Account.
+    customer-credit DAG wrote on the Account. Each insight names its entity and period and
+    carries the analysis's ``close_status`` and ``as_of``: the write-back checks them against
+    the close manifest and never lets preliminary figures replace final ones.
     """
     staging = Staging(staging_root)
     insights = []
@@ -532,6 +534,10 @@ def salesforce_insights(
                 "risk_level": document.get("risk_assessment", {}).get("overall_risk"),
                 "analysis_date": document.get("analysis_date"),
                 "recommendations": list(document.get("recommendations", [])),
+                "entity": summary["entity"],
+                "period": summary["period"],
+                "close_status": document.get("close_status"),
+                "as_of": document.get("as_of"),
             }
         )
     return sorted(insights, key=lambda insight: insight["key"])

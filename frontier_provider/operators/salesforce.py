@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
+from frontier_provider.manifest import ManifestError, read_manifests
+from frontier_provider.publication import held_back_message, published, record_published
 from frontier_provider.publishing import PublishConnectionError, publishing_dry_run, requested_dry_run
 from frontier_provider.salesforce.customers import (
     account_insight,
@@ -22,11 +24,17 @@ from frontier_provider.salesforce.demo import demo_accounts
 from frontier_provider.salesforce.writeback import (
     ACCOUNT,
     ID_FIELD,
+    CloseWriteBack,
     FieldSpec,
     InsightError,
+    WriteOutcome,
     build_account_records,
+    close_entities,
     default_field_specs,
     estimated_requests,
+    fields_written,
+    is_close_write_back,
+    plan_close_write_back,
     resolve_field_map,
     write_mode,
 )
@@ -42,6 +50,8 @@ SALESFORCE_CONN_ID = "salesforce_default"
 FRONTIER_CONN_ID = "frontier_default"
 
 DRY_RUN_DATASET = "salesforce_writeback"
+# Under this target the close records what Salesforce received (frontier_provider.publication).
+PUBLICATION_TARGET = "salesforce"
 CUSTOMER_PROFILES = "customer_profiles"
 CUSTOMER_INSIGHTS = "customer_credit_insights"
 CUSTOMER_PORTFOLIO = "customer_portfolio"
@@ -69,11 +79,22 @@ class SalesforceWriteBackOperator(BaseOperator):
     ``frontier_provider.hooks.salesforce``; the task's ``execution_timeout`` defaults to
     ``write_deadline`` plus 5 minutes, and a shorter one shortens the write's deadline to fit.
 
-    Returns ``{"mode", "records", "succeeded", "failed", "requests"[, "path"]}`` where ``failed``
-    lists up to 50 ``{"key", "code", "message"}`` items.
+    Insights of the financial close name their entity and period and carry ``close_status`` and
+    ``as_of``. Before anything is sent, also in a dry run, they are checked against the period's close
+    manifests under the staging root: a close status or as-of time that differs from its entity's
+    manifest, or an entity without one, fails the task without retry and nothing is sent. An entity
+    whose final figures were written for the period is not given preliminary ones: its insight is
+    held back, logged and listed in the summary. After the write, the entities whose Accounts
+    Salesforce confirmed are recorded (``published_salesforce/period=<period>/``); a dry run
+    records nothing.
+
+    Returns ``{"mode", "records", "succeeded", "failed", "requests"[, "path"][, "held_back"]}`` where
+    ``failed`` lists up to 50 ``{"key", "code", "message"}`` items and ``held_back`` (a close
+    write-back only) the entities left out.
 
     :param insights: insight dicts ``{"key", "financial_health_score", "risk_level",
-        "growth_potential_score", "analysis_date", "recommendations"}``
+        "growth_potential_score", "analysis_date", "recommendations"}``, and for the close
+        ``"entity", "period", "close_status", "as_of"``
     :param insights_path: instead of ``insights``, a staged JSON-lines or Parquet file of them
     :param period: fiscal period the insights belong to ("2024-12"); names the dry-run file
     :param key_field: "Id", or the Account external id field to upsert on (e.g. Frontier_Entity_Id__c)
@@ -82,7 +103,8 @@ class SalesforceWriteBackOperator(BaseOperator):
     :param bulk_threshold: the largest write made with sObject Collections
     :param max_failure_share: the share (0..1) of records that may fail before the task fails
     :param max_daily_api_share: the share (0..1) of the remaining daily API requests this write may use
-    :param staging_root: staging root for the dry-run file; defaults to the configured one
+    :param staging_root: staging root of the dry-run file, the write journal, the close manifests and the
+        publication records; defaults to the configured one
     :param batch_name: names the dry-run file within the period; defaults to the task id
     :param dry_run: write nothing to Salesforce, only the staged records ("True"/"False" when templated)
     :param transient_retries: how often a record failing with a transient error is sent again
@@ -152,6 +174,9 @@ class SalesforceWriteBackOperator(BaseOperator):
         self._validate_settings()
         field_map = self._field_map()
         insights = self._load_insights()
+        close = self._check_close(insights, field_map, period) if is_close_write_back(insights) else None
+        if close is not None:
+            insights = close.insights
         hook = FrontierSalesforceHook(
             self.salesforce_conn_id,
             transient_retries=self.transient_retries,
@@ -169,11 +194,12 @@ class SalesforceWriteBackOperator(BaseOperator):
             setting="settings.salesforce_conn_id",
         )
         if dry_run:
-            return self._dry_run(insights, field_map, period)
+            return self._dry_run(insights, field_map, period, close)
 
         if not insights:
             self.log.info("No insights for period %s: nothing to write to Salesforce", period)
-            return _summary(write_mode(0, self.bulk_threshold), 0, 0, [], 0)
+            return _summary(write_mode(0, self.bulk_threshold), 0, 0, [], 0, close)
+        field_map = fields_written(field_map, insights)
         specs = hook.field_specs(ACCOUNT)
         self._check_fields(specs, field_map)
         records = self._records(insights, field_map, specs)
@@ -190,10 +216,15 @@ class SalesforceWriteBackOperator(BaseOperator):
         outcome = hook.write_records(
             ACCOUNT, records, key_field=self.key_field, bulk_threshold=self.bulk_threshold, journal=journal
         )
+        if close is not None:
+            # Before the failure share is judged: what Salesforce holds is recorded, whatever the task's fate.
+            self._record_published(close, outcome, period)
         failures = [failure.as_dict() for failure in outcome.failures]
         for failure in outcome.failures[:REPORTED_FAILURES]:
             self.log.error("Account %s not written: %s %s", failure.key, failure.code, failure.message)
-        summary = _summary(outcome.mode, outcome.records, outcome.succeeded, failures, hook.request_count)
+        summary = _summary(
+            outcome.mode, outcome.records, outcome.succeeded, failures, hook.request_count, close
+        )
         self.log.info(
             "Salesforce write-back for %s: %d of %d Account(s) written, %d failed, %d retried, "
             "%d HTTP request(s)",
@@ -262,8 +293,58 @@ class SalesforceWriteBackOperator(BaseOperator):
         lines = path.read_bytes().decode("utf-8").splitlines()
         return [json.loads(line) for line in lines if line.strip()]
 
-    def _dry_run(
+    def _check_close(
         self, insights: list[dict[str, Any]], field_map: dict[str, str], period: str
+    ) -> CloseWriteBack:
+        """Check a close's insights against the period's manifests; leave out preliminary over final."""
+        from frontier_provider.storage import Staging
+
+        staging = Staging(self.staging_root)
+        entities = close_entities(insights)
+        try:
+            manifests = read_manifests(staging, period, entities)
+            previous = published(staging, PUBLICATION_TARGET, period, entities)
+            close = plan_close_write_back(
+                insights,
+                period=period,
+                key_field=self.key_field,
+                field_map=field_map,
+                manifests=manifests,
+                previous=previous,
+            )
+        except (InsightError, ManifestError) as err:
+            # The staged close changed or is incomplete: a retry would read the same files.
+            raise AirflowFailException(f"Salesforce write-back for {period}: {err}") from err
+        if close.held_back:
+            self.log.warning(held_back_message(PUBLICATION_TARGET, period, close.held_back, previous))
+        self.log.info(
+            "Close write-back for %s: the figures of %d entit(ies) match their close manifests (%s); "
+            "%d held back",
+            period,
+            len(close.manifests),
+            ", ".join(f"{e} {m.close_status}" for e, m in sorted(close.manifests.items())) or "none",
+            len(close.held_back),
+        )
+        return close
+
+    def _record_published(self, close: CloseWriteBack, outcome: WriteOutcome, period: str) -> None:
+        """Record, per entity whose Account Salesforce confirmed, the figures it now holds."""
+        from frontier_provider.storage import Staging
+
+        publications = close.publications(failure.key for failure in outcome.failures)
+        record_published(Staging(self.staging_root), PUBLICATION_TARGET, publications)
+        self.log.info(
+            "Recorded what Salesforce holds for %s: %s",
+            period,
+            ", ".join(f"{p.entity} {p.close_status} as of {p.as_of}" for p in publications) or "nothing",
+        )
+
+    def _dry_run(
+        self,
+        insights: list[dict[str, Any]],
+        field_map: dict[str, str],
+        period: str,
+        close: CloseWriteBack | None,
     ) -> dict[str, Any]:
         from frontier_provider.storage import Staging
 
@@ -295,7 +376,7 @@ class SalesforceWriteBackOperator(BaseOperator):
             path,
             len(kept),
         )
-        summary = _summary("dry_run", len(records), 0, [], 0)
+        summary = _summary("dry_run", len(records), 0, [], 0, close)
         summary["path"] = str(path)
         return summary
 
@@ -495,14 +576,24 @@ def analyze_customer_portfolio(
     }
 
 
-def _summary(mode: str, records: int, succeeded: int, failed: list[dict], requests: int) -> dict[str, Any]:
-    return {
+def _summary(
+    mode: str,
+    records: int,
+    succeeded: int,
+    failed: list[dict],
+    requests: int,
+    close: CloseWriteBack | None = None,
+) -> dict[str, Any]:
+    summary: dict[str, Any] = {
         "mode": mode,
         "records": records,
         "succeeded": succeeded,
         "failed": failed[:REPORTED_FAILURES],
         "requests": requests,
     }
+    if close is not None:
+        summary["held_back"] = list(close.held_back)
+    return summary
 
 
 def _staged_records(staging: Any, path: Any) -> list[dict[str, Any]]:
