@@ -1,0 +1,210 @@
+"""Reruns of one period the way users rerun it, checked in Salesforce and Tableau themselves.
+
+The close runs for real (``airflow dags test``) on a private copy of the demo ledger and publishes live
+to the fake Salesforce org and the fake Tableau server:
+
+1. 2024-11 for every entity;
+2. again for SAP-1000 alone;
+3. EBS-US02's ledger changes (a 1,000.00 sale on account), then EBS-US02 alone;
+4. the change is reverted in the ledger, then every entity again.
+
+After each step Tableau holds exactly one row per (period, entity), each with the figures of the run that
+last closed that entity, and each Salesforce Account holds the insight of that same run; an entity a run
+did not include is not written at all.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.salesforce import running_fake_salesforce
+from tests.fakes.tableau import FakeTableauServer
+from tests.helpers import airflow_cli, live_entities_file
+
+pytestmark = pytest.mark.integration
+
+PERIOD = "2024-11"
+ENTITIES = ("EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000")
+DATASOURCE = "Frontier Financial Analysis"
+SALE = Decimal("1000.00")
+
+
+@pytest.fixture(scope="module")
+def world(airflow_db, tmp_path_factory):
+    """A private demo ledger, the fakes, and a ``close(entities)`` that runs the DAG against them."""
+    from frontier_provider.demo.ledger import build_demo_ledger
+    from frontier_provider.demo.setup import demo_connections
+
+    ledger_dir = tmp_path_factory.mktemp("subset-ledger")
+    build_demo_ledger(ledger_dir)
+    staging = tmp_path_factory.mktemp("subset-staging")
+    with running_fake_salesforce() as salesforce, FakeTableauServer() as tableau:
+        salesforce.seed_demo(4)
+        tableau.add_project("Finance")
+        env = {
+            "FRONTIER_STAGING_ROOT": str(staging),
+            "FRONTIER_ENTITIES_FILE": str(live_entities_file(tmp_path_factory.mktemp("config"))),
+            "AIRFLOW_CONN_TABLEAU_DEFAULT": tableau.connection_json(),
+            **salesforce.environment("salesforce_default"),
+            **{
+                f"AIRFLOW_CONN_{conn_id.upper()}": conn
+                for conn_id, conn in demo_connections(ledger_dir).items()
+            },
+        }
+
+        def close(entities: list[str], dag_id: str = "frontier_financial_close", closed=None):
+            """Close PERIOD for ``entities``; return the analyses the run staged by entity (or its log)."""
+            salesforce.clear_log()
+            conf = {"period": PERIOD, "entities": entities}
+            log = airflow_cli("dags", "test", dag_id, "-c", json.dumps(conf), env=env)
+            assert "state=success" in log, log[-5000:]
+            if closed is not None:
+                return log
+            return {
+                entity: json.loads(
+                    (staging / "analysis" / f"period={PERIOD}" / f"entity={entity}.json").read_text()
+                )
+                for entity in entities or ENTITIES
+            }
+
+        yield {"close": close, "salesforce": salesforce, "tableau": tableau, "ebs": ledger_dir / "ebs.sqlite"}
+
+
+COLUMNS = (
+    "Period",
+    "Entity",
+    "Revenue",
+    "Net_Income",
+    "Total_Assets",
+    "Financial_Health_Score",
+    "Analysis_Id",
+    "Close_Status",
+    "As_Of",
+)
+MONEY = ("Revenue", "Net_Income", "Total_Assets")
+
+
+def tableau_rows(tableau: FakeTableauServer) -> dict[tuple[str, str], dict]:
+    """The published extract's rows by (period, entity); a duplicate key fails the test."""
+    selected = ", ".join(f'"{column}"' for column in COLUMNS)
+    rows: dict[tuple[str, str], dict] = {}
+    for record in tableau.query(DATASOURCE, f'SELECT {selected} FROM "Extract"."Extract"'):
+        row = dict(zip(COLUMNS, record, strict=True))
+        row.update({column: Decimal(str(row[column])) for column in MONEY})
+        key = (row["Period"], row["Entity"])
+        assert key not in rows, f"{key} is in Tableau twice"
+        rows[key] = row
+    return rows
+
+
+def expected_row(analysis: dict) -> dict:
+    figures = analysis["key_figures"]
+    return {
+        "Period": analysis["period"],
+        "Entity": analysis["entity"],
+        "Revenue": Decimal(figures["revenue"]),
+        "Net_Income": Decimal(figures["net_income"]),
+        "Total_Assets": Decimal(figures["total_assets"]),
+        "Financial_Health_Score": analysis["financial_health_score"],
+        "Analysis_Id": analysis["analysis_id"],
+        "Close_Status": analysis["close_status"],
+        "As_Of": analysis["as_of"],
+    }
+
+
+def assert_published(world, latest: dict[str, dict], written: set[str]) -> None:
+    """Tableau holds exactly ``latest``'s rows, Salesforce its insights; only ``written`` were sent."""
+    rows = tableau_rows(world["tableau"])
+    assert set(rows) == {(PERIOD, entity) for entity in ENTITIES}
+    for entity, analysis in latest.items():
+        assert rows[(PERIOD, entity)] == expected_row(analysis), entity
+
+    salesforce = world["salesforce"]
+    for entity, analysis in latest.items():
+        account = salesforce.account_by("Frontier_Entity_Id__c", entity)
+        assert account["Frontier_Financial_Score__c"] == round(analysis["financial_health_score"], 2), entity
+        assert account["Frontier_Last_Analysis__c"] == analysis["analysis_date"][:10], entity
+        assert account["Frontier_Close_Status__c"] == analysis["close_status"], entity
+    sent = sum(
+        request.records for request in salesforce.requests if request.kind in ("collections", "bulk_upload")
+    )
+    assert sent == len(written), f"{sent} Account record(s) sent, expected {sorted(written)}"
+
+
+def post_sale(ebs: Path, amount: Decimal) -> None:
+    """Post a sale on account in EBS-US02's ledger for PERIOD: debit receivables 1200, credit revenue 4000."""
+    with sqlite3.connect(ebs) as database:
+        for account, column in (("1200", "PERIOD_NET_DR"), ("4000", "PERIOD_NET_CR")):
+            (ccid, current) = database.execute(
+                f"""SELECT b.CODE_COMBINATION_ID, b.{column} FROM GL_BALANCES b
+                    JOIN GL_CODE_COMBINATIONS c ON c.CODE_COMBINATION_ID = b.CODE_COMBINATION_ID
+                    WHERE c.SEGMENT1 = '02' AND c.SEGMENT3 = ? AND c.SUMMARY_FLAG = 'N'
+                      AND b.PERIOD_YEAR = 2024 AND b.PERIOD_NUM = 11 AND b.ACTUAL_FLAG = 'A'
+                      AND b.TEMPLATE_ID IS NULL AND b.TRANSLATED_FLAG IS NULL""",
+                (account,),
+            ).fetchone()
+            database.execute(
+                f"""UPDATE GL_BALANCES SET {column} = ? WHERE CODE_COMBINATION_ID = ?
+                    AND PERIOD_YEAR = 2024 AND PERIOD_NUM = 11 AND ACTUAL_FLAG = 'A'
+                    AND TEMPLATE_ID IS NULL AND TRANSLATED_FLAG IS NULL""",
+                (f"{Decimal(current) + amount:.2f}", ccid),
+            )
+
+
+def test_subset_reruns_replace_exactly_their_own_entities(world, tmp_path) -> None:
+    close = world["close"]
+
+    original = close([])
+    assert_published(world, original, written=set(ENTITIES))
+
+    # One entity again: the others' rows and Accounts are left alone.
+    latest = {**original, **close(["SAP-1000"])}
+    assert_published(world, latest, written={"SAP-1000"})
+    assert latest["SAP-1000"]["analysis_id"] == original["SAP-1000"]["analysis_id"]
+
+    # A change in one entity's ledger reaches Tableau and Salesforce for that entity only.
+    pristine = tmp_path / "ebs-before-the-sale.sqlite"
+    shutil.copyfile(world["ebs"], pristine)
+    post_sale(world["ebs"], SALE)
+    changed = close(["EBS-US02"])
+    latest = {**latest, **changed}
+    assert_published(world, latest, written={"EBS-US02"})
+    assert Decimal(changed["EBS-US02"]["key_figures"]["revenue"]) == (
+        Decimal(original["EBS-US02"]["key_figures"]["revenue"]) + SALE
+    )
+
+    # Reverted in the ledger, the whole period again: Tableau and Salesforce are back to the first figures.
+    shutil.copyfile(pristine, world["ebs"])
+    reverted = close([])
+    assert {e: a["analysis_id"] for e, a in reverted.items()} == {
+        e: a["analysis_id"] for e, a in original.items()
+    }
+    assert_published(world, reverted, written=set(ENTITIES))
+    assert tableau_rows(world["tableau"])[(PERIOD, "EBS-US02")]["Revenue"] == Decimal(
+        original["EBS-US02"]["key_figures"]["revenue"]
+    )
+
+
+def test_the_nightly_close_never_replaces_the_final_close(world) -> None:
+    """After the monthly close published 2024-11 final, a month-to-date run of 2024-11 sends nothing."""
+    final = world["close"]([])
+    tableau_before = tableau_rows(world["tableau"])
+    assert {row["Close_Status"] for row in tableau_before.values()} == {"final"}
+    accounts_before = {
+        entity: dict(world["salesforce"].account_by("Frontier_Entity_Id__c", entity)) for entity in ENTITIES
+    }
+    assert {account["Frontier_Close_Status__c"] for account in accounts_before.values()} == {"final"}
+
+    log = world["close"]([], dag_id="frontier_close_nightly", closed=[])
+
+    assert "the month-to-date close never replaces final figures" in log
+    assert tableau_rows(world["tableau"]) == tableau_before
+    for entity in ENTITIES:
+        assert world["salesforce"].account_by("Frontier_Entity_Id__c", entity) == accounts_before[entity]
+    assert_published(world, final, written=set())
