@@ -1,8 +1,10 @@
 """The entities a close run processes, read from a YAML file.
 
 Each entity names its source system and how to reach it. The file is
-documented in README.md ("Configuration"); ``dags/config/frontier_entities.yaml``
-is the demo's, and ``$FRONTIER_ENTITIES_FILE`` points the DAGs at another one.
+documented in README.md ("Configuration"). The DAGs read ``$FRONTIER_ENTITIES_FILE``
+when it is set, else ``config/frontier_entities.yaml`` in Airflow's DAGs folder
+(``[core] dags_folder``; the repository's ``dags/config/frontier_entities.yaml`` is
+the demo's), so the lookup does not depend on where the package is installed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import yaml
 from frontier_provider.ledger.controls import OPEN_PERIOD_POLICIES
 
 ENTITIES_FILE_ENV = "FRONTIER_ENTITIES_FILE"
+DAGS_FOLDER_ENTITIES_FILE = "config/frontier_entities.yaml"
 SOURCE_KINDS = ("oracle_ebs", "sap")
 SAP_TABLES = ("FAGLFLEXT", "ACDOCA")
 # Mirrors frontier_provider.publishing (which imports Airflow; this module must stay light to parse).
@@ -100,12 +103,38 @@ class CloseConfig:
         return [known[entity_id] for entity_id in dict.fromkeys(entity_ids)]
 
 
-def default_entities_file() -> Path:
-    """``$FRONTIER_ENTITIES_FILE``, else the demo configuration shipped beside the DAGs."""
+def default_entities_file(dags_folder: str | os.PathLike | None = None) -> Path:
+    """The entities file the DAGs read: ``$FRONTIER_ENTITIES_FILE``, else the DAGs folder's.
+
+    An explicit setting wins, and one that names no file is an error rather than a reason to fall
+    back on another file. Without it the file is ``<dags_folder>/config/frontier_entities.yaml``,
+    which is where the DAGs live however the package is installed (a wheel lives in site-packages).
+
+    :param dags_folder: Airflow's DAGs folder; defaults to ``[core] dags_folder`` of Airflow's
+        configuration.
+    """
     configured = os.environ.get(ENTITIES_FILE_ENV)
     if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parent.parent / "dags" / "config" / "frontier_entities.yaml"
+        path = Path(configured).expanduser()
+        if not path.is_file():
+            raise EntityConfigError(
+                f"${ENTITIES_FILE_ENV} is set to {configured!r}, which is not a file: point it at the "
+                f"entities file, or unset it to use <dags_folder>/{DAGS_FOLDER_ENTITIES_FILE}"
+            )
+        return path
+    if dags_folder is None:
+        # Imported here: DAG files import this module, and Airflow has read its configuration by then.
+        from airflow.configuration import conf
+
+        dags_folder = conf.get("core", "dags_folder")
+    path = Path(dags_folder).expanduser() / DAGS_FOLDER_ENTITIES_FILE
+    if not path.is_file():
+        raise EntityConfigError(
+            f"no entities file: ${ENTITIES_FILE_ENV} is not set and {path} (the DAGs folder's "
+            f"{DAGS_FOLDER_ENTITIES_FILE}) does not exist; put the file there, or set "
+            f"${ENTITIES_FILE_ENV} to its path"
+        )
+    return path
 
 
 def load_close_config(path: str | os.PathLike | None = None) -> CloseConfig:

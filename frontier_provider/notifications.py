@@ -91,7 +91,8 @@ RESOLUTION_STEPS: dict[FailureCategory, tuple[str, ...]] = {
     ),
     FailureCategory.CONFIGURATION: (
         "Check that every connection the task names exists in Admin > Connections (ids are in the log).",
-        "Check the entities file ($FRONTIER_ENTITIES_FILE) and the account mapping it references.",
+        "Check the entities file ($FRONTIER_ENTITIES_FILE, else <dags_folder>/config/frontier_entities.yaml) "
+        "and the account mapping it references.",
         "Fix the configuration, then clear the failed task; no retry can fix this on its own.",
     ),
     FailureCategory.CREDENTIALS: (

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
-from frontier_provider.config import load_close_config
+from frontier_provider.config import default_entities_file, load_close_config
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "frontier_financial_close"
@@ -169,7 +169,8 @@ def _demo_environment() -> dict[str, str]:
     env.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO / "plugins"))
     env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     env.setdefault("FRONTIER_STAGING_ROOT", str(Path(env["AIRFLOW_HOME"]) / "frontier-staging"))
-    load_close_config(env.get("FRONTIER_ENTITIES_FILE"))  # fail early on a broken entities file
+    # Fail early on a missing or broken entities file, looked up as the DAGs will look it up.
+    load_close_config(default_entities_file(env["AIRFLOW__CORE__DAGS_FOLDER"]))
     return env
 
 

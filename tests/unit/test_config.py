@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from frontier_provider.config import EntityConfigError, load_close_config
+from frontier_provider.config import EntityConfigError, default_entities_file, load_close_config
 
 EBS = """
   - id: EBS-US01
@@ -82,3 +82,44 @@ def test_mapping_paths_are_relative_to_the_entities_file(tmp_path) -> None:
     first, second = load_close_config(write(tmp_path, text)).entities
     assert first.mapping == "frontier_provider.ledger.mappings/ebs_us.yaml"
     assert second.mapping == str(tmp_path / "custom.yaml")
+
+
+def dags_folder_with_entities(tmp_path: Path, text: str) -> Path:
+    folder = tmp_path / "dags"
+    (folder / "config").mkdir(parents=True)
+    (folder / "config" / "frontier_entities.yaml").write_text(text)
+    return folder
+
+
+def test_without_the_setting_the_file_is_read_from_airflows_dags_folder(tmp_path, monkeypatch) -> None:
+    folder = dags_folder_with_entities(tmp_path, "entities:" + EBS)
+    monkeypatch.delenv("FRONTIER_ENTITIES_FILE", raising=False)
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(folder))
+    assert default_entities_file() == folder / "config" / "frontier_entities.yaml"
+    assert [entity.id for entity in load_close_config().entities] == ["EBS-US01"]
+
+
+def test_the_setting_wins_over_the_dags_folder(tmp_path, monkeypatch) -> None:
+    folder = dags_folder_with_entities(tmp_path, "entities:" + EBS)
+    explicit = write(tmp_path, "entities:" + EBS.replace("EBS-US01", "EBS-DE01"))
+    monkeypatch.setenv("FRONTIER_ENTITIES_FILE", str(explicit))
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(folder))
+    assert [entity.id for entity in load_close_config().entities] == ["EBS-DE01"]
+
+
+def test_a_setting_that_names_no_file_is_an_error_naming_it(tmp_path, monkeypatch) -> None:
+    folder = dags_folder_with_entities(tmp_path, "entities:" + EBS)
+    monkeypatch.setenv("FRONTIER_ENTITIES_FILE", str(tmp_path / "typo.yaml"))
+    with pytest.raises(EntityConfigError, match=r"FRONTIER_ENTITIES_FILE is set to '.*typo\.yaml'"):
+        default_entities_file(folder)
+
+
+def test_no_file_in_either_place_names_both_and_the_fix(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("FRONTIER_ENTITIES_FILE", raising=False)
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path / "dags"))
+    with pytest.raises(EntityConfigError) as refused:
+        load_close_config()
+    message = str(refused.value)
+    assert "$FRONTIER_ENTITIES_FILE is not set" in message
+    assert str(tmp_path / "dags" / "config" / "frontier_entities.yaml") in message
+    assert "put the file there, or set $FRONTIER_ENTITIES_FILE" in message
