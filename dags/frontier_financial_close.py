@@ -33,10 +33,10 @@ rerun replaces it.
 
 from __future__ import annotations
 
+from functools import partial
+
 import pendulum
 from airflow.sdk import DAG, Asset, Param, task, task_group
-from airflow.timetables.interval import CronDataIntervalTimetable
-from airflow.timetables.trigger import CronTriggerTimetable
 
 from frontier_provider.config import load_close_config
 from frontier_provider.dag_defaults import (
@@ -60,6 +60,7 @@ from frontier_provider.operators.close import (
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
 from frontier_provider.operators.tableau import TableauPublishOperator, TableauRefreshOperator
 from frontier_provider.sensors.period_status import PeriodClosedSensor
+from frontier_provider.timetables import MonthlyCloseTimetable, NightlyCloseTimetable
 
 STATEMENTS = Asset(name="frontier_statements", uri="frontier://staging/statements")
 ANALYSIS = Asset(name="frontier_analysis", uri="frontier://staging/analysis")
@@ -101,8 +102,9 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
     with DAG(
         dag_id=dag_id,
         description=description,
-        schedule=schedule,
-        start_date=pendulum.datetime(2023, 1, 1, tz="UTC"),
+        # settings.schedule_start / schedule_end: scheduled runs only cover periods the ledger holds.
+        schedule=schedule(last_period=settings.schedule_end),
+        start_date=settings.schedule_start_date(default=pendulum.datetime(2023, 1, 1, tz="UTC")),
         catchup=False,
         max_active_runs=1,
         default_args=default_args(),
@@ -196,13 +198,13 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
 financial_close(
     "frontier_financial_close",
     # One run per month after it ends: the run for 2024-12 has the data interval December 2024.
-    CronDataIntervalTimetable("0 6 1 * *", timezone="UTC"),
+    partial(MonthlyCloseTimetable, "0 6 1 * *", "UTC"),
     "Close one fiscal period (monthly; backfill to reprocess periods)",
 )
 financial_close(
     "frontier_close_nightly",
     # No data interval: the run's date picks the open month, closed month-to-date.
-    CronTriggerTimetable("0 2 * * *", timezone="UTC"),
+    partial(NightlyCloseTimetable, "0 2 * * *", timezone="UTC"),
     "Re-run the open period month-to-date every night during the close",
     month_to_date=True,
 )

@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, time, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from frontier_provider.ledger.controls import OPEN_PERIOD_POLICIES
+from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError
 
 ENTITIES_FILE_ENV = "FRONTIER_ENTITIES_FILE"
 DAGS_FOLDER_ENTITIES_FILE = "config/frontier_entities.yaml"
@@ -85,6 +87,20 @@ class CloseSettings:
     open_period: str = "fail"
     open_period_wait_hours: float = 72
     open_period_poll_minutes: float = 15
+    # The periods the close DAGs' schedules cover, YYYY-MM (both optional): a ledger that holds only
+    # some periods (the demo's) says so, and unpausing never schedules a period without data.
+    schedule_start: str | None = None
+    schedule_end: str | None = None
+
+    def schedule_start_date(self, default: datetime) -> datetime:
+        """The close DAGs' ``start_date``: the first moment of ``schedule_start``, else ``default``.
+
+        :param default: the start date when ``schedule_start`` is not set.
+        """
+        if self.schedule_start is None:
+            return default
+        first = FiscalPeriod.parse(self.schedule_start)
+        return datetime.combine(first.start_date, time.min, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -174,7 +190,30 @@ def load_close_config(path: str | os.PathLike | None = None) -> CloseConfig:
     if close_settings.unmapped_accounts not in ("fail", "warn"):
         raise EntityConfigError(f"entities file {path}: settings.unmapped_accounts must be 'fail' or 'warn'")
     _check_open_period_settings(close_settings, path)
+    _check_schedule_settings(close_settings, path)
     return CloseConfig(entities=entities, settings=close_settings)
+
+
+def _check_schedule_settings(settings: CloseSettings, path: Path) -> None:
+    periods = {}
+    for name in ("schedule_start", "schedule_end"):
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        try:
+            periods[name] = FiscalPeriod.parse(value)
+        except InvalidPeriodError as err:
+            raise EntityConfigError(f"entities file {path}: settings.{name}: {err}") from None
+        if periods[name].is_special:
+            raise EntityConfigError(
+                f"entities file {path}: settings.{name} must be a calendar month YYYY-MM (01-12), "
+                f"not the special period {value!r}"
+            )
+    if len(periods) == 2 and periods["schedule_start"] > periods["schedule_end"]:
+        raise EntityConfigError(
+            f"entities file {path}: settings.schedule_start {settings.schedule_start} is after "
+            f"settings.schedule_end {settings.schedule_end}"
+        )
 
 
 def _check_open_period_settings(settings: CloseSettings, path: Path) -> None:

@@ -43,7 +43,8 @@ class FiscalPeriod:
         match = PERIOD_PATTERN.match(text.strip()) if isinstance(text, str) else None
         if match is None:
             raise InvalidPeriodError(
-                f"invalid fiscal period {text!r}: expected YYYY-PP, e.g. '2024-12' or '2024-13'"
+                f"invalid fiscal period {text!r}: expected YYYY-MM, e.g. '2024-12' "
+                "(13-16 are special periods, e.g. '2024-13')"
             )
         try:
             return cls(int(match["year"]), int(match["number"]))
@@ -92,13 +93,27 @@ def resolve_period(
     data_interval_start: datetime | None = None,
     data_interval_end: datetime | None = None,
     logical_date: datetime | None = None,
+    run_after: datetime | None = None,
+    month_to_date: bool = False,
 ) -> FiscalPeriod:
     """Find the fiscal period a run processes, never from the wall clock.
 
     Order: an explicit ``period`` param, the run's partition key, the data
     interval (the period that contains its start, or for a zero-length interval
-    such as a ``CronTriggerTimetable`` run, the period of its end), then the
-    logical date. A run with none of these is refused.
+    such as a ``CronTriggerTimetable`` run, the period of its end), the logical
+    date, then the date the run was queued for (``run_after``; a manual run
+    without a logical date has nothing else). From ``run_after`` the
+    month-to-date close takes the period that contains it and the monthly close
+    the last month that ended before it, as their schedules would. A run with
+    none of these is refused.
+
+    :param param: the run's ``period`` param, ``YYYY-MM``.
+    :param partition_key: the run's partition key, where the DAG is partitioned.
+    :param data_interval_start: start of the run's data interval.
+    :param data_interval_end: end of the run's data interval.
+    :param logical_date: the run's logical date.
+    :param run_after: the date the run was queued for (Airflow 3's ``dag_run.run_after``).
+    :param month_to_date: the nightly close, which works on the open month.
     """
     if param not in (None, ""):
         return FiscalPeriod.parse(str(param))
@@ -110,6 +125,9 @@ def resolve_period(
         return FiscalPeriod.containing(data_interval_end.date())
     if logical_date is not None:
         return FiscalPeriod.containing(logical_date.date())
+    if run_after is not None:
+        current = FiscalPeriod.containing(run_after.date())
+        return current if month_to_date else current.previous()
     raise InvalidPeriodError(
         "this run has no period: pass conf {'period': 'YYYY-MM'}, or run it from a schedule"
     )

@@ -68,7 +68,9 @@ class PlanCloseOperator(BaseOperator):
     """Resolve the run's fiscal period and the entities it closes; one unit per entity.
 
     The period comes from the ``period`` param, else the run's partition key, else
-    its data interval; never the wall clock. Pushes ``period`` as its own XCom.
+    its data interval or logical date, else the date the run was queued for (a run
+    triggered without a logical date); never the wall clock. Pushes ``period`` as
+    its own XCom.
 
     :param entities_file: entities YAML; defaults to ``$FRONTIER_ENTITIES_FILE`` or the demo's.
     :param month_to_date: the nightly close: an entity whose period is already closed final
@@ -102,6 +104,9 @@ class PlanCloseOperator(BaseOperator):
                 data_interval_start=context.get("data_interval_start"),
                 data_interval_end=context.get("data_interval_end"),
                 logical_date=context.get("logical_date"),
+                # A run triggered without a logical date (logical_date null) has only run_after.
+                run_after=getattr(dag_run, "run_after", None),
+                month_to_date=self.month_to_date,
             )
             config = load_close_config(self.entities_file)
             entities = config.select(params.get("entities") or None)

@@ -109,3 +109,14 @@ def test_any_text_parses_or_raises_invalid_period(text):
     except InvalidPeriodError:
         return
     assert str(period) == text.strip()
+
+
+def test_a_run_without_a_logical_date_takes_its_period_from_run_after():
+    # A manual run triggered with logical_date null has no data interval either: only run_after.
+    queued = datetime(2025, 1, 14, 9, 30, tzinfo=UTC)
+
+    # The nightly close works on the open month; the monthly close on the last month that ended.
+    assert str(resolve_period(run_after=queued, month_to_date=True)) == "2025-01"
+    assert str(resolve_period(run_after=queued)) == "2024-12"
+    # A schedule's own dates still come first.
+    assert str(resolve_period(logical_date=datetime(2024, 5, 15, tzinfo=UTC), run_after=queued)) == "2024-05"

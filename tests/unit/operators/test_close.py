@@ -70,6 +70,20 @@ def test_plan_uses_the_partition_key_then_the_data_interval_never_the_clock() ->
     assert units[0]["period"] == "2024-12"
 
 
+def test_a_run_triggered_without_a_logical_date_closes_the_month_of_its_run_after(staging_root) -> None:
+    # POST dagRuns with "logical_date": null: no logical date, no data interval, only run_after.
+    triggered = SimpleNamespace(
+        partition_key=None, run_after=datetime(2025, 1, 14, 9, 30, tzinfo=timezone.utc)
+    )
+    context = {"dag_run": triggered, "logical_date": None, "data_interval_start": None}
+    ti = _TaskInstance()
+    nightly = PlanCloseOperator(task_id="plan", month_to_date=True)
+    nightly.execute({"params": {"entities": ["SAP-1000"]}, "ti": ti, **context})
+    assert ti.pushed["period"] == "2025-01"
+    units, ti = plan({"entities": ["SAP-1000"]}, **context)
+    assert ti.pushed["period"] == units[0]["period"] == "2024-12"
+
+
 @pytest.mark.parametrize(
     ("params", "context", "message"),
     [
