@@ -11,7 +11,7 @@ with the `company` param.
    {balance_sheet, income_statement}` with money as decimal strings), sends them
    to Frontier (the `frontier_default` connection, or the embedded engine) and
    stages the analysis at
-   `$FRONTIER_STAGING_ROOT/adhoc_analysis/period=YYYY-PP/entity=<company>.json`,
+   `$FRONTIER_STAGING_ROOT/adhoc_analysis/period=YYYY-MM/entity=<company>.json`,
    where `<company>` is the document's `entity`, else a slug of its name, else
    the delivery id.
 

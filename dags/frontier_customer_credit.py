@@ -64,7 +64,8 @@ CUSTOMER_PORTFOLIO = Asset(name="frontier_customer_portfolio", uri="frontier://s
         ),
         "dry_run": Param(
             False,
-            type="boolean",
+            # Optional in the trigger form (a type without null is required there); empty is false.
+            type=["null", "boolean"],
             title="Dry run",
             description="Write the Account updates under staging instead of sending them to Salesforce.",
         ),

@@ -77,16 +77,17 @@ params = {
         description="YYYY-MM to close, e.g. 2024-12 (13-16 are special periods). "
         "Leave empty to use the run's period from its schedule.",
     ),
+    # Optional in the trigger form: Airflow's form requires a field whose type does not allow null.
     "entities": Param(
         [],
-        type="array",
+        type=["null", "array"],
         items={"type": "string"},
         title="Entities",
         description="Entity ids from the entities file, e.g. EBS-US01. Empty closes all of them.",
     ),
     "dry_run": Param(
         False,
-        type="boolean",
+        type=["null", "boolean"],
         title="Dry run",
         description="Write what Salesforce and Tableau would receive under staging; publish nothing. "
         "The entities file's settings.publish: dry_run makes every run a dry run.",

@@ -35,6 +35,28 @@ class EntityConfigError(ValueError):
     """The entities file is missing, malformed or inconsistent."""
 
 
+class UnknownEntityError(ValueError):
+    """A run asked for entity ids the entities file does not have: the request is wrong, not the file.
+
+    :param requested: the ids the run asked for, in its order
+    :param known: the ids the entities file has
+    """
+
+    # Read by frontier_provider.notifications: fixed by triggering again, not by editing configuration.
+    failure_category = "request"
+
+    def __init__(self, requested: list[str], known: list[str]) -> None:
+        self.requested = list(requested)
+        self.known = sorted(known)
+        self.unknown = sorted(set(self.requested) - set(self.known))
+        super().__init__(
+            f"the run asked for entities {self.requested}, and {self.unknown} "
+            f"{'is' if len(self.unknown) == 1 else 'are'} not in the entities file; "
+            f"entities that exist: {self.known}. Trigger the run again with ids from that list, "
+            "or leave entities empty to close all of them"
+        )
+
+
 @dataclass(frozen=True)
 class EntityConfig:
     """One legal entity (company) whose books the close processes."""
@@ -109,13 +131,16 @@ class CloseConfig:
     settings: CloseSettings = field(default_factory=CloseSettings)
 
     def select(self, entity_ids: list[str] | None) -> list[EntityConfig]:
-        """The entities a run asked for (all when none are named); unknown ids are an error."""
+        """The entities a run asked for (all when none are named); unknown ids are a request error.
+
+        :param entity_ids: the run's ``entities`` param; empty or None means every entity
+        :raises UnknownEntityError: an id the entities file does not have
+        """
         if not entity_ids:
             return list(self.entities)
         known = {entity.id: entity for entity in self.entities}
-        unknown = sorted(set(entity_ids) - set(known))
-        if unknown:
-            raise EntityConfigError(f"unknown entities {unknown}; configured: {sorted(known)}")
+        if set(entity_ids) - set(known):
+            raise UnknownEntityError(list(dict.fromkeys(entity_ids)), list(known))
         return [known[entity_id] for entity_id in dict.fromkeys(entity_ids)]
 
 

@@ -14,6 +14,8 @@ When a task fails for good (after its retries, or at once for
                    missing module
    quota           an API allocation used up (``SalesforceApiLimitError``): wait for    no
                    it to reset, a sooner retry only spends more of it
+   request         the run asked for something that does not exist (an entity id the    no
+                   entities file lacks): trigger it again with a valid request
    data            unbalanced trial balance, unmapped accounts, invalid statements,     no
                    period or SAP number, a request Frontier refused (4xx), any other
                    ``AirflowFailException``
@@ -79,6 +81,7 @@ class FailureCategory(str, Enum):
     CONFIGURATION = "configuration"
     CREDENTIALS = "credentials"
     QUOTA = "quota"
+    REQUEST = "request"
     DATA = "data"
     UNKNOWN = "unknown"
 
@@ -108,14 +111,20 @@ RESOLUTION_STEPS: dict[FailureCategory, tuple[str, ...]] = {
         "duplicates. Do not clear it sooner: every retry spends more of what other integrations share.",
         "If closes keep running out, ask for a larger allocation or spread the org's other API jobs.",
     ),
+    FailureCategory.REQUEST: (
+        "The run asked for something that does not exist: the message lists what it asked for and "
+        "what exists.",
+        "Trigger the run again with entity ids from the list (or none, to close every entity); "
+        "the configuration is fine and clearing the task would ask the same again.",
+    ),
     FailureCategory.DATA: (
         "The input is wrong for this entity and period: the message names the figures or fields.",
         "Correct it at the source (the ledger, the mapping, the sent document), then rerun the task; "
         "it did not retry, because a retry reads the same data.",
     ),
     FailureCategory.UNKNOWN: (
-        "Read the task log: the error was not recognised as transient, configuration, credentials, quota "
-        "or data.",
+        "Read the task log: the error was not recognised as transient, configuration, credentials, quota, "
+        "request or data.",
         "If it is a defect, report it with the log; otherwise clear the task to run it again.",
     ),
 }
@@ -126,7 +135,7 @@ EVIDENCE_STEPS: dict[str, str] = {
     "UnmappedAccountsError": "Add rules for the listed accounts to the entity's account mapping (YAML), "
     "or set settings.unmapped_accounts: warn to close with them reported.",
     "MappingError": "Fix the account mapping file: the message names the overlapping or invalid rules.",
-    "InvalidPeriodError": "Use a fiscal period written YYYY-PP (2024-12; 13-16 are special periods).",
+    "InvalidPeriodError": "Use a fiscal period written YYYY-MM (2024-12; 13-16 are special periods).",
     "SapNumberError": "A SAP amount could not be read exactly: check the named row in the source table.",
     "AnalysisInputError": "Correct the listed fields of the statements or update and send it again.",
     "AirflowNotFoundException": "Create the named connection (Admin > Connections) or fix its id "
@@ -147,6 +156,7 @@ _CLASS_EVIDENCE: dict[FailureCategory, frozenset[str]] = {
         }
     ),
     FailureCategory.QUOTA: frozenset(),
+    FailureCategory.REQUEST: frozenset(),
     FailureCategory.CONFIGURATION: frozenset(
         {
             "AirflowNotFoundException",
@@ -229,6 +239,7 @@ _PRIORITY = (
     FailureCategory.CREDENTIALS,
     FailureCategory.CONFIGURATION,
     FailureCategory.QUOTA,
+    FailureCategory.REQUEST,
     FailureCategory.DATA,
     FailureCategory.TRANSIENT,
 )
@@ -238,7 +249,7 @@ _PRIORITY = (
 class FailureClassification:
     """The category of a failure and the evidence that decided it.
 
-    :param category: transient, configuration, credentials, quota, data or unknown
+    :param category: transient, configuration, credentials, quota, request, data or unknown
     :param evidence: what matched, e.g. ``"UnbalancedTrialBalanceError"`` or ``"HTTP 503"``
     """
 
@@ -252,8 +263,8 @@ def classify_failure(exception: BaseException | None) -> FailureClassification:
     Exception types decide first (anywhere in the ``__cause__``/``__context__``
     chain): the ``failure_category`` a class declares, else its name; then HTTP
     status codes carried by the exceptions, then messages. Within each kind of
-    evidence credentials beat configuration, which beats quota, then data, then
-    transient: a retry can fix only the last.
+    evidence credentials beat configuration, which beats quota, then request,
+    data, then transient: a retry can fix only the last.
 
     :param exception: the task's exception (None when the task was failed from outside)
     """

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from frontier_provider.config import EntityConfig, EntityConfigError, load_close_config
+from frontier_provider.config import EntityConfig, EntityConfigError, UnknownEntityError, load_close_config
 from frontier_provider.ledger.controls import FINAL
 from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError, resolve_period
 from frontier_provider.storage import Staging
@@ -110,8 +110,8 @@ class PlanCloseOperator(BaseOperator):
             )
             config = load_close_config(self.entities_file)
             entities = config.select(params.get("entities") or None)
-        except (InvalidPeriodError, EntityConfigError) as err:
-            raise AirflowFailException(str(err)) from err
+        except (InvalidPeriodError, EntityConfigError, UnknownEntityError) as err:
+            raise AirflowFailException(f"plan: {err}") from err
         if self.month_to_date:
             entities = self._without_final(entities, str(period))
         dry_run = bool(params.get("dry_run", False)) or config.settings.publish == "dry_run"

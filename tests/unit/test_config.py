@@ -4,7 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from frontier_provider.config import EntityConfigError, default_entities_file, load_close_config
+from frontier_provider.config import (
+    EntityConfigError,
+    UnknownEntityError,
+    default_entities_file,
+    load_close_config,
+)
 
 EBS = """
   - id: EBS-US01
@@ -41,8 +46,9 @@ def test_select_keeps_order_and_refuses_unknown_ids(tmp_path) -> None:
     config = load_close_config()
     assert [e.id for e in config.select(["SAP-1000", "EBS-US01"])] == ["SAP-1000", "EBS-US01"]
     assert len(config.select([])) == 4
-    with pytest.raises(EntityConfigError, match=r"unknown entities \['NOPE'\]"):
+    with pytest.raises(UnknownEntityError, match=r"\['NOPE'\] is not in the entities file") as refused:
         config.select(["NOPE"])
+    assert refused.value.known == ["EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000"]
 
 
 @pytest.mark.parametrize(

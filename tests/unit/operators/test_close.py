@@ -199,3 +199,43 @@ def test_the_month_to_date_close_leaves_out_entities_already_closed_final(
     )
 
     assert [unit["entity"]["id"] for unit in units] == closed
+
+
+def test_an_empty_trigger_form_closes_every_entity_and_publishes(tmp_path) -> None:
+    # The form's optional Entities and Dry run fields arrive as null when left empty.
+    demo = (REPO / "dags" / "config" / "frontier_entities.yaml").read_text()
+    live = tmp_path / "entities.yaml"
+    live.write_text(demo.replace("publish: dry_run", "publish: live"))
+    ti = _TaskInstance()
+    units = PlanCloseOperator(task_id="plan", entities_file=str(live)).execute(
+        {"params": {"period": "2024-11", "entities": None, "dry_run": None}, "ti": ti}
+    )
+    assert [unit["entity"]["id"] for unit in units] == ["EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000"]
+    assert ti.pushed == {"period": "2024-11", "dry_run": False}
+
+
+def test_an_unknown_entity_is_a_request_error_listing_what_was_asked_and_what_exists() -> None:
+    from frontier_provider.notifications import failure_alert
+
+    with pytest.raises(AirflowFailException) as refused:
+        plan({"period": "2024-12", "entities": ["SAP-1000", "EBS-XX"]})
+    message = str(refused.value)
+    assert "asked for entities ['SAP-1000', 'EBS-XX']" in message
+    assert "['EBS-XX'] is not in the entities file" in message
+    assert "entities that exist: ['EBS-US01', 'EBS-US02', 'SAP-1000', 'SAP-2000']" in message
+
+    alert = failure_alert(
+        {
+            "ti": SimpleNamespace(dag_id="frontier_financial_close", task_id="plan", run_id="manual__1"),
+            "params": {"period": "2024-12", "entities": ["SAP-1000", "EBS-XX"]},
+            "exception": refused.value,
+        }
+    )
+    assert (alert["category"], alert["evidence"], alert["retryable"]) == (
+        "request",
+        "UnknownEntityError",
+        False,
+    )
+    steps = " ".join(alert["resolution"])
+    assert "Trigger the run again with entity ids from the list" in steps
+    assert "entities file" not in steps
