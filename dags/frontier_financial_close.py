@@ -67,6 +67,8 @@ ANALYSIS = Asset(name="frontier_analysis", uri="frontier://staging/analysis")
 PERIOD = "{{ ti.xcom_pull(task_ids='plan', key='period') }}"
 # The dry_run param, or settings.publish: dry_run in the entities file; never a missing connection.
 DRY_RUN = "{{ ti.xcom_pull(task_ids='plan', key='dry_run') }}"
+# Rendered after each mapped task ran, from the task's own unit (entity and period).
+ENTITY_LABEL = "{{ task.unit['entity']['id'] }} {{ task.unit['period'] }}"
 
 params = {
     "period": Param(
@@ -116,7 +118,8 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
     ) as dag:
         plan = PlanCloseOperator(task_id="plan", month_to_date=month_to_date)
 
-        @task_group(group_id="close_entity")
+        # Each mapped task of an entity's close is labelled with the entity and period, not [0].
+        @task_group(group_id="close_entity", default_args={"map_index_template": ENTITY_LABEL})
         def close_entity(unit):
             extract = ExtractGLBalancesOperator(
                 task_id="extract",
