@@ -4,7 +4,8 @@ Builds the demo ledger (an Oracle EBS database and an SAP system), prepares an
 Airflow home with a SQLite metadata database, creates the demo connections and
 the ``tableau`` pool, runs ``frontier_financial_close`` for one fiscal period
 with ``airflow dags test``, shows each stage as it finishes, and prints the
-period's results and where every output file is.
+period's results, where every output file is and the path of the Airflow log
+(when the close fails: the log's last lines, then its path).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ SAP_CONN_ID = "frontier_demo_sap"
 _PROGRESS = re.compile(r"\]\s+(?P<message>.+?)\s+\[airflow\.task\.operators\.frontier_provider\.")
 _PATH = re.compile(r"path=\S+?(, |$)")
 _FAILED = re.compile(r"\[(error|critical)\s*\]|Task failed|state=failed")
+# Enough of the log to show the failing task's traceback when the close fails.
+LOG_TAIL_LINES = 40
 
 
 def demo_connections(ledger_dir: Path) -> dict[str, str]:
@@ -77,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _step(f"running {DAG_ID} for period {args.period} through Airflow (airflow dags test)")
     log_file = home / "logs" / f"demo-{args.period}.log"
     if not _run_dag(env, args.period, log_file):
-        print(f"\nThe close failed. The full Airflow log is in {log_file}", file=sys.stderr)
+        print(failed_close_report(log_file), file=sys.stderr)
         return 1
     print()
     print(results_table(staging_root, args.period))
@@ -87,6 +90,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {path}")
     print(f"\nFull Airflow log: {log_file}")
     return 0
+
+
+def failed_close_report(log_file: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """What the demo prints when the close failed: the last lines of the Airflow log, then its path.
+
+    :param log_file: the log of ``airflow dags test``
+    :param lines: how many of its last lines to show
+    """
+    tail = log_file.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join(
+        [
+            f"\nThe close failed. The last {len(tail)} lines of the Airflow log:",
+            *(f"  {line}" for line in tail),
+            f"The full Airflow log is in {log_file}",
+        ]
+    )
 
 
 def results_table(staging_root: Path, period: str) -> str:

@@ -17,3 +17,17 @@ def test_the_demo_checks_the_entities_file_of_the_dags_folder_it_runs(tmp_path: 
     monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags))
     with pytest.raises(EntityConfigError, match=r"dags/config/frontier_entities\.yaml must have"):
         setup._demo_environment()
+
+
+def test_a_failed_close_shows_the_end_of_the_airflow_log_and_where_the_rest_is(tmp_path: Path) -> None:
+    log_file = tmp_path / "demo-2030-01.log"
+    log_file.write_text(
+        "".join(f"line {number}\n" for number in range(1, 101))
+        + "ExtractionError: no GL balances for SAP-1000 in period 2030-01\n"
+    )
+    report = setup.failed_close_report(log_file).splitlines()
+    assert report[1] == "The close failed. The last 40 lines of the Airflow log:"
+    assert report[2:-1] == [f"  line {number}" for number in range(62, 101)] + [
+        "  ExtractionError: no GL balances for SAP-1000 in period 2030-01"
+    ]
+    assert report[-1] == f"The full Airflow log is in {log_file}"
