@@ -14,7 +14,7 @@ back to its Account:
    score, risk level, growth potential, recommendations).
 3. **analyze_portfolio**: the Frontier portfolio analysis (portfolio health,
    risk distribution, high-risk customers), stored under
-   `$FRONTIER_STAGING_ROOT/customer_portfolio/period=YYYY-MM/entity=as-of-YYYY-MM-DD.json`.
+   `$FRONTIER_STAGING_ROOT/customer_portfolio/period=YYYY-MM/as-of-YYYY-MM-DD.json`.
 4. **salesforce_writeback**: the insights to the Accounts' `Frontier_*` fields,
    by Account Id (sObject Collections, Bulk API 2.0 above 2,000 Accounts).
    A dry run (the `dry_run` param, or `settings.publish: dry_run` in the

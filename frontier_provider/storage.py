@@ -10,6 +10,13 @@ period and entity::
     <root>/statements/period=2024-12/entity=SAP-1000.json
     <root>/analysis/period=2024-12/entity=SAP-1000.json
 
+A file that covers the whole period, or a whole batch of it, rather than one
+entity is named without ``entity=``, so no reader takes it for an entity's::
+
+    <root>/tableau/period=2024-12/frontier_analysis.hyper
+    <root>/salesforce_writeback/period=2024-12/salesforce_writeback.json
+    <root>/customer_portfolio/period=2024-12/as-of-2024-12-30.json
+
 Every write goes to a temporary name first and is then renamed over the final
 name, so a reader never sees half a file and a rerun replaces exactly its own
 outputs.
@@ -33,6 +40,7 @@ if TYPE_CHECKING:
 
 STAGING_ROOT_ENV = "FRONTIER_STAGING_ROOT"
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_SUFFIX_PATTERN = re.compile(r"^(\.[A-Za-z0-9]+)+$")
 _TMP_PREFIX = ".tmp-"
 
 
@@ -82,6 +90,18 @@ class Staging:
     def file(self, dataset: str, period: str, entity: str, suffix: str) -> ObjectStoragePath:
         """``<root>/<dataset>/period=<period>/entity=<entity><suffix>``."""
         return self.partition(dataset, period) / f"entity={validate_key('entity', entity)}{suffix}"
+
+    def period_file(self, dataset: str, period: str, name: str, suffix: str) -> ObjectStoragePath:
+        """``<root>/<dataset>/period=<period>/<name><suffix>``: a file of the whole period or batch.
+
+        :param dataset: the dataset folder, e.g. ``tableau``
+        :param period: the fiscal period, ``YYYY-MM``
+        :param name: what the file holds, e.g. ``frontier_analysis`` or a batch ``as-of-2024-12-30``
+        :param suffix: the file type, e.g. ``.hyper``
+        """
+        if not _SUFFIX_PATTERN.match(suffix):
+            raise ValueError(f"invalid suffix {suffix!r} for a staging path: use '.' and letters or digits")
+        return self.partition(dataset, period) / f"{validate_key('file name', name)}{suffix}"
 
     def directory(self, dataset: str, period: str, entity: str) -> ObjectStoragePath:
         """``<root>/<dataset>/period=<period>/entity=<entity>/`` for multi-part datasets."""

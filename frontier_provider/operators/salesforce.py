@@ -350,7 +350,7 @@ class SalesforceWriteBackOperator(BaseOperator):
 
         records = self._records(insights, field_map, default_field_specs(field_map))
         staging = Staging(self.staging_root)
-        path = staging.file(DRY_RUN_DATASET, period, self.batch_name or self.task_id, ".json")
+        path = staging.period_file(DRY_RUN_DATASET, period, self.batch_name or self.task_id, ".json")
         # A run for some entities replaces their records and keeps the others', as the upsert would in
         # Salesforce: a subset rerun must not shrink the staged write-back of the period.
         kept = [
@@ -436,7 +436,10 @@ def resolve_as_of(
 
 
 def customer_run_keys(as_of: date) -> tuple[str, str]:
-    """(period, name) under which one customer-credit run stages its files."""
+    """(period, batch name) under which one customer-credit run stages its batch-wide files.
+
+    :param as_of: the date the customers are assessed for
+    """
     from frontier_provider.ledger.periods import FiscalPeriod
 
     return str(FiscalPeriod.containing(as_of)), f"as-of-{as_of.isoformat()}"
@@ -484,7 +487,7 @@ def extract_customer_profiles(
     period, batch = customer_run_keys(as_of)
     profiles = [customer_profile(account, as_of=as_of) for account in accounts]
     staging = Staging(staging_root)
-    path = staging.write_json(staging.file(CUSTOMER_PROFILES, period, batch, ".json"), profiles)
+    path = staging.write_json(staging.period_file(CUSTOMER_PROFILES, period, batch, ".json"), profiles)
     hook.log.info("Staged %d customer profile(s) from %s as of %s in %s", len(profiles), source, as_of, path)
     return {
         "path": str(path),
@@ -523,7 +526,9 @@ def assess_customer_credit(
     ]
     period, batch = customer_run_keys(as_of)
     lines = "".join(json.dumps(insight, sort_keys=True, allow_nan=False) + "\n" for insight in insights)
-    path = staging.write_bytes(staging.file(CUSTOMER_INSIGHTS, period, batch, ".jsonl"), lines.encode())
+    path = staging.write_bytes(
+        staging.period_file(CUSTOMER_INSIGHTS, period, batch, ".jsonl"), lines.encode()
+    )
     levels: dict[str, int] = {}
     for insight in insights:
         level = insight["risk_level"] or "unrated"
@@ -560,7 +565,7 @@ def analyze_customer_portfolio(
     frontier = FrontierHook(frontier_conn_id)
     portfolio = frontier.analyze_customer_portfolio(portfolio_request(profiles, as_of=as_of))
     document = {**portfolio, "as_of": as_of.isoformat(), "period": period}
-    path = staging.write_json(staging.file(CUSTOMER_PORTFOLIO, period, batch, ".json"), document)
+    path = staging.write_json(staging.period_file(CUSTOMER_PORTFOLIO, period, batch, ".json"), document)
     frontier.log.info(
         "Portfolio of %d customer(s) as of %s: health %s, %d high-risk; result in %s",
         len(profiles),

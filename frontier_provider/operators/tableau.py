@@ -68,7 +68,8 @@ DEFAULT_DATASOURCE = "Frontier Financial Analysis"
 PUBLICATION_TARGET = "tableau"
 TABLEAU_POOL = "tableau"
 STAGING_DATASET = "tableau"
-STAGING_ENTITY = "frontier_analysis"
+# The extract holds the whole period (every entity of the run): a period file, not an entity's.
+STAGING_EXTRACT = "frontier_analysis"
 UPDATE = "update"
 OVERWRITE = "overwrite"
 PUBLISH_MODES = (UPDATE, OVERWRITE)
@@ -178,10 +179,10 @@ class TableauPublishOperator(BaseOperator):
             self.log.warning("Nothing to publish to Tableau for period %s: every row was held back", period)
             return summary
         with tempfile.TemporaryDirectory(prefix="frontier-tableau-") as workdir:
-            extract = Path(workdir) / f"{STAGING_ENTITY}.hyper"
+            extract = Path(workdir) / f"{STAGING_EXTRACT}.hyper"
             write_extract(rows, extract)
             staged = staging.write_bytes(
-                staging.file(STAGING_DATASET, period, STAGING_ENTITY, ".hyper"), extract.read_bytes()
+                staging.period_file(STAGING_DATASET, period, STAGING_EXTRACT, ".hyper"), extract.read_bytes()
             )
             summary["path"] = str(staged)
             if _dry_run(self.dry_run, self.tableau_conn_id):

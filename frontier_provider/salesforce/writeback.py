@@ -58,7 +58,9 @@ INSIGHT_ATTRIBUTES = tuple(DEFAULT_FIELD_MAP)
 CLOSE_LABELS = ("entity", "period", "close_status", "as_of")
 #: The insight attributes that say how final a close's figures are; a close write-back writes both.
 CLOSE_STATUS_ATTRIBUTES = ("close_status", "as_of")
-RECOMMENDATION_SEPARATOR = "; "
+#: Recommendations are sentences ("Extend terms."): the field reads them as a paragraph.
+RECOMMENDATION_SEPARATOR = " "
+_SENTENCE_ENDS = (".", "!", "?", "…")
 TRUNCATION_MARK = "…"
 
 # Errors after which the same record may well succeed: a row lock held by another
@@ -494,8 +496,7 @@ def _field_value(attribute: str, value: Any, spec: FieldSpec) -> tuple[Any, bool
     if attribute == "recommendations":
         if isinstance(value, str) or not isinstance(value, Iterable):
             raise ValueError(f"must be a list of strings, got {type(value).__name__}")
-        items = [str(item).strip() for item in value if str(item).strip()]
-        value = RECOMMENDATION_SEPARATOR.join(items) or None
+        value = join_recommendations(value)
         if value is None:
             return None, False
     if attribute == "close_status" and value not in CLOSE_STATUSES:
@@ -512,6 +513,22 @@ def _field_value(attribute: str, value: Any, spec: FieldSpec) -> tuple[Any, bool
         fitted = truncate_text(value, spec.length)
         return fitted, fitted != value
     return value, False
+
+
+def join_recommendations(recommendations: Iterable[Any]) -> str | None:
+    """Recommendations as one text, sentence after sentence; None when there are none.
+
+    A recommendation without closing punctuation gets a full stop, so that two never run into one:
+    ``["Extend terms.", "Watch DSO"]`` gives ``"Extend terms. Watch DSO."``.
+
+    :param recommendations: the analysis's recommendations; blank ones are left out
+    """
+    sentences = []
+    for recommendation in recommendations:
+        text = str(recommendation).strip()
+        if text:
+            sentences.append(text if text.endswith(_SENTENCE_ENDS) else f"{text}.")
+    return RECOMMENDATION_SEPARATOR.join(sentences) or None
 
 
 def _iso_date(value: Any) -> str:

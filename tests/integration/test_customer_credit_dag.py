@@ -16,7 +16,8 @@ from tests.fakes.salesforce import running_fake_salesforce
 from tests.helpers import REPO, live_entities_file
 
 AS_OF = "2024-12-30"
-BATCH = "period=2024-12/entity=as-of-2024-12-30"
+# Batch-wide files: named for the run's as-of date, not like an entity's.
+BATCH = "period=2024-12/as-of-2024-12-30"
 KNOWN_CUSTOMER = {
     "Id": "001KNOWN000000001A",
     "Name": "Known Outcomes Ltd",
@@ -91,7 +92,7 @@ def test_a_run_scores_every_customer_and_writes_the_scores_back(airflow_db, dag,
         assert account["Frontier_Financial_Score__c"] == round(expected["financial_health_score"], 2)
         assert account["Frontier_Risk_Level__c"] == expected["risk_level"]
         assert account["Frontier_Last_Analysis__c"] == AS_OF
-        assert account["Frontier_Recommendations__c"] == "; ".join(expected["recommendations"])
+        assert account["Frontier_Recommendations__c"] == " ".join(expected["recommendations"])
     # The group's own entity Accounts are not customers and stay untouched.
     entity = salesforce.account_by("Frontier_Entity_Id__c", "SAP-1000")
     assert entity["Frontier_Last_Analysis__c"] is None
@@ -144,9 +145,7 @@ def test_a_dry_run_without_a_salesforce_connection_scores_the_demo_customers_and
     run(dag, dry_run=True)
 
     planned = json.loads(
-        (
-            staging_root / "salesforce_writeback" / "period=2024-12" / "entity=as-of-2024-12-30.json"
-        ).read_text()
+        (staging_root / "salesforce_writeback" / "period=2024-12" / "as-of-2024-12-30.json").read_text()
     )
     demo_customers = sorted(a["Id"] for a in demo_accounts() if a["Type"] == "Customer")
     assert [record["Id"] for record in planned["records"]] == demo_customers

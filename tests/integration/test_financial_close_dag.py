@@ -152,7 +152,7 @@ def test_publishing_runs_dry_without_connections(close_run) -> None:
     records = json.loads(files[writeback[0]])
     keys = sorted(record["Frontier_Entity_Id__c"] for record in records["records"])
     assert keys == sorted(ENTITIES)
-    assert f"tableau/period={PERIOD}/entity=frontier_analysis.hyper" in files
+    assert f"tableau/period={PERIOD}/frontier_analysis.hyper" in files
 
 
 def without_read_time(name: str, data: bytes) -> object:
@@ -261,7 +261,7 @@ def test_a_run_for_one_entity_closes_and_publishes_just_that_entity(
     assert record["Frontier_Entity_Id__c"] == "SAP-2000"
     # The close has no growth score: it must not clear the one the customer-credit DAG writes.
     assert "Frontier_Growth_Potential__c" not in record
-    assert "tableau/period=2024-06/entity=frontier_analysis.hyper" in files
+    assert "tableau/period=2024-06/frontier_analysis.hyper" in files
 
 
 def test_an_unknown_period_fails_fast_naming_it(demo_ledger, airflow_db, tmp_path) -> None:

@@ -87,7 +87,7 @@ def test_450_accounts_are_updated_in_three_collection_calls(salesforce) -> None:
         assert account["Frontier_Growth_Potential__c"] == 4.25
         assert account["Frontier_Last_Analysis__c"] == "2024-12-31"
         assert account["Frontier_Recommendations__c"] == (
-            "Review the credit limit each quarter.; Qualify opportunities harder."
+            "Review the credit limit each quarter. Qualify opportunities harder."
         )
 
 

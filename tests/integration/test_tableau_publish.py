@@ -90,7 +90,7 @@ def test_first_load_publishes_the_datasource_as_create_new(tableau, staging):
     assert [p.mode for p in tableau.publishes] == ["createnew"]
     assert tableau.period_counts(DATASOURCE) == {"2024-11": 2}
     assert summary["rows"] == 2
-    assert summary["path"].endswith("tableau/period=2024-11/entity=frontier_analysis.hyper")
+    assert summary["path"].endswith("tableau/period=2024-11/frontier_analysis.hyper")
 
 
 def test_a_later_period_replaces_exactly_its_own_rows(tableau, staging):

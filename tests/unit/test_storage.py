@@ -22,6 +22,26 @@ def test_names_that_could_escape_the_layout_are_refused(tmp_path, entity) -> Non
         Staging(tmp_path).file("statements", "2024-12", entity, ".json")
 
 
+def test_a_period_wide_file_is_named_for_what_it_holds_not_like_an_entity(tmp_path) -> None:
+    staging = Staging(tmp_path)
+    path = staging.period_file("tableau", "2024-12", "frontier_analysis", ".hyper")
+    assert path.path == str(tmp_path / "tableau" / "period=2024-12" / "frontier_analysis.hyper")
+    batch = staging.period_file("customer_portfolio", "2024-12", "as-of-2024-12-30", ".json")
+    assert batch.path == str(tmp_path / "customer_portfolio" / "period=2024-12" / "as-of-2024-12-30.json")
+
+
+@pytest.mark.parametrize(
+    ("name", "suffix", "message"),
+    [("../x", ".json", "invalid file name"), ("entity=A", ".json", "invalid file name"),
+     ("a", "/../x", "invalid suffix"), ("a", "", "invalid suffix")],
+)  # fmt: skip
+def test_period_file_names_that_could_escape_or_pose_as_an_entity_are_refused(
+    tmp_path, name, suffix, message
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        Staging(tmp_path).period_file("tableau", "2024-12", name, suffix)
+
+
 def test_json_is_written_with_sorted_keys_so_equal_content_gives_equal_bytes(tmp_path) -> None:
     staging = Staging(tmp_path)
     first = staging.write_json(staging.file("analysis", "2024-12", "A", ".json"), {"b": 1, "a": "2.50"})

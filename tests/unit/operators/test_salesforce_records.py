@@ -52,10 +52,25 @@ def test_records_are_sorted_by_key_and_fitted_to_their_fields() -> None:
             "Frontier_Risk_Level__c": "low",
             "Frontier_Growth_Potential__c": 3.0,
             "Frontier_Last_Analysis__c": "2024-12-31",
-            "Frontier_Recommendations__c": "Extend terms.; Watch DSO.",
+            "Frontier_Recommendations__c": "Extend terms. Watch DSO.",
         },
         {"Id": ID_B, "Frontier_Financial_Score__c": 6.46, "Frontier_Last_Analysis__c": "2024-12-31"},
     ]
+
+
+def test_recommendations_read_as_sentences_whatever_their_punctuation() -> None:
+    records, _ = build(
+        [
+            {
+                "key": ID_A,
+                "recommendations": ["Extend terms.", "Watch DSO", "Act now!", " Hedge EUR exposure. "],
+            }
+        ]
+    )
+
+    assert records[0]["Frontier_Recommendations__c"] == (
+        "Extend terms. Watch DSO. Act now! Hedge EUR exposure."
+    )
 
 
 def test_none_clears_a_field_and_an_absent_key_leaves_it_alone() -> None:

@@ -41,7 +41,7 @@ def dry_run(staging_root: Path, **options) -> dict:
 def test_a_requested_dry_run_stages_the_exact_records_and_sends_nothing(staging_root: Path) -> None:
     summary = dry_run(staging_root, insights=INSIGHTS)
 
-    path = staging_root / "salesforce_writeback" / "period=2024-12" / "entity=salesforce_writeback.json"
+    path = staging_root / "salesforce_writeback" / "period=2024-12" / "salesforce_writeback.json"
     assert summary == {
         "mode": "dry_run",
         "records": 2,
@@ -135,7 +135,7 @@ def test_dry_run_flag_stages_even_when_the_connection_exists(
 
     assert summary["mode"] == "dry_run"
     staged = json.loads(Path(summary["path"].removeprefix("file://")).read_text())
-    assert summary["path"].endswith("salesforce_writeback/period=2024-12/entity=as-of-2024-12-30.json")
+    assert summary["path"].endswith("salesforce_writeback/period=2024-12/as-of-2024-12-30.json")
     assert (staged["operation"], staged["key_field"]) == ("upsert", "Frontier_Entity_Id__c")
 
 

@@ -44,7 +44,7 @@ def test_a_requested_dry_run_writes_the_extract_under_staging(staging, capfd):
 
     summary = publish_operator(staging, paths).execute({})
 
-    expected = staging.file("tableau", PERIOD, "frontier_analysis", ".hyper")
+    expected = staging.period_file("tableau", PERIOD, "frontier_analysis", ".hyper")
     assert summary["dry_run"] is True
     assert summary["path"] == str(expected)
     assert summary["rows"] == 2
@@ -92,7 +92,7 @@ def test_dry_run_flag_sends_nothing_even_with_a_connection(staging, monkeypatch)
 
         assert summary["dry_run"] is True
         assert tableau.requests == []
-    assert staging.local_path(staging.file("tableau", PERIOD, "frontier_analysis", ".hyper")).exists()
+    assert staging.local_path(staging.period_file("tableau", PERIOD, "frontier_analysis", ".hyper")).exists()
 
 
 def test_analysis_paths_rendered_as_a_json_list_are_accepted(staging):
