@@ -157,3 +157,23 @@ def test_image_is_the_official_airflow_image_of_the_tested_version(compose: dict
     assert "constraints.txt" in dockerfile
     for name in (*AIRFLOW_SERVICES, "airflow-init"):
         assert compose["services"][name]["build"]["dockerfile"] == "docker/Dockerfile"
+
+
+def test_every_airflow_service_finds_the_entities_file_in_its_dags_folder(compose: dict) -> None:
+    # The image installs the package from its wheel (site-packages): the entities file is found through
+    # [core] dags_folder, which must be where ./dags is mounted (tests/integration/test_wheel_install.py
+    # parses the DAGs in that layout).
+    assert (REPO / "dags" / "config" / "frontier_entities.yaml").is_file()
+    for name in (*AIRFLOW_SERVICES, "airflow-init"):
+        service = compose["services"][name]
+        env = environment(service)
+        mounts = {
+            (volume["target"] if isinstance(volume, dict) else volume.split(":")[1]): (
+                volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+            )
+            for volume in service["volumes"]
+        }
+        dags_folder = env["AIRFLOW__CORE__DAGS_FOLDER"]
+        assert (COMPOSE_FILE.parent / mounts[dags_folder]).resolve() == (REPO / "dags").resolve(), name
+        entities_file = env.get("FRONTIER_ENTITIES_FILE")
+        assert entities_file is None or entities_file.startswith(f"{dags_folder}/"), name
