@@ -1,5 +1,6 @@
 # airflow-provider-frontier: `make demo` runs the financial close on the bundled demo ledger,
-# `make test` runs the whole test suite. Both create .venv on first use.
+# `make airflow` runs a local Airflow with the demo, `make test` runs the whole test suite.
+# All create .venv on first use.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -13,11 +14,17 @@ export AIRFLOW_HOME ?= $(CURDIR)/airflow_home
 export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
+AIRFLOW_PORT ?= 8080
 
-.PHONY: demo test lint format install system-packages lock clean
+.PHONY: demo airflow test lint format install system-packages lock clean
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m frontier_provider.demo --period 2024-12
+
+# api-server, scheduler, dag-processor and triggerer on SQLite (or $$FRONTIER_DATABASE_URL), with the
+# demo's connections and every DAG unpaused; prints the URL, user and password; Ctrl-C stops it all.
+airflow: $(VENV)/.installed
+	$(BIN)/python -m frontier_provider.demo.airflow --port $(AIRFLOW_PORT)
 
 test: $(VENV)/.installed system-packages lint
 	$(BIN)/pytest

@@ -58,25 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     env = _demo_environment()
     home = Path(env["AIRFLOW_HOME"])
-    ledger_dir = home / "demo"
     staging_root = Path(env["FRONTIER_STAGING_ROOT"])
-
-    from frontier_provider.demo.ledger import build_demo_ledger
-
-    _step(f"building the demo ledger in {ledger_dir}")
-    build_demo_ledger(ledger_dir)
-    _step(f"preparing Airflow in {home} (SQLite metadata database)")
-    _airflow(env, "db", "migrate")
-    connections_file = ledger_dir / "connections.json"
-    connections_file.write_text(
-        json.dumps(
-            {conn_id: json.loads(spec) for conn_id, spec in demo_connections(ledger_dir).items()}, indent=2
-        )
-    )
-    _airflow(env, "connections", "import", "--overwrite", str(connections_file))
-    # One slot, deferred tasks included: a personal access token holds one Tableau session, and a
-    # refresh waiting in the triggerer signs in too.
-    _airflow(env, "pools", "set", "--include-deferred", "tableau", "1", "Tableau: one session per token")
+    prepare_demo_airflow(env)
     _step(f"running {DAG_ID} for period {args.period} through Airflow (airflow dags test)")
     log_file = home / "logs" / f"demo-{args.period}.log"
     if not _run_dag(env, args.period, log_file):
@@ -90,6 +73,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {path}")
     print(f"\nFull Airflow log: {log_file}")
     return 0
+
+
+def prepare_demo_airflow(env: dict[str, str]) -> Path:
+    """Build the demo ledger, migrate Airflow's database, import the demo connections, create the pool.
+
+    :param env: the environment of the demo's Airflow (``AIRFLOW_HOME`` and the database to use).
+    :return: the folder of the demo ledger, ``$AIRFLOW_HOME/demo``.
+    """
+    from frontier_provider.demo.ledger import build_demo_ledger
+
+    home = Path(env["AIRFLOW_HOME"])
+    ledger_dir = home / "demo"
+    _step(f"building the demo ledger in {ledger_dir}")
+    build_demo_ledger(ledger_dir)
+    database = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite").split(":", 1)[0].split("+", 1)[0]
+    _step(f"preparing Airflow in {home} ({database} metadata database)")
+    _airflow(env, "db", "migrate")
+    connections_file = ledger_dir / "connections.json"
+    connections_file.write_text(
+        json.dumps(
+            {conn_id: json.loads(spec) for conn_id, spec in demo_connections(ledger_dir).items()}, indent=2
+        )
+    )
+    _airflow(env, "connections", "import", "--overwrite", str(connections_file))
+    # One slot, deferred tasks included: a personal access token holds one Tableau session, and a
+    # refresh waiting in the triggerer signs in too.
+    _airflow(env, "pools", "set", "--include-deferred", "tableau", "1", "Tableau: one session per token")
+    return ledger_dir
 
 
 def failed_close_report(log_file: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -182,6 +193,7 @@ def _run_dag(env: dict[str, str], period: str, log_file: Path) -> bool:
 
 
 def _demo_environment() -> dict[str, str]:
+    """The demo Airflow's environment: ``airflow_home/`` in the repository, this repository's DAGs."""
     env = dict(os.environ)
     env.setdefault("AIRFLOW_HOME", str(REPO / "airflow_home"))
     env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))

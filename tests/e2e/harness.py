@@ -13,7 +13,6 @@ prove that nothing it started (task processes included) is left running.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import secrets
@@ -21,8 +20,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,22 +29,23 @@ import httpx
 import psycopg2
 from psycopg2 import sql
 
+from frontier_provider.demo.processes import (
+    AIRFLOW_BIN,
+    COMPONENTS,
+    AirflowRestClient,
+    AirflowStartError,
+    Component,
+    deadline_loop,
+    raise_if_exited,
+    stop_components,
+)
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
-AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 REDIS_URL = "redis://127.0.0.1:6379"
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
 STACK_MARKER = "FRONTIER_E2E_STACK"
-PR_SET_PDEATHSIG = 1  # prctl(2) option
-
-# Components of every stack, with their command line; the api-server port is filled in at start.
-COMPONENTS: dict[str, tuple[str, ...]] = {
-    "api-server": ("api-server", "--host", "127.0.0.1", "--port", "{port}", "--workers", "1"),
-    "scheduler": ("scheduler",),
-    "dag-processor": ("dag-processor",),
-    "triggerer": ("triggerer",),
-}
 CELERY_WORKER: tuple[str, ...] = ("celery", "worker", "--concurrency", "2", "--queues", "{queue}")
 TERMINAL_RUN_STATES = {"success", "failed"}
 FAILED_TASK_STATES = {"failed", "up_for_retry"}
@@ -72,7 +70,7 @@ DEPLOYMENT_SETTINGS = (
 )
 
 
-class StackError(RuntimeError):
+class StackError(AirflowStartError):
     """The deployment did not come up, or a run did not finish, in time."""
 
 
@@ -81,21 +79,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def deadline_loop(timeout: float, interval: float = 1.0) -> Iterator[float]:
-    """Yield until ``timeout`` seconds have passed, pausing ``interval`` between polls.
-
-    :param timeout: total seconds to keep polling.
-    :param interval: seconds between two polls.
-    """
-    end = time.monotonic() + timeout
-    while True:
-        remaining = end - time.monotonic()
-        if remaining <= 0:
-            return
-        yield remaining
-        time.sleep(min(interval, max(end - time.monotonic(), 0)))
 
 
 # --- PostgreSQL metadata database -------------------------------------------------------------
@@ -155,67 +138,17 @@ def marked_processes(marker: str) -> list[int]:
     return found
 
 
-def _stop_with_parent() -> None:
-    """In the child before exec: get SIGTERM if the test process dies without stopping the stack."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-@dataclass
-class Component:
-    """One Airflow process of the stack, in its own process group."""
-
-    name: str
-    process: subprocess.Popen
-    log_file: Path
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def signal_group(self, signum: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signum)
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log_file.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-
 # --- REST API ---------------------------------------------------------------------------------
 
 
-class AirflowApi:
+class AirflowApi(AirflowRestClient):
     """REST API v2 client of one deployment, authenticated as the admin user.
 
     :param base_url: ``http://127.0.0.1:<port>`` of the api-server.
     """
 
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self.http = httpx.Client(base_url=base_url, timeout=30)
-
     def login(self, username: str = ADMIN_USER, password: str = ADMIN_PASSWORD) -> None:
-        """Get a JWT from ``POST /auth/token`` and send it with every later request."""
-        response = self.http.post("/auth/token", json={"username": username, "password": password})
-        if response.status_code != 201:
-            raise StackError(f"POST /auth/token answered {response.status_code}: {response.text}")
-        self.http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return self.http.request(method, f"/api/v2{path}", **kwargs)
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Send a request and return its JSON body; any non-2xx answer raises with the body."""
-        response = self.request(method, path, **kwargs)
-        if response.is_error:
-            raise StackError(f"{method} /api/v2{path} answered {response.status_code}: {response.text}")
-        return response.json() if response.content else None
-
-    def unpause(self, dag_id: str) -> dict:
-        return self.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        super().login(username, password)
 
     def trigger(self, dag_id: str, conf: dict) -> httpx.Response:
         """``POST dagRuns`` with no logical date (a manual run, as the UI's trigger button makes)."""
@@ -282,9 +215,6 @@ class AirflowApi:
                 if ti["state"] in FAILED_TASK_STATES:
                     parts.append(self.task_log(ti)[-log_chars:])
         return "\n".join(parts)
-
-    def close(self) -> None:
-        self.http.close()
 
 
 # --- the stack --------------------------------------------------------------------------------
@@ -416,19 +346,7 @@ class AirflowStack:
         return result.stdout
 
     def launch(self, name: str, args: list[str]) -> None:
-        log_file = self.artifacts / f"{name}.log"
-        with log_file.open("wb") as log:
-            process = subprocess.Popen(
-                [AIRFLOW_BIN, *args],
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stopping it reaches its children
-                preexec_fn=_stop_with_parent,
-                cwd=self.artifacts,
-            )
-        self.components[name] = Component(name, process, log_file)
+        self.components[name] = Component.launch(name, args, self.env, self.artifacts / f"{name}.log")
 
     def wait_healthy(self, dag_ids: tuple[str, ...], timeout: float) -> None:
         """Wait until the health endpoint reports every component healthy and the DAGs are parsed.
@@ -442,7 +360,7 @@ class AirflowStack:
             self.raise_if_exited()
             try:
                 status = self._health()
-            except (httpx.TransportError, StackError) as err:  # the api-server is still starting
+            except (httpx.TransportError, AirflowStartError) as err:  # the api-server is still starting
                 status = repr(err)
                 continue
             if status != "healthy":
@@ -462,18 +380,10 @@ class AirflowStack:
         assert self.api is not None
         if "Authorization" not in self.api.http.headers:
             self.api.login()
-        status = self.api.call("GET", "/monitor/health")
-        components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
-        return (
-            "healthy" if all((status.get(c) or {}).get("status") == "healthy" for c in components) else status
-        )
+        return self.api.unhealthy() or "healthy"
 
     def raise_if_exited(self) -> None:
-        for component in self.components.values():
-            if not component.alive():
-                raise StackError(
-                    f"{component.name} exited with {component.process.returncode}:\n{component.log_tail()}"
-                )
+        raise_if_exited(self.components.values())
 
     def stop(self, grace: float = 30) -> list[int]:
         """Stop every component (SIGTERM to its group, SIGKILL after ``grace`` seconds).
@@ -482,15 +392,7 @@ class AirflowStack:
         """
         if self.api is not None:
             self.api.close()
-        for component in self.components.values():
-            component.signal_group(signal.SIGTERM)
-        for _ in deadline_loop(grace, interval=0.2):
-            if not any(component.alive() for component in self.components.values()):
-                break
-        for component in self.components.values():
-            component.signal_group(signal.SIGKILL)  # anything left in the group, children included
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                component.process.wait(timeout=10)
+        stop_components(self.components.values(), grace)
         # Task processes may have left their component's group: find them by the stack marker.
         for _ in deadline_loop(10, interval=0.2):
             strays = marked_processes(self.marker)
