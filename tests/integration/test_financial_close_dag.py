@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import airflow_cli, run_airflow
+from tests.helpers import airflow_cli, run_airflow, without_read_time
 
 PERIOD = "2024-12"
 ENTITIES = ("EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000")
@@ -153,31 +153,6 @@ def test_publishing_runs_dry_without_connections(close_run) -> None:
     keys = sorted(record["Frontier_Entity_Id__c"] for record in records["records"])
     assert keys == sorted(ENTITIES)
     assert f"tableau/period={PERIOD}/frontier_analysis.hyper" in files
-
-
-def without_read_time(name: str, data: bytes) -> object:
-    """A staged file as a rerun must reproduce it: all but when the ledger was read, and digests of that."""
-    if not name.endswith(".json"):
-        return data
-
-    def strip(value: object) -> object:
-        if isinstance(value, dict):
-            return {
-                key: strip(item)
-                for key, item in value.items()
-                if "as_of" not in key.lower() and "sha256" not in key.lower()
-            }
-        if isinstance(value, list):
-            return [strip(item) for item in value]
-        return value
-
-    document = json.loads(data)
-    if name.startswith("manifest/"):
-        # The JSON documents carry as_of; the Parquet files must be byte for byte the same.
-        document["files"] = {
-            path: digest for path, digest in document["files"].items() if path.endswith(".parquet")
-        }
-    return strip(document)
 
 
 def test_rerunning_a_period_leaves_identical_outputs_and_no_extra_files(close_run) -> None:
