@@ -41,7 +41,7 @@ SETTINGS = load_close_config().settings
 SALESFORCE_CONN_ID = SETTINGS.salesforce_conn_id
 FRONTIER_CONN_ID = SETTINGS.frontier_conn_id
 # The dry_run param; settings.publish: dry_run in the entities file makes every run dry.
-DRY_RUN = True if SETTINGS.publish == "dry_run" else "{{ params.dry_run }}"
+DRY_RUN = True if SETTINGS.dry_run else "{{ params.dry_run }}"
 CUSTOMER_PORTFOLIO = Asset(name="frontier_customer_portfolio", uri="frontier://staging/customer_portfolio")
 
 

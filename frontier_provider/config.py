@@ -25,8 +25,10 @@ ENTITIES_FILE_ENV = "FRONTIER_ENTITIES_FILE"
 DAGS_FOLDER_ENTITIES_FILE = "config/frontier_entities.yaml"
 SOURCE_KINDS = ("oracle_ebs", "sap")
 SAP_TABLES = ("FAGLFLEXT", "ACDOCA")
-# Mirrors frontier_provider.publishing (which imports Airflow; this module must stay light to parse).
-PUBLISH_SETTINGS = ("live", "dry_run")
+# settings.publish: send to Salesforce and Tableau, or stage what would be sent instead.
+PUBLISH_LIVE = "live"
+PUBLISH_DRY_RUN = "dry_run"
+PUBLISH_SETTINGS = (PUBLISH_LIVE, PUBLISH_DRY_RUN)
 _ENTITY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
@@ -92,7 +94,7 @@ class CloseSettings:
     ``dry_run`` (nothing is sent; what would be sent is staged), the demo's setting.
     """
 
-    publish: str = "live"  # "live" | "dry_run"
+    publish: str = PUBLISH_LIVE  # PUBLISH_SETTINGS
     frontier_conn_id: str = "frontier_default"
     salesforce_conn_id: str = "salesforce_default"
     salesforce_key_field: str = "Frontier_Entity_Id__c"
@@ -123,6 +125,11 @@ class CloseSettings:
             return default
         first = FiscalPeriod.parse(self.schedule_start)
         return datetime.combine(first.start_date, time.min, tzinfo=timezone.utc)
+
+    @property
+    def dry_run(self) -> bool:
+        """Every run publishes nothing (``settings.publish: dry_run``)."""
+        return self.publish == PUBLISH_DRY_RUN
 
 
 @dataclass(frozen=True)

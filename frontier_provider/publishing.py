@@ -16,11 +16,9 @@ import logging
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
-log = logging.getLogger(__name__)
+from frontier_provider.config import PUBLISH_DRY_RUN
 
-LIVE = "live"
-DRY_RUN = "dry_run"
-PUBLISH_SETTINGS = (LIVE, DRY_RUN)
+log = logging.getLogger(__name__)
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", "", "none"})
@@ -70,6 +68,6 @@ def publishing_dry_run(
             f"{service} connection {conn_id!r} is not defined in Airflow, so nothing was published. "
             f"Create it (Admin > Connections, or `airflow connections add {conn_id} --conn-type {conn_type} "
             f"...`), or correct the connection id ({setting} in the entities file). To run without "
-            f"publishing, ask for a dry run: the dry_run param, or settings.publish: {DRY_RUN}."
+            f"publishing, ask for a dry run: the dry_run param, or settings.publish: {PUBLISH_DRY_RUN}."
         ) from None
     return False

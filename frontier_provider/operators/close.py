@@ -114,7 +114,7 @@ class PlanCloseOperator(BaseOperator):
             raise AirflowFailException(f"plan: {err}") from err
         if self.month_to_date:
             entities = self._without_final(entities, str(period))
-        dry_run = bool(params.get("dry_run", False)) or config.settings.publish == "dry_run"
+        dry_run = bool(params.get("dry_run", False)) or config.settings.dry_run
         context["ti"].xcom_push(key="period", value=str(period))
         context["ti"].xcom_push(key="dry_run", value=dry_run)
         self.log.info(
@@ -122,7 +122,7 @@ class PlanCloseOperator(BaseOperator):
             period,
             len(entities),
             [entity.id for entity in entities],
-            _publishing(bool(params.get("dry_run", False)), config.settings.publish),
+            _publishing(bool(params.get("dry_run", False)), config.settings.dry_run),
         )
         return [
             {"period": str(period), "entity": entity.to_dict(), "dry_run": dry_run} for entity in entities
@@ -548,10 +548,10 @@ def salesforce_insights(
     return sorted(insights, key=lambda insight: insight["key"])
 
 
-def _publishing(dry_run_param: bool, publish_setting: str) -> str:
+def _publishing(dry_run_param: bool, dry_run_setting: bool) -> str:
     if dry_run_param:
         return "dry run (the dry_run param): nothing is sent to Salesforce or Tableau"
-    if publish_setting == "dry_run":
+    if dry_run_setting:
         return "dry run (settings.publish: dry_run in the entities file): nothing is sent"
     return "live"
 
