@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
     from frontier_provider.storage import Staging
 
+# The staged datasets of a close: the one definition of their names, used by the close operators too.
 MANIFEST = "manifest"
 PERIOD_STATUS = "period_status"
 GL_BALANCES = "gl_balances"

@@ -21,17 +21,12 @@ from airflow.sdk.exceptions import AirflowFailException
 from frontier_provider.config import EntityConfig, EntityConfigError, UnknownEntityError, load_close_config
 from frontier_provider.ledger.controls import FINAL
 from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError, resolve_period
+from frontier_provider.manifest import ANALYSIS, GL_BALANCES, PERIOD_STATUS, STATEMENTS, TRIAL_BALANCE
 from frontier_provider.storage import Staging
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from airflow.sdk import ObjectStoragePath
-
-GL_BALANCES = "gl_balances"
-TRIAL_BALANCE = "trial_balance"
-STATEMENTS = "statements"
-ANALYSIS = "analysis"
-PERIOD_STATUS = "period_status"
 
 
 class CloseUnitOperator(BaseOperator):
