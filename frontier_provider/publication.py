@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from frontier_provider.ledger.controls import FINAL, PRELIMINARY
+from frontier_provider.manifest import verify_against_manifests
 
 if TYPE_CHECKING:
     from frontier_provider.manifest import Manifest
@@ -101,6 +102,25 @@ def held_back(to_send: Mapping[str, str], previous: Mapping[str, Publication]) -
         for entity, status in to_send.items()
         if status == PRELIMINARY and entity in previous and previous[entity].close_status == FINAL
     )
+
+
+def check_against_close(
+    figures: Mapping[str, Mapping[str, Any]],
+    manifests: Mapping[str, Manifest],
+    previous: Mapping[str, Publication],
+) -> list[str]:
+    """The close's rule before sending: figures equal their manifests; preliminary never replaces final.
+
+    Returns the entities to hold back (:func:`held_back`).
+
+    :param figures: by entity, what is about to be sent, with its ``close_status``
+        (:func:`frontier_provider.manifest.verify_against_manifests`).
+    :param manifests: the period's close manifests, by entity.
+    :param previous: the entities' last publications to the target (:func:`published`).
+    :raises ManifestMismatchError: a figure differs from its manifest, or an entity has none.
+    """
+    verify_against_manifests(manifests, figures)
+    return held_back({entity: figure["close_status"] for entity, figure in figures.items()}, previous)
 
 
 def held_back_message(

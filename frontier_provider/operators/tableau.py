@@ -42,15 +42,15 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError
-from frontier_provider.manifest import read_manifests, verify_against_manifests
+from frontier_provider.manifest import read_manifests
 from frontier_provider.operators.close import ANALYSIS
 from frontier_provider.publication import (
     Publication,
+    check_against_close,
     held_back_message,
     published,
     record_published,
 )
-from frontier_provider.publication import held_back as preliminary_over_final
 from frontier_provider.publishing import publishing_dry_run
 from frontier_provider.storage import Staging, staged_path
 from frontier_provider.tableau.jobs import SUCCEEDED, job_failure_message, job_state, job_timeout_message
@@ -254,19 +254,15 @@ class TableauPublishOperator(BaseOperator):
         publications: list[Publication] = []
         for period, period_rows in sorted(by_period.items()):
             entities = [row["Entity"] for row in period_rows]
+            previous = published(staging, PUBLICATION_TARGET, period, entities)
             try:
                 manifests = read_manifests(staging, period, entities)
-                verify_against_manifests(
-                    manifests, {row["Entity"]: manifest_figures(row) for row in period_rows}
-                )
+                figures = {row["Entity"]: manifest_figures(row) for row in period_rows}
+                hold = check_against_close(figures, manifests, previous)
             except ValueError as error:
                 raise AirflowFailException(
                     f"Tableau: nothing was published for period {period}: {error}"
                 ) from error
-            previous = published(staging, PUBLICATION_TARGET, period, entities)
-            hold = preliminary_over_final(
-                {row["Entity"]: row["Close_Status"] for row in period_rows}, previous
-            )
             if hold and self.mode == OVERWRITE:
                 raise AirflowFailException(
                     held_back_message("Tableau", period, hold, previous)

@@ -35,8 +35,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from frontier_provider.manifest import CLOSE_STATUSES, verify_against_manifests
-from frontier_provider.publication import Publication, held_back
+from frontier_provider.manifest import CLOSE_STATUSES
+from frontier_provider.publication import Publication, check_against_close
 
 if TYPE_CHECKING:
     from frontier_provider.manifest import Manifest
@@ -382,8 +382,7 @@ def plan_close_write_back(
             f"{len(problems)} close insight(s) cannot be checked against the close manifests of {period}:"
             "\n  " + "\n  ".join(problems)
         )
-    verify_against_manifests(manifests, figures)
-    held = held_back({entity: figure["close_status"] for entity, figure in figures.items()}, previous)
+    held = check_against_close(figures, manifests, previous)
     sending = [dict(insight) for insight in insights if insight["entity"] not in held]
     return CloseWriteBack(
         insights=sending,
