@@ -785,11 +785,13 @@ class WriteJournal:
 
 
 class StagedWriteJournal(WriteJournal):
-    """A write journal kept under the staging root, one JSON file per task instance, so that the next
-    try of the task (XCom is cleared when a try starts) continues the write.
+    """A write journal kept under the staging root, so that the next try of the task (XCom is cleared
+    when a try starts) continues the write.
 
-    The file is ``<root>/salesforce_write_journal/period=<period>/<key>.json`` where the key is a
-    digest of dag_id, run_id, task_id and map_index; the file names them too.
+    The journal of a task instance is the folder ``<root>/salesforce_write_journal/period=<period>/<key>/``
+    where the key is a digest of dag_id, run_id, task_id and map_index (``task_instance.json`` names
+    them), with one JSON file per batch: saving a batch rewrites that batch's file only, so a write of
+    many chunks costs one small file write per chunk rather than the whole journal again.
 
     :param staging: the staging area
     :param period: the fiscal period written, e.g. "2024-12"
@@ -806,25 +808,40 @@ class StagedWriteJournal(WriteJournal):
             "map_index": task_instance.map_index,
         }
         key = hashlib.sha256(json.dumps(self.task_instance, sort_keys=True).encode()).hexdigest()[:32]
-        self.path = staging.partition(JOURNAL_DATASET, period) / f"{key}.json"
-        if self.path.exists():
-            self._entries = dict(staging.read_json(self.path)["batches"])
+        self.folder = staging.partition(JOURNAL_DATASET, period) / key
+        if self.folder.exists():
+            for path in self.folder.iterdir():
+                if path.name.startswith(_BATCH_FILE_PREFIX):
+                    document = staging.read_json(path)
+                    self._entries[document["batch"]] = dict(document["entry"])
 
     def save(self, batch: str, entry: Mapping[str, Any]) -> None:
         super().save(batch, entry)
-        self._write()
+        if not self.folder.exists():
+            self.staging.write_json(self.folder / "task_instance.json", self.task_instance)
+        self.staging.write_json(self._batch_path(batch), {"batch": batch, "entry": dict(entry)})
 
     def discard(self, batch: str) -> None:
         super().discard(batch)
-        self._write()
+        path = self._batch_path(batch)
+        if path.exists():
+            path.unlink()
 
     def clear(self) -> None:
         super().clear()
-        if self.path.exists():
-            self.path.unlink()
+        if self.folder.exists():
+            for path in self.folder.iterdir():
+                path.unlink()
+            local = self.staging.local_path(self.folder)
+            if local is not None:
+                local.rmdir()
 
-    def _write(self) -> None:
-        self.staging.write_json(self.path, {"task_instance": self.task_instance, "batches": self._entries})
+    def _batch_path(self, batch: str):
+        # Batch keys are digests, with a "round-N:" prefix for retries of transient failures.
+        return self.folder / f"{_BATCH_FILE_PREFIX}{hashlib.sha256(batch.encode()).hexdigest()[:40]}.json"
+
+
+_BATCH_FILE_PREFIX = "batch-"
 
 
 class _RoundJournal(WriteJournal):

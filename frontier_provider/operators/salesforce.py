@@ -73,7 +73,7 @@ class SalesforceWriteBackOperator(BaseOperator):
     root instead; without a dry run the connection must exist.
 
     Each record is written once even when calls fail and the task is retried: the hook keeps a write
-    journal under the staging root (``salesforce_write_journal/period=<period>/``, one file per task
+    journal under the staging root (``salesforce_write_journal/period=<period>/``, one folder per task
     instance, removed when the write completes), so a later try does not send again what an earlier
     one wrote and continues its Bulk API 2.0 job. The retry budget per layer is stated in
     ``frontier_provider.hooks.salesforce``; the task's ``execution_timeout`` defaults to
