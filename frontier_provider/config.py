@@ -13,13 +13,14 @@ import os
 import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, time, timezone
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from frontier_provider.ledger.controls import OPEN_PERIOD_POLICIES
-from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError
+from frontier_provider.ledger.periods import FiscalCalendar, FiscalPeriod, InvalidPeriodError
 
 ENTITIES_FILE_ENV = "FRONTIER_ENTITIES_FILE"
 DAGS_FOLDER_ENTITIES_FILE = "config/frontier_entities.yaml"
@@ -29,6 +30,7 @@ SAP_TABLES = ("FAGLFLEXT", "ACDOCA")
 PUBLISH_LIVE = "live"
 PUBLISH_DRY_RUN = "dry_run"
 PUBLISH_SETTINGS = (PUBLISH_LIVE, PUBLISH_DRY_RUN)
+SIGNOFF_TIMEOUT_POLICIES = ("fail", "publish")
 _ENTITY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
@@ -81,9 +83,31 @@ class EntityConfig:
     ledger: str = "0L"
     sap_table: str = "FAGLFLEXT"
     chart_of_accounts: str = "INT"
+    # Fiscal calendar: the month period 1 starts in and whether the fiscal year is named by the
+    # calendar year it ends or starts in. Read from the source (EBS GL_PERIODS, SAP T009/T009B);
+    # when set here as well, the two must agree. Without either, the calendar year.
+    fiscal_year_start_month: int | None = None
+    fiscal_year_named_by: str | None = None
+    # Flux review: a variance is material when it exceeds both; default settings.materiality_*.
+    materiality_amount: str | None = None
+    materiality_percent: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def fiscal_calendar(self) -> FiscalCalendar | None:
+        """The fiscal calendar the entities file states, or None to take the source's."""
+        if self.fiscal_year_start_month is None and self.fiscal_year_named_by is None:
+            return None
+        return FiscalCalendar(self.fiscal_year_start_month or 1, self.fiscal_year_named_by or "end")
+
+    def materiality(self, settings: CloseSettings) -> tuple[Decimal, Decimal]:
+        """(amount, percent) above both of which a variance is material: the entity's, else the settings'."""
+        return (
+            Decimal(str(self.materiality_amount or settings.materiality_amount)),
+            Decimal(str(self.materiality_percent or settings.materiality_percent)),
+        )
 
 
 @dataclass(frozen=True)
@@ -115,6 +139,19 @@ class CloseSettings:
     # some periods (the demo's) says so, and unpausing never schedules a period without data.
     schedule_start: str | None = None
     schedule_end: str | None = None
+    # Flux review: a change against the prior period or the same period of the prior year is
+    # material when it exceeds both the amount (in the entity's currency) and the percent.
+    materiality_amount: str = "50000"
+    materiality_percent: str = "10"
+    # Explanations of variances supplied ahead of time: <flux_explanations_dir>/YYYY-MM.yaml, relative
+    # to the entities file's folder.
+    flux_explanations_dir: str = "flux_explanations"
+    tableau_flux_datasource: str = "Frontier Flux Analysis"
+    # Sign-off: the monthly close waits for a controller's approval in the Airflow UI before it
+    # publishes final figures of an entity with unexplained material variances. After
+    # signoff_timeout_hours the policy applies: "fail" (publish nothing) or "publish".
+    signoff_timeout_hours: float = 48
+    signoff_on_timeout: str = "fail"
 
     def schedule_start_date(self, default: datetime) -> datetime:
         """The close DAGs' ``start_date``: the first moment of ``schedule_start``, else ``default``.
@@ -223,6 +260,7 @@ def load_close_config(path: str | os.PathLike | None = None) -> CloseConfig:
         raise EntityConfigError(f"entities file {path}: settings.unmapped_accounts must be 'fail' or 'warn'")
     _check_open_period_settings(close_settings, path)
     _check_schedule_settings(close_settings, path)
+    _check_flux_settings(close_settings, path)
     return CloseConfig(entities=entities, settings=close_settings)
 
 
@@ -262,6 +300,31 @@ def _check_open_period_settings(settings: CloseSettings, path: Path) -> None:
             )
 
 
+def _check_flux_settings(settings: CloseSettings, path: Path) -> None:
+    for name in ("materiality_amount", "materiality_percent"):
+        _non_negative_decimal(getattr(settings, name), f"entities file {path}: settings.{name}")
+    if settings.signoff_on_timeout not in SIGNOFF_TIMEOUT_POLICIES:
+        raise EntityConfigError(
+            f"entities file {path}: settings.signoff_on_timeout must be one of {SIGNOFF_TIMEOUT_POLICIES}, "
+            f"not {settings.signoff_on_timeout!r}"
+        )
+    value = settings.signoff_timeout_hours
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise EntityConfigError(
+            f"entities file {path}: settings.signoff_timeout_hours must be a positive number, not {value!r}"
+        )
+
+
+def _non_negative_decimal(value: Any, where: str) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        amount = None
+    if isinstance(value, bool) or amount is None or not amount.is_finite() or amount < 0:
+        raise EntityConfigError(f'{where} must be a non-negative number, e.g. "50000", not {value!r}')
+    return amount
+
+
 def _entity(item: Any, path: Path, index: int) -> EntityConfig:
     where = f"entities file {path}, entity #{index + 1}"
     if not isinstance(item, dict):
@@ -284,6 +347,14 @@ def _entity(item: Any, path: Path, index: int) -> EntityConfig:
             raise EntityConfigError(f"{where}: a sap entity needs company_code")
         if entity.sap_table not in SAP_TABLES:
             raise EntityConfigError(f"{where}: sap_table must be one of {SAP_TABLES}")
+    if entity.fiscal_year_start_month is not None or entity.fiscal_year_named_by is not None:
+        try:
+            _ = entity.fiscal_calendar
+        except InvalidPeriodError as err:
+            raise EntityConfigError(f"{where}: {err}") from None
+    for name in ("materiality_amount", "materiality_percent"):
+        if getattr(entity, name) is not None:
+            _non_negative_decimal(getattr(entity, name), f"{where}: {name}")
     return entity
 
 

@@ -52,6 +52,10 @@ GL_BALANCES = "gl_balances"
 TRIAL_BALANCE = "trial_balance"
 STATEMENTS = "statements"
 ANALYSIS = "analysis"
+# The statements of the periods a close compares with (prior period, same period of the prior year,
+# prior fiscal year-end), read from the ledger by the close; and the flux (variance) review.
+COMPARATIVES = "comparatives"
+FLUX = "flux"
 CLOSE_STATUSES = (FINAL, PRELIMINARY)
 #: The statement totals a manifest records, and the statement each is read from.
 STATEMENT_TOTALS: Mapping[str, str] = {

@@ -3,6 +3,13 @@
 A period is written ``YYYY-PP``: ``2024-12`` is the twelfth posting period of
 fiscal year 2024 and ``2024-13`` .. ``2024-16`` are SAP's special periods
 (year-end adjustments), which Oracle EBS calls adjustment periods.
+
+A period's number and year are fiscal. Which calendar month a period closes
+depends on the entity's :class:`FiscalCalendar`: with a fiscal year that starts
+in October and is named by the calendar year it ends in (Apple's), period
+``2023-12`` ends on 30 September 2023. ``FiscalPeriod.start_date`` /
+``end_date`` assume the calendar year; ``FiscalCalendar.start_date`` /
+``end_date`` follow the entity's.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Literal
 
 PERIOD_PATTERN = re.compile(r"^(?P<year>[0-9]{4})-(?P<number>[0-9]{2})$")
 REGULAR_PERIODS = 12
@@ -84,6 +92,71 @@ class FiscalPeriod:
 
     def __str__(self) -> str:
         return f"{self.year:04d}-{self.number:02d}"
+
+
+YearNaming = Literal["end", "start"]
+
+
+@dataclass(frozen=True)
+class FiscalCalendar:
+    """When an entity's fiscal year starts, and which calendar year names it.
+
+    :param start_month: calendar month in which period 1 starts (1 = the calendar year,
+        10 = October, as Apple's or the US federal government's fiscal year).
+    :param named_by: ``"end"`` when fiscal year 2024 is the one that ends in calendar 2024
+        (Apple, Microsoft, most US filers; Oracle EBS calendars usually), ``"start"`` when it is
+        the one that starts in calendar 2024 (an SAP April-March variant with year shift -1 for
+        January-March, as V3). Irrelevant for a calendar-year fiscal year.
+    """
+
+    start_month: int = 1
+    named_by: YearNaming = "end"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.start_month, int) or not 1 <= self.start_month <= 12:
+            raise InvalidPeriodError(f"fiscal year start month {self.start_month!r} is out of range 1..12")
+        if self.named_by not in ("end", "start"):
+            raise InvalidPeriodError(
+                f"fiscal year naming {self.named_by!r} must be 'end' (named by the calendar year it "
+                "ends in) or 'start' (named by the calendar year it starts in)"
+            )
+
+    @property
+    def is_calendar_year(self) -> bool:
+        return self.start_month == 1
+
+    def first_calendar_year(self, fiscal_year: int) -> int:
+        """The calendar year in which fiscal year ``fiscal_year`` starts."""
+        if self.is_calendar_year or self.named_by == "start":
+            return fiscal_year
+        return fiscal_year - 1
+
+    def month_of(self, period: FiscalPeriod) -> tuple[int, int]:
+        """(calendar year, month) whose books the period closes; special periods belong to the last month."""
+        offset = self.start_month - 1 + period.calendar_month - 1
+        return self.first_calendar_year(period.year) + offset // 12, offset % 12 + 1
+
+    def start_date(self, period: FiscalPeriod) -> date:
+        year, month = self.month_of(period)
+        return date(year, month, 1)
+
+    def end_date(self, period: FiscalPeriod) -> date:
+        year, month = self.month_of(period)
+        return date(year, month, calendar.monthrange(year, month)[1])
+
+    def containing(self, day: date) -> FiscalPeriod:
+        """The regular period of this calendar that contains a calendar day."""
+        months = (day.month - self.start_month) % 12
+        first_year = day.year if day.month >= self.start_month else day.year - 1
+        fiscal_year = first_year if self.is_calendar_year or self.named_by == "start" else first_year + 1
+        return FiscalPeriod(fiscal_year, months + 1)
+
+    def to_document(self) -> dict[str, object]:
+        return {"start_month": self.start_month, "named_by": self.named_by}
+
+
+CALENDAR_YEAR = FiscalCalendar()
+"""The fiscal year that is the calendar year: period 1 is January."""
 
 
 def resolve_period(
