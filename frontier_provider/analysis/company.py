@@ -2,8 +2,11 @@
 
 The result is a pure function of the request and the model version: no wall
 clock, no randomness. ``analysis_date`` is the end date of the reporting
-period and ``analysis_id`` a UUID derived from the canonical request, so a
-rerun of the same period produces a byte-identical document.
+period in the entity's fiscal calendar and ``analysis_id`` a UUID derived from
+the canonical request, so a rerun of the same period produces a byte-identical
+document. ``basis`` states, figure by figure, which periods and which measure
+(last twelve months, annualised or plain year-to-date, closing balance) each
+ratio used.
 """
 
 from __future__ import annotations
@@ -14,21 +17,39 @@ import uuid
 from decimal import Decimal, localcontext
 from typing import Any
 
+from frontier_provider.analysis.comparatives import (
+    ANNUALISED_YEAR_TO_DATE,
+    CLOSING_BALANCE,
+    LAST_TWELVE_MONTHS,
+    YEAR_TO_DATE,
+    Comparatives,
+    Figure,
+    TwelveMonthFlows,
+    find_comparatives,
+    growth_figures,
+    opening_balance_sheet,
+)
 from frontier_provider.analysis.models import (
     AnalyzeCompanyRequest,
     PriorPeriodStatements,
     ReportingPeriod,
     validate_request,
 )
-from frontier_provider.analysis.ratios import RATIO_FAMILIES, Ratio, StatementBasis, growth
+from frontier_provider.analysis.ratios import (
+    AVERAGED_LINES,
+    FLOW_TO_BALANCE_RATIOS,
+    FLOW_TO_FLOW_RATIOS,
+    RATIO_FAMILIES,
+    Ratio,
+    StatementBasis,
+)
 from frontier_provider.analysis.recommendations import company_recommendations
 from frontier_provider.analysis.scoring import altman_z_double_prime, health_score, overall_risk
 
 MODEL_NAME = "frontier-reference-engine"
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "1.1.0"
 MODEL = {"name": MODEL_NAME, "version": MODEL_VERSION}
 
-REGULAR_PERIODS_PER_YEAR = 12
 # Well above the 38 digits of decimal128 money, so that a ratio of two amounts
 # keeps every digit a float can hold and Z'' can be quantized whatever its size.
 DECIMAL_PRECISION = 80
@@ -47,19 +68,6 @@ def analyze_company(payload: dict[str, Any] | AnalyzeCompanyRequest) -> dict[str
         return _analyze(request)
 
 
-def annualisation_factor(reporting_period: ReportingPeriod) -> Decimal:
-    """12 / period for periods 1..12 (year-to-date to annual); 1 for special periods 13..16.
-
-    Special periods carry year-end adjustments, so their year-to-date figures
-    already cover the whole fiscal year.
-
-    :param reporting_period: the period the year-to-date figures run through
-    """
-    if reporting_period.period > REGULAR_PERIODS_PER_YEAR:
-        return Decimal(1)
-    return Decimal(REGULAR_PERIODS_PER_YEAR) / Decimal(reporting_period.period)
-
-
 def analysis_id(request: AnalyzeCompanyRequest) -> str:
     """A UUID derived from the canonical request and the model version.
 
@@ -73,57 +81,40 @@ def analysis_id(request: AnalyzeCompanyRequest) -> str:
     return str(uuid.uuid5(ANALYSIS_NAMESPACE, hashlib.sha256(canonical.encode()).hexdigest()))
 
 
-def choose_comparative(request: AnalyzeCompanyRequest) -> PriorPeriodStatements | None:
-    """The previous period that supplies opening balances and the growth comparison.
-
-    Preference: the previous fiscal year-end (its balance sheet opens the
-    year-to-date flows), else the latest supplied period before this one, else
-    the first undated entry of ``previous_periods`` (read as most recent first).
-    Dated entries that are not earlier than the reporting period are ignored.
-
-    :param request: the validated request
-    """
-    current = request.reporting_period.fiscal_period
-    earlier = sorted(
-        (
-            (prior.reporting_period.fiscal_period, index, prior)
-            for index, prior in enumerate(request.previous_periods)
-            if prior.reporting_period is not None and prior.reporting_period.fiscal_period < current
-        ),
-        key=lambda item: (item[0], -item[1]),
-    )
-    year_ends = [item for item in earlier if item[0].year == current.year - 1 and item[0].number >= 12]
-    if year_ends:
-        return year_ends[-1][2]
-    if earlier:
-        return earlier[-1][2]
-    undated = [prior for prior in request.previous_periods if prior.reporting_period is None]
-    return undated[0] if undated else None
-
-
 def _analyze(request: AnalyzeCompanyRequest) -> dict[str, Any]:
     statements = request.financial_statements
-    factor = annualisation_factor(request.reporting_period)
-    comparative = choose_comparative(request)
+    reporting_period = request.reporting_period
+    comparatives = find_comparatives(reporting_period, request.previous_periods)
+    flows = TwelveMonthFlows.measure(reporting_period, statements.income_statement, comparatives)
+    opening = opening_balance_sheet(flows, comparatives)
     basis = StatementBasis(
         closing=statements.balance_sheet,
         income=statements.income_statement,
-        annualisation_factor=factor,
-        opening=comparative.balance_sheet if comparative is not None else None,
+        flows=flows,
+        opening=opening.statements.balance_sheet if opening is not None else None,
     )
 
     ratio_values: dict[str, dict[str, float | None]] = {}
     unavailable: dict[str, str] = {}
+    figures: dict[str, str | None] = {}
     for family, ratios in RATIO_FAMILIES.items():
         ratio_values[family] = {}
         for name, compute in ratios.items():
-            ratio_values[family][name] = _publish(compute(basis), f"{family}.{name}", unavailable)
-    ratio_values["growth"] = {
-        name: _publish(ratio, f"growth.{name}", unavailable)
-        for name, ratio in _growth(basis, comparative).items()
-    }
+            key = f"{family}.{name}"
+            ratio_values[family][name] = _publish(compute(basis), key, unavailable)
+            figures[key] = _ratio_basis(key, flows)
+    growth = growth_figures(reporting_period, statements, flows, comparatives)
+    ratio_values["growth"] = {}
+    for name, figure in growth.items():
+        ratio_values["growth"][name] = _publish(figure.ratio, f"growth.{name}", unavailable)
+        figures[f"growth.{name}"] = figure.basis
 
-    altman = altman_z_double_prime(statements.balance_sheet, statements.income_statement, factor)
+    ebit = flows.line("operating_income")
+    altman = altman_z_double_prime(statements.balance_sheet, ebit.value)
+    for component in altman.components:
+        figures[f"altman_components.{component}"] = (
+            ebit.basis if component == "ebit_to_total_assets" else CLOSING_BALANCE
+        )
     z_score = _to_float(altman.z_double_prime)
     risk_unavailable: dict[str, str] = {}
     if altman.reason is not None:
@@ -138,24 +129,21 @@ def _analyze(request: AnalyzeCompanyRequest) -> dict[str, Any]:
     profile = {"company_name": request.company_name, "industry": request.industry}
     if request.currency is not None:
         profile["currency"] = request.currency
+    calendar = reporting_period.fiscal_calendar
+    fiscal_period = reporting_period.fiscal_period
     return {
         "analysis_id": analysis_id(request),
-        "analysis_date": request.reporting_period.fiscal_period.end_date.isoformat(),
+        "analysis_date": calendar.end_date(fiscal_period).isoformat(),
         "company_profile": profile,
         "reporting_period": {
-            "year": request.reporting_period.year,
-            "period": request.reporting_period.period,
+            "year": reporting_period.year,
+            "period": reporting_period.period,
+            "fiscal_year_start_month": calendar.start_month,
+            "fiscal_year_named_by": calendar.named_by,
+            "start_date": calendar.start_date(fiscal_period).isoformat(),
+            "end_date": calendar.end_date(fiscal_period).isoformat(),
         },
-        "basis": {
-            "income_statement": "year_to_date",
-            "annualisation_factor": float(round(factor, 6)),
-            "balance_sheet": "average_of_opening_and_closing" if basis.opening is not None else "closing",
-            "comparative_period": (
-                {"year": comparative.reporting_period.year, "period": comparative.reporting_period.period}
-                if comparative is not None and comparative.reporting_period is not None
-                else None
-            ),
-        },
+        "basis": _basis(reporting_period, basis, flows, opening, comparatives, growth, figures),
         "key_figures": {
             "revenue": _money(statements.income_statement.revenue),
             "net_income": _money(statements.income_statement.net_income),
@@ -179,25 +167,74 @@ def _analyze(request: AnalyzeCompanyRequest) -> dict[str, Any]:
     }
 
 
-def _growth(basis: StatementBasis, comparative: PriorPeriodStatements | None) -> dict[str, Ratio]:
-    """Annualised revenue growth and total-asset growth against the comparative period."""
-    if comparative is None:
-        reason = "no previous period supplied"
-        return {"revenue_growth": Ratio.unavailable(reason), "total_assets_growth": Ratio.unavailable(reason)}
-    if comparative.reporting_period is None:
-        revenue_growth = Ratio.unavailable(
-            "the previous period has no reporting_period, so its year-to-date revenue cannot be annualised"
+def _ratio_basis(key: str, flows: TwelveMonthFlows) -> str:
+    """What a ratio was measured on: twelve months of its flow, year-to-date flows or closing balances."""
+    if key in FLOW_TO_BALANCE_RATIOS:
+        return flows.line(FLOW_TO_BALANCE_RATIOS[key]).basis
+    if key in FLOW_TO_FLOW_RATIOS:
+        return YEAR_TO_DATE
+    return CLOSING_BALANCE
+
+
+def _basis(
+    reporting_period: ReportingPeriod,
+    basis: StatementBasis,
+    flows: TwelveMonthFlows,
+    opening: PriorPeriodStatements | None,
+    comparatives: Comparatives,
+    growth: dict[str, Figure],
+    figures: dict[str, str | None],
+) -> dict[str, Any]:
+    """The response's ``basis``: which periods and which measure every figure used."""
+    averaged = [
+        line
+        for line in AVERAGED_LINES
+        if getattr(basis.closing, line) is not None
+        and basis.opening is not None
+        and getattr(basis.opening, line) is not None
+    ]
+    closing_only = [
+        line
+        for line in AVERAGED_LINES
+        if getattr(basis.closing, line) is not None
+        and (basis.opening is None or getattr(basis.opening, line) is None)
+    ]
+    notes = [figure.note for figure in growth.values() if figure.note is not None]
+    annualised = sorted(key for key, value in figures.items() if value == ANNUALISED_YEAR_TO_DATE)
+    if flows.method == LAST_TWELVE_MONTHS and annualised:
+        notes.append(
+            f"{', '.join(annualised)}: a comparative lacks the income-statement line, so year-to-date "
+            f"is annualised (x {float(flows.annualisation_factor):.6g}) instead of the last twelve months"
         )
-    else:
-        previous_revenue = comparative.income_statement.revenue
-        previous_factor = annualisation_factor(comparative.reporting_period)
-        revenue_growth = growth(
-            basis.annualised(basis.income.revenue),
-            None if previous_revenue is None else previous_revenue * previous_factor,
-            "revenue",
+    if opening is not None and not averaged:
+        notes.append(
+            f"the opening balance sheet {opening.fiscal_period} has none of the averaged lines "
+            f"({', '.join(AVERAGED_LINES)}): closing balances are used alone"
         )
-    assets_growth = growth(basis.closing.total_assets, comparative.balance_sheet.total_assets, "total assets")
-    return {"revenue_growth": revenue_growth, "total_assets_growth": assets_growth}
+    return {
+        "flows": flows.method,
+        "annualisation_factor": float(round(flows.applied_factor, 6)),
+        "balance_sheet": {
+            "method": "average_of_opening_and_closing" if averaged else "closing",
+            "opening": opening.reporting_period.label() if averaged and opening is not None else None,
+            "closing": reporting_period.label(),
+            "closing_only_lines": closing_only if averaged else [],
+        },
+        "comparatives": {
+            "prior_year_period": _label(comparatives.prior_year_period),
+            "prior_year_end": _label(comparatives.prior_year_end),
+            "unused": [
+                {"year": unused.period.year, "period": unused.period.number, "reason": unused.reason}
+                for unused in comparatives.unused
+            ],
+        },
+        "figures": figures,
+        "notes": notes,
+    }
+
+
+def _label(prior: PriorPeriodStatements | None) -> dict[str, int] | None:
+    return None if prior is None else prior.reporting_period.label()
 
 
 def _publish(ratio: Ratio, key: str, unavailable: dict[str, str]) -> float | None:

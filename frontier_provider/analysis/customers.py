@@ -4,8 +4,11 @@ A customer's ``financial_health_score`` comes from its financial statements
 when the profile carries them (the full company analysis), otherwise from a
 firmographic and relationship proxy. ``growth_potential_score`` measures the
 sales opportunity. Both are 0-10, deterministic, and documented with their
-weights in docs/methodology.md; ``risk_level`` uses the same bands as a
-company's ``overall_risk``.
+weights in docs/methodology.md. ``risk_level`` starts from the company
+analysis's ``overall_risk`` when there are statements (so negative equity or
+the Altman distress zone are never read as low risk), otherwise from the bands
+of ``overall_risk`` applied to the proxy score; a poor payment history makes it
+one level worse.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ def assess_customer_credit_risk(profile: dict[str, Any] | CustomerProfile) -> di
     """Credit risk of one customer: health score, risk level, growth potential, recommendations.
 
     :param profile: a customer profile (company_name, industry, annual_revenue, employee_count,
-        business_relationship, optional financial_statements + reporting_period, optional as_of)
+        business_relationship, optional financial_statements + reporting_period and previous_periods,
+        optional as_of)
     :raises AnalysisInputError: when the profile is invalid
     """
     customer = validate_request(CustomerProfile, profile)
@@ -63,11 +67,17 @@ def assess_customer_credit_risk(profile: dict[str, Any] | CustomerProfile) -> di
                 "industry": customer.industry,
                 "reporting_period": customer.reporting_period,
                 "financial_statements": customer.financial_statements,
+                "previous_periods": customer.previous_periods,
             }
         )
     elif customer.financial_statements is not None:
         unavailable["financial_statements"] = (
             "financial statements were ignored: they need a reporting_period to be analysed"
+        )
+    if company_analysis is None and customer.previous_periods:
+        unavailable["previous_periods"] = (
+            "previous periods were ignored: they need financial_statements and a reporting_period "
+            "to be analysed"
         )
 
     proxy_components = _profile_components(customer, unavailable)
@@ -80,11 +90,11 @@ def assess_customer_credit_risk(profile: dict[str, Any] | CustomerProfile) -> di
     growth_components = _growth_components(customer, company_analysis, unavailable)
     growth_score = _weighted(growth_components, GROWTH_WEIGHTS)
 
-    risk_level = None
+    risk_level = risk_basis = None
     if health is None:
         unavailable["financial_health_score"] = "no input needed by the score was supplied"
     else:
-        risk_level = risk_level_of_score(health)
+        risk_level, risk_basis = _risk_level(health, score_basis, company_analysis)
         # A customer who already pays late is riskier than its balance sheet says.
         if customer.business_relationship.payment_history == "poor" and risk_level != "critical":
             risk_level = RISK_LEVELS[RISK_LEVELS.index(risk_level) + 1]
@@ -97,6 +107,7 @@ def assess_customer_credit_risk(profile: dict[str, Any] | CustomerProfile) -> di
         "company_name": customer.company_name,
         "financial_health_score": health,
         "risk_level": risk_level,
+        "risk_basis": risk_basis,
         "growth_potential_score": growth_score,
         "score_basis": score_basis,
         "score_components": {
@@ -159,6 +170,34 @@ def analyze_customer_portfolio(portfolio: dict[str, Any] | CustomerPortfolio) ->
     }
     summary["recommendations"] = _portfolio_recommendations(len(assessments), high_risk, concentration)
     return summary
+
+
+def _risk_level(health: float, score_basis: str, company_analysis: dict[str, Any] | None) -> tuple[str, str]:
+    """The risk level before the payment history, and what it comes from.
+
+    With statements it is the company analysis's ``overall_risk``: the health
+    score's band, raised to at least high for negative equity or the Altman
+    distress zone.
+    """
+    if score_basis == "financial_statements" and company_analysis is not None:
+        company_risk = company_analysis["risk_assessment"]["overall_risk"]
+        if company_risk is not None:
+            return company_risk, "company_analysis"
+    return risk_level_of_score(health), "financial_health_score"
+
+
+def _company_risk_drivers(company_analysis: dict[str, Any] | None) -> list[str]:
+    """Findings of the company analysis that make a customer high risk whatever its health score."""
+    if company_analysis is None:
+        return []
+    drivers = []
+    equity = company_analysis["key_figures"]["shareholders_equity"]
+    if equity is not None and Decimal(equity) < 0:
+        drivers.append(f"shareholders' equity is negative ({equity})")
+    risk = company_analysis["risk_assessment"]
+    if risk["zone"] == "distress":
+        drivers.append(f"Altman Z'' of {risk['altman_z_double_prime']:.2f} is in the distress zone")
+    return drivers
 
 
 def _profile_components(customer: CustomerProfile, unavailable: dict[str, str]) -> dict[str, float | None]:
@@ -229,7 +268,13 @@ def _credit_recommendations(
     company_analysis: dict[str, Any] | None,
 ) -> list[str]:
     advice: list[str] = []
-    if risk_level in HIGH_RISK_LEVELS:
+    drivers = _company_risk_drivers(company_analysis)
+    if risk_level in HIGH_RISK_LEVELS and drivers:
+        advice.append(
+            f"Credit risk is {risk_level}: {'; '.join(drivers)} (financial health score {health:.2f}): "
+            "require prepayment or a letter of credit and lower the credit limit."
+        )
+    elif risk_level in HIGH_RISK_LEVELS:
         advice.append(
             f"Financial health score of {health:.2f} puts the customer at {risk_level} credit risk: "
             "require prepayment or a letter of credit and lower the credit limit."
@@ -239,7 +284,9 @@ def _credit_recommendations(
             f"Financial health score of {health:.2f} is moderate: keep standard terms and review the "
             "credit limit each quarter."
         )
-    elif risk_level == "low":
+    elif risk_level == "low" and not drivers:
+        # Extended terms are credit granted on the balance sheet: never to a company with
+        # negative equity or in the distress zone, whatever else it scores.
         advice.append(
             f"Financial health score of {health:.2f} is strong: the customer qualifies for extended "
             "payment terms."

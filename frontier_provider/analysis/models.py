@@ -10,7 +10,9 @@ JSON number; a number is read through its shortest decimal representation, so
 
 Unknown keys are ignored, not refused: the staged statements document
 (``entity``, ``period``, ``lines``, ``unmapped_accounts``, ``checks``) is sent
-as it is.
+as it is. A previous period is accepted in that staged shape or flat, but one
+that carries no figure in either shape is refused: an ignored comparative
+would leave the analysis claiming averages and growth it never computed.
 """
 
 from __future__ import annotations
@@ -20,9 +22,17 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from frontier_provider.ledger.periods import LAST_SPECIAL_PERIOD, FiscalPeriod
+from frontier_provider.ledger.periods import LAST_SPECIAL_PERIOD, FiscalCalendar, FiscalPeriod
 
 
 class AnalysisInputError(ValueError):
@@ -108,14 +118,34 @@ class IncomeStatement(_Document):
 
 
 class ReportingPeriod(_Document):
-    """The fiscal period the statements close: periods 1..12 regular, 13..16 special."""
+    """The fiscal period the statements close: periods 1..12 regular, 13..16 special.
+
+    The fiscal year starts in ``fiscal_year_start_month`` (1 = January, the
+    calendar year) and is named by the calendar year it ends in (``"end"``) or
+    starts in (``"start"``); see :class:`~frontier_provider.ledger.periods.FiscalCalendar`.
+    """
 
     year: int = Field(ge=1900, le=9999)
     period: int = Field(ge=1, le=LAST_SPECIAL_PERIOD)
+    fiscal_year_start_month: int = Field(default=1, ge=1, le=12)
+    fiscal_year_named_by: Literal["end", "start"] = "end"
 
     @property
     def fiscal_period(self) -> FiscalPeriod:
         return FiscalPeriod(self.year, self.period)
+
+    @property
+    def fiscal_calendar(self) -> FiscalCalendar:
+        return FiscalCalendar(self.fiscal_year_start_month, self.fiscal_year_named_by)
+
+    @property
+    def states_calendar(self) -> bool:
+        """Whether the document named its fiscal calendar rather than leaving the calendar-year default."""
+        return bool({"fiscal_year_start_month", "fiscal_year_named_by"} & self.model_fields_set)
+
+    def label(self) -> dict[str, int]:
+        """``{"year", "period"}``, how the response names a period."""
+        return {"year": self.year, "period": self.period}
 
 
 class FinancialStatements(_Document):
@@ -123,10 +153,56 @@ class FinancialStatements(_Document):
     income_statement: IncomeStatement = Field(default_factory=IncomeStatement)
 
 
-class PriorPeriodStatements(FinancialStatements):
-    """An earlier period's statements, used for opening balances and trends."""
+class PriorPeriodStatements(_Document):
+    """An earlier period's statements: comparatives for growth, averages and last-twelve-months flows.
 
-    reporting_period: ReportingPeriod | None = None
+    Two shapes are accepted: the staged statements document, with
+    ``financial_statements: {balance_sheet, income_statement}`` nested, and the
+    flat shape, with ``balance_sheet`` and ``income_statement`` at the top
+    level. Either way ``reporting_period`` says which period it is, and at
+    least one amount must be present.
+    """
+
+    reporting_period: ReportingPeriod
+    financial_statements: FinancialStatements | None = None
+    balance_sheet: BalanceSheet | None = None
+    income_statement: IncomeStatement | None = None
+
+    @model_validator(mode="after")
+    def _one_shape_with_figures(self) -> PriorPeriodStatements:
+        flat = self.balance_sheet is not None or self.income_statement is not None
+        if self.financial_statements is not None and flat:
+            raise ValueError(
+                "a previous period must use one shape: financial_statements {balance_sheet, "
+                "income_statement} (the staged statements document) or balance_sheet / "
+                "income_statement at the top level, not both"
+            )
+        statements = self.statements
+        figures = [
+            *statements.balance_sheet.model_dump().values(),
+            *statements.income_statement.model_dump().values(),
+        ]
+        if all(amount is None for amount in figures):
+            raise ValueError(
+                f"previous period {self.reporting_period.fiscal_period} has no figures: send its "
+                "financial_statements {balance_sheet, income_statement} (the staged statements "
+                "document) or balance_sheet / income_statement at the top level"
+            )
+        return self
+
+    @property
+    def statements(self) -> FinancialStatements:
+        """The figures, whichever shape they came in."""
+        if self.financial_statements is not None:
+            return self.financial_statements
+        return FinancialStatements(
+            balance_sheet=self.balance_sheet or BalanceSheet(),
+            income_statement=self.income_statement or IncomeStatement(),
+        )
+
+    @property
+    def fiscal_period(self) -> FiscalPeriod:
+        return self.reporting_period.fiscal_period
 
 
 class AnalyzeCompanyRequest(_Document):
@@ -167,7 +243,8 @@ class CustomerProfile(_Document):
     ``as_of`` anchors the length of the relationship; without it the tenure is
     left out (the engine never reads the wall clock, so results are repeatable).
     With ``financial_statements`` (and ``reporting_period``) the full company
-    analysis drives the health score.
+    analysis drives the health score and sets the floor of the risk level;
+    ``previous_periods`` (as in the company analysis) give it revenue growth.
     """
 
     customer_id: str | None = Field(default=None, max_length=255)
@@ -178,6 +255,7 @@ class CustomerProfile(_Document):
     business_relationship: BusinessRelationship = Field(default_factory=BusinessRelationship)
     financial_statements: FinancialStatements | None = None
     reporting_period: ReportingPeriod | None = None
+    previous_periods: list[PriorPeriodStatements] = Field(default_factory=list, max_length=40)
     as_of: date | None = None
 
 

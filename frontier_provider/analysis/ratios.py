@@ -11,9 +11,11 @@ Conventions (docs/methodology.md gives the full list):
   normal statement line, so zero means "nothing to divide by" and a negative
   value (negative equity above all) makes the ratio meaningless.
 * Income statement figures are fiscal year-to-date. Ratios of a flow to a
-  flow (margins, interest coverage) need no adjustment; ratios of a flow to a
-  balance (ROA, ROE, turnover, days) use the flow annualised by
-  :attr:`StatementBasis.annualisation_factor`.
+  flow (margins, interest coverage) use them as they are; ratios of a flow to a
+  balance (ROA, ROE, turnover, days) use twelve months of the flow
+  (:class:`~frontier_provider.analysis.comparatives.TwelveMonthFlows`: the last
+  twelve months, or the year-to-date flow annualised when the comparatives for
+  them are missing).
 * Balance-sheet denominators of flow ratios use the average of opening and
   closing balances when an opening balance sheet is supplied, else the
   closing balance; liquidity and leverage ratios are point-in-time and always
@@ -24,8 +26,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from frontier_provider.analysis.models import BalanceSheet, IncomeStatement
+
+if TYPE_CHECKING:
+    from frontier_provider.analysis.comparatives import TwelveMonthFlows
 
 DAYS_IN_YEAR = Decimal(365)
 TWO = Decimal(2)
@@ -49,17 +55,18 @@ class StatementBasis:
 
     :param closing: balance sheet at the end of the reporting period
     :param income: fiscal year-to-date income statement through the reporting period
-    :param annualisation_factor: multiplier that turns year-to-date flows into a year
-    :param opening: balance sheet at the start of the flow period, if supplied
+    :param flows: twelve months of each income-statement line
+    :param opening: balance sheet at the start of the twelve months, if supplied
     """
 
     closing: BalanceSheet
     income: IncomeStatement
-    annualisation_factor: Decimal
+    flows: TwelveMonthFlows
     opening: BalanceSheet | None = None
 
-    def annualised(self, flow: Decimal | None) -> Decimal | None:
-        return None if flow is None else flow * self.annualisation_factor
+    def twelve_months(self, line: str) -> Decimal | None:
+        """Twelve months of an income-statement line, for a ratio to a balance."""
+        return self.flows.line(line).value
 
     def average(self, line: str) -> Decimal | None:
         """Mean of the opening and closing balance of a line; the closing balance alone without an opening."""
@@ -127,12 +134,12 @@ def net_margin(basis: StatementBasis) -> Ratio:
 
 def return_on_assets(basis: StatementBasis) -> Ratio:
     return divide(
-        basis.annualised(basis.income.net_income), basis.average("total_assets"), "net income", "total assets"
+        basis.twelve_months("net_income"), basis.average("total_assets"), "net income", "total assets"
     )
 
 
 def return_on_equity(basis: StatementBasis) -> Ratio:
-    """Annualised net income / average shareholders' equity; null when equity is not positive.
+    """Twelve months' net income / average shareholders' equity; null when equity is not positive.
 
     A loss over negative equity would otherwise show as a positive return.
     """
@@ -140,7 +147,7 @@ def return_on_equity(basis: StatementBasis) -> Ratio:
     if closing_equity is not None and closing_equity < 0:
         return Ratio.unavailable(f"shareholders' equity is negative ({closing_equity})")
     return divide(
-        basis.annualised(basis.income.net_income),
+        basis.twelve_months("net_income"),
         basis.average("shareholders_equity"),
         "net income",
         "shareholders' equity",
@@ -171,27 +178,25 @@ def interest_coverage(basis: StatementBasis) -> Ratio:
 
 
 def asset_turnover(basis: StatementBasis) -> Ratio:
-    return divide(
-        basis.annualised(basis.income.revenue), basis.average("total_assets"), "revenue", "total assets"
-    )
+    return divide(basis.twelve_months("revenue"), basis.average("total_assets"), "revenue", "total assets")
 
 
 def days_sales_outstanding(basis: StatementBasis) -> Ratio:
     return _days(
-        basis.average("accounts_receivable"), basis.annualised(basis.income.revenue), "receivables", "revenue"
+        basis.average("accounts_receivable"), basis.twelve_months("revenue"), "receivables", "revenue"
     )
 
 
 def days_inventory_outstanding(basis: StatementBasis) -> Ratio:
     return _days(
-        basis.average("inventory"), basis.annualised(basis.income.cost_of_sales), "inventory", "cost of sales"
+        basis.average("inventory"), basis.twelve_months("cost_of_sales"), "inventory", "cost of sales"
     )
 
 
 def days_payables_outstanding(basis: StatementBasis) -> Ratio:
     return _days(
         basis.average("accounts_payable"),
-        basis.annualised(basis.income.cost_of_sales),
+        basis.twelve_months("cost_of_sales"),
         "accounts payable",
         "cost of sales",
     )
@@ -200,8 +205,8 @@ def days_payables_outstanding(basis: StatementBasis) -> Ratio:
 def growth(current: Decimal | None, previous: Decimal | None, name: str) -> Ratio:
     """Relative change current / previous - 1; the previous figure must be positive.
 
-    :param current: this period's (annualised) figure
-    :param previous: the comparative period's (annualised) figure
+    :param current: this period's figure
+    :param previous: the comparable figure of the earlier period
     :param name: the figure's name, for the reason
     """
     change = divide(current, previous, name, f"previous {name}")
@@ -230,6 +235,35 @@ RATIO_FAMILIES = {
     },
 }
 """Every ratio the engine reports: ``{family: {ratio name: function}}``, in output order."""
+
+FLOW_TO_BALANCE_RATIOS = {
+    "profitability.roa": "net_income",
+    "profitability.roe": "net_income",
+    "efficiency.asset_turnover": "revenue",
+    "efficiency.days_sales_outstanding": "revenue",
+    "efficiency.days_inventory_outstanding": "cost_of_sales",
+    "efficiency.days_payables_outstanding": "cost_of_sales",
+}
+"""Ratios of a flow to a balance, with the income-statement line they take over twelve months."""
+
+FLOW_TO_FLOW_RATIOS = frozenset(
+    {
+        "profitability.gross_margin",
+        "profitability.operating_margin",
+        "profitability.net_margin",
+        "leverage.interest_coverage",
+    }
+)
+"""Ratios of two year-to-date flows; every other ratio compares closing balances."""
+
+AVERAGED_LINES = (
+    "total_assets",
+    "shareholders_equity",
+    "accounts_receivable",
+    "inventory",
+    "accounts_payable",
+)
+"""Balance-sheet lines that ratios of a flow to a balance average between opening and closing."""
 
 
 # ------------------------------------------------------------------ helpers

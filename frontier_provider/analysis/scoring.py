@@ -6,12 +6,15 @@ firms (Altman 1995; Altman & Hotchkiss 2005)::
     Z'' = 6.56·X1 + 3.26·X2 + 6.72·X3 + 1.05·X4
     X1 = working capital / total assets          (current assets - current liabilities)
     X2 = retained earnings / total assets
-    X3 = EBIT / total assets                     (EBIT = annualised operating income)
+    X3 = EBIT / total assets                     (EBIT = twelve months of operating income)
     X4 = book value of equity / total liabilities
 
 Zones: distress below 1.10, grey from 1.10 to 2.60 inclusive, safe above 2.60.
 The EM score adds the constant 3.25 (so that a score of 0 lines up with a D
-rating) and maps to Altman's bond-rating equivalents in :data:`EM_RATING_SCALE`.
+rating). Altman's table gives the average EM score of each bond-rating class
+(:data:`EM_RATING_CLASS_AVERAGES`); a score takes the class whose average is
+nearest, so the boundaries (:data:`EM_RATING_SCALE`) are the midpoints between
+adjacent class averages.
 
 The 0-10 health score and the risk level are this engine's own documented
 formulas (docs/methodology.md); every input is a reported ratio, so a reader
@@ -25,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from frontier_provider.analysis.models import BalanceSheet, IncomeStatement
+from frontier_provider.analysis.models import BalanceSheet
 
 Z_DISTRESS_BELOW = Decimal("1.10")
 Z_SAFE_ABOVE = Decimal("2.60")
@@ -39,31 +42,40 @@ Z_COEFFICIENTS = {
 }
 Z_COMPONENTS = tuple(Z_COEFFICIENTS)
 
-EM_RATING_SCALE: tuple[tuple[Decimal, str], ...] = tuple(
-    (Decimal(floor), rating)
-    for floor, rating in (
-        ("8.15", "AAA"),
-        ("7.60", "AA+"),
-        ("7.30", "AA"),
-        ("7.00", "AA-"),
-        ("6.85", "A+"),
-        ("6.65", "A"),
-        ("6.40", "A-"),
-        ("6.25", "BBB+"),
-        ("5.85", "BBB"),
-        ("5.65", "BBB-"),
-        ("5.25", "BB+"),
-        ("4.95", "BB"),
-        ("4.75", "BB-"),
-        ("4.50", "B+"),
-        ("4.15", "B"),
-        ("3.75", "B-"),
-        ("3.20", "CCC+"),
-        ("2.50", "CCC"),
-        ("1.75", "CCC-"),
+EM_RATING_CLASS_AVERAGES: tuple[tuple[str, Decimal], ...] = tuple(
+    (rating, Decimal(average))
+    for rating, average in (
+        ("AAA", "8.15"),
+        ("AA+", "7.60"),
+        ("AA", "7.30"),
+        ("AA-", "7.00"),
+        ("A+", "6.85"),
+        ("A", "6.65"),
+        ("A-", "6.40"),
+        ("BBB+", "6.25"),
+        ("BBB", "5.85"),
+        ("BBB-", "5.65"),
+        ("BB+", "5.25"),
+        ("BB", "4.95"),
+        ("BB-", "4.75"),
+        ("B+", "4.50"),
+        ("B", "4.15"),
+        ("B-", "3.75"),
+        ("CCC+", "3.20"),
+        ("CCC", "2.50"),
+        ("CCC-", "1.75"),
+        ("D", "0.00"),
     )
 )
-"""Altman's EM-score bond-rating equivalents: the first rating whose floor the score reaches; below all, D."""
+"""Altman's average EM score of each bond-rating class (Altman 2005; Altman & Hotchkiss 2006), best first."""
+
+EM_RATING_SCALE: tuple[tuple[Decimal, str], ...] = tuple(
+    ((average + next_average) / 2, rating)
+    for (rating, average), (_, next_average) in itertools.pairwise(EM_RATING_CLASS_AVERAGES)
+)
+"""Lower boundary of each rating: the midpoint between its class average and the next class's.
+A score takes the first rating whose boundary it reaches (a score on a midpoint takes the better
+rating); below every boundary, D."""
 
 HEALTH_WEIGHTS = {
     "liquidity": 0.20,
@@ -126,24 +138,21 @@ class AltmanResult:
         return None if self.em_score is None else em_rating(self.em_score)
 
 
-def altman_z_double_prime(
-    closing: BalanceSheet, income: IncomeStatement, annualisation_factor: Decimal
-) -> AltmanResult:
-    """Altman Z'' from period-end balances and annualised EBIT, rounded to 4 decimals.
+def altman_z_double_prime(closing: BalanceSheet, ebit: Decimal | None) -> AltmanResult:
+    """Altman Z'' from period-end balances and twelve months of EBIT, rounded to 4 decimals.
 
     The zone and rating are read from the rounded score so that the published
     score and its classification always agree.
 
     :param closing: period-end balance sheet
-    :param income: year-to-date income statement
-    :param annualisation_factor: multiplier turning year-to-date EBIT into a year
+    :param ebit: twelve months of operating income (last twelve months, a full year or annualised)
     """
     required = {
         "current assets": closing.current_assets,
         "current liabilities": closing.current_liabilities,
         "total assets": closing.total_assets,
         "retained earnings": closing.retained_earnings,
-        "operating income": income.operating_income,
+        "operating income": ebit,
         "shareholders' equity": closing.shareholders_equity,
         "total liabilities": closing.total_liabilities,
     }
@@ -159,7 +168,7 @@ def altman_z_double_prime(
     components = {
         "working_capital_to_total_assets": (closing.current_assets - closing.current_liabilities) / assets,
         "retained_earnings_to_total_assets": closing.retained_earnings / assets,
-        "ebit_to_total_assets": income.operating_income * annualisation_factor / assets,
+        "ebit_to_total_assets": ebit / assets,
         "book_equity_to_total_liabilities": closing.shareholders_equity / closing.total_liabilities,
     }
     z_score = sum(
@@ -182,12 +191,12 @@ def altman_zone(z_score: Decimal) -> str:
 
 
 def em_rating(em_score: Decimal) -> str:
-    """Altman's bond-rating equivalent of an EM score (floors are inclusive).
+    """Altman's bond-rating equivalent of an EM score: the class whose average score is nearest.
 
     :param em_score: Z'' + 3.25
     """
-    for floor, rating in EM_RATING_SCALE:
-        if em_score >= floor:
+    for boundary, rating in EM_RATING_SCALE:
+        if em_score >= boundary:
             return rating
     return "D"
 

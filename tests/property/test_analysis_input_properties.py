@@ -121,3 +121,63 @@ def test_regulatory_updates_are_triaged_or_refused(document: Any) -> None:
         return
     assert_json_safe(result)
     assert result["requires_review"] == bool(result["reasons"])
+
+
+@st.composite
+def previous_period(draw, current: dict) -> dict:
+    """An earlier period in the flat or the staged statements shape, some lines missing.
+
+    Mostly a comparable of ``current`` (its number or a year-end, a year before), sometimes any period.
+    """
+    lines = COMPANY["financial_statements"]
+    figures = {
+        section: {line: draw(st.one_of(money, st.none())) for line in fields}
+        for section, fields in lines.items()
+    }
+    reporting_period = {
+        "year": max(1900, current["year"] - draw(st.sampled_from([1, 1, 1, 0, 2]))),
+        "period": draw(st.one_of(st.sampled_from([current["period"], 12, 13]), st.integers(1, 16))),
+    }
+    if draw(st.booleans()):
+        return {"entity": "ACME-01", "reporting_period": reporting_period, "financial_statements": figures}
+    return {"reporting_period": reporting_period, **figures}
+
+
+@given(st.data())
+def test_previous_periods_in_either_shape_are_used_or_refused_by_name(data) -> None:
+    document = data.draw(statements())
+    current = document["reporting_period"]
+    document["previous_periods"] = data.draw(st.lists(previous_period(current), max_size=4))
+    try:
+        result = analyze_company(document)
+    except AnalysisInputError as err:
+        problems = err.errors
+    else:
+        problems = None
+    if problems is not None:
+        # Only a previous period without figures or supplied twice is refused, and it is named.
+        assert problems
+        assert all(problem["field"].startswith("previous_periods.") for problem in problems)
+        return
+    assert_json_safe(result)
+    basis = result["basis"]
+    published = {
+        f"{family}.{name}"
+        for family, values in result["financial_ratios"].items()
+        if family != "unavailable"
+        for name in values
+    }
+    assert published <= set(basis["figures"])
+    comparatives = basis["comparatives"]
+    if basis["flows"] == "last_twelve_months":
+        assert comparatives["prior_year_period"] is not None
+        assert comparatives["prior_year_end"] is not None
+        assert basis["annualisation_factor"] == 1.0
+    used = [comparatives["prior_year_period"], comparatives["prior_year_end"], *comparatives["unused"]]
+    supplied = {
+        (p["reporting_period"]["year"], p["reporting_period"]["period"]) for p in document["previous_periods"]
+    }
+    # Every supplied period is either used or listed as unused: none is dropped silently.
+    assert {(p["year"], p["period"]) for p in used if p is not None} == supplied
+    if basis["balance_sheet"]["method"] == "average_of_opening_and_closing":
+        assert basis["balance_sheet"]["opening"] is not None

@@ -11,7 +11,8 @@ full year):
     operating income 200, interest 40, net income 120
 
     Z'' = 6.56*(250/1000) + 3.26*(200/1000) + 6.72*(200/1000) + 1.05*(400/600)
-        = 1.64 + 0.652 + 1.344 + 0.70 = 4.336 -> safe; EM 7.586 -> AA
+        = 1.64 + 0.652 + 1.344 + 0.70 = 4.336 -> safe; EM 7.586 -> AA+
+        (nearest class average: AA+ 7.60; the AA+ band is 7.45 <= EM < 7.875)
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def test_ratios_of_a_full_year_match_hand_computation():
     }
     assert result["financial_ratios"]["unavailable"] == {
         "growth.revenue_growth": "no previous period supplied",
+        "growth.net_income_growth": "no previous period supplied",
         "growth.total_assets_growth": "no previous period supplied",
     }
 
@@ -104,7 +106,7 @@ def test_risk_assessment_uses_altman_z_double_prime_and_em_rating():
     assert risk["altman_z_double_prime"] == 4.336
     assert risk["zone"] == "safe"
     assert risk["em_score"] == 7.586
-    assert risk["credit_rating"] == "AA"
+    assert risk["credit_rating"] == "AA+"
     assert risk["overall_risk"] == "low"
     assert risk["altman_components"] == {
         "working_capital_to_total_assets": 0.25,
@@ -174,12 +176,22 @@ def test_year_to_date_flows_are_annualised_for_balance_based_ratios_only():
         },
     )
     result = analyze_company(half_year)
-    assert result["basis"] == {
-        "income_statement": "year_to_date",
-        "annualisation_factor": 2.0,
-        "balance_sheet": "closing",
-        "comparative_period": None,
+    basis = result["basis"]
+    assert basis["flows"] == "annualised_year_to_date"
+    assert basis["annualisation_factor"] == 2.0
+    assert basis["balance_sheet"] == {
+        "method": "closing",
+        "opening": None,
+        "closing": {"year": 2024, "period": 6},
+        "closing_only_lines": [],
     }
+    assert basis["comparatives"] == {"prior_year_period": None, "prior_year_end": None, "unused": []}
+    assert basis["figures"]["profitability.roa"] == "annualised_year_to_date"
+    assert basis["figures"]["efficiency.days_sales_outstanding"] == "annualised_year_to_date"
+    assert basis["figures"]["altman_components.ebit_to_total_assets"] == "annualised_year_to_date"
+    assert basis["figures"]["profitability.net_margin"] == "year_to_date"
+    assert basis["figures"]["liquidity.current_ratio"] == "closing_balance"
+    assert basis["figures"]["growth.revenue_growth"] is None
     assert result["analysis_date"] == "2024-06-30"
     full_year = analyze_company(company())
     # Same annual run-rate as the full-year company: every ratio and Z'' agree.
@@ -290,10 +302,10 @@ def _zone_company(working_capital: int, retained_earnings: int, operating_income
 @pytest.mark.parametrize(
     ("working_capital", "retained_earnings", "operating_income", "z_score", "zone", "rating"),
     [
-        # 6.56*.08 + 3.26*.10 - 6.72*.015 + .35 = 1.10 exactly: grey (inclusive); EM 4.35 -> B
-        (80, 100, -15, 1.1, "grey", "B"),
-        # one unit less working capital: 1.10 - 0.00656 -> distress
-        (79, 100, -15, 1.0934, "distress", "B"),
+        # 6.56*.08 + 3.26*.10 - 6.72*.015 + .35 = 1.10 exactly: grey (inclusive); EM 4.35 -> B+ (>= 4.325)
+        (80, 100, -15, 1.1, "grey", "B+"),
+        # one unit less working capital: 1.10 - 0.00656 -> distress; EM 4.3434 -> B+
+        (79, 100, -15, 1.0934, "distress", "B+"),
         # 6.56*.18 + 3.26*.06 + 6.72*.13 + .35 = 2.60 exactly: grey (inclusive); EM 5.85 -> BBB
         (180, 60, 130, 2.6, "grey", "BBB"),
         (181, 60, 130, 2.6066, "safe", "BBB"),
@@ -338,8 +350,27 @@ def test_previous_year_end_supplies_opening_balances_and_growth():
         },
     ]
     result = analyze_company(document)
-    assert result["basis"]["balance_sheet"] == "average_of_opening_and_closing"
-    assert result["basis"]["comparative_period"] == {"year": 2023, "period": 12}
+    # Period 12: year-to-date is the full year, opened by the prior year-end, which is also the
+    # same period of the prior year.
+    assert result["basis"]["flows"] == "year_to_date"
+    assert result["basis"]["balance_sheet"] == {
+        "method": "average_of_opening_and_closing",
+        "opening": {"year": 2023, "period": 12},
+        "closing": {"year": 2024, "period": 12},
+        "closing_only_lines": ["inventory", "accounts_payable"],
+    }
+    assert result["basis"]["comparatives"] == {
+        "prior_year_period": {"year": 2023, "period": 12},
+        "prior_year_end": {"year": 2023, "period": 12},
+        "unused": [
+            {
+                "year": 2024,
+                "period": 11,
+                "reason": "neither the same period of the prior year (2023-12) nor the prior fiscal "
+                "year-end (2023-12..16)",
+            }
+        ],
+    }
     ratios = result["financial_ratios"]
     assert ratios["profitability"]["roa"] == pytest.approx(
         120 / 900, rel=1e-12
@@ -351,34 +382,60 @@ def test_previous_year_end_supplies_opening_balances_and_growth():
     assert ratios["efficiency"]["days_inventory_outstanding"] == pytest.approx(200 / 1200 * 365, rel=1e-12)
     # Point-in-time ratios keep closing balances.
     assert ratios["leverage"]["debt_to_equity"] == 1.5
-    assert ratios["growth"] == {"revenue_growth": 0.25, "total_assets_growth": 0.25}
+    assert ratios["growth"] == {
+        "revenue_growth": 0.25,
+        "net_income_growth": None,
+        "total_assets_growth": 0.25,
+    }
+    assert ratios["unavailable"]["growth.net_income_growth"] == (
+        "previous net income is missing: the comparatives supplied (2023-12) have no net income"
+    )
+    assert result["basis"]["figures"]["growth.revenue_growth"] == "same_period_prior_year"
 
 
-def test_growth_compares_annualised_year_to_date_with_the_prior_year():
+def test_without_the_same_period_growth_falls_back_to_annualised_year_to_date_and_says_so():
     document = company(period=6, income_statement={"revenue": "1000.00"})
     document["previous_periods"] = [
         {"reporting_period": {"year": 2023, "period": 12}, "income_statement": {"revenue": "1600.00"}}
     ]
-    assert analyze_company(document)["financial_ratios"]["growth"]["revenue_growth"] == 0.25
+    result = analyze_company(document)
+    # 1,000 x 12 / 6 = 2,000 against the prior year's 1,600.
+    assert result["financial_ratios"]["growth"]["revenue_growth"] == 0.25
+    assert result["basis"]["figures"]["growth.revenue_growth"] == "annualised_year_to_date"
+    assert result["basis"]["notes"] == [
+        "revenue growth compares year-to-date revenue annualised (x 2) with the prior fiscal year "
+        "(2023-12): the same period of the prior year (2023-06) was not supplied, so seasonality is "
+        "not removed",
+        "the opening balance sheet 2023-12 has none of the averaged lines (total_assets, "
+        "shareholders_equity, accounts_receivable, inventory, accounts_payable): closing balances are "
+        "used alone",
+    ]
 
 
-def test_undated_previous_period_gives_opening_balances_but_no_revenue_growth():
+def test_undated_previous_period_is_refused():
     document = company()
     document["previous_periods"] = [
         {"balance_sheet": {"total_assets": "800"}, "income_statement": {"revenue": "1"}}
     ]
-    result = analyze_company(document)
-    assert result["financial_ratios"]["profitability"]["roa"] == pytest.approx(120 / 900, rel=1e-12)
-    assert result["financial_ratios"]["growth"]["revenue_growth"] is None
-    assert "cannot be annualised" in result["financial_ratios"]["unavailable"]["growth.revenue_growth"]
+    with pytest.raises(AnalysisInputError) as raised:
+        analyze_company(document)
+    assert raised.value.errors == [
+        {"field": "previous_periods.0.reporting_period", "message": "Field required"}
+    ]
 
 
-def test_later_periods_are_not_used_as_opening_balances():
+def test_later_periods_are_not_used_and_are_listed_with_the_reason():
     document = company()
     document["previous_periods"] = [
         {"reporting_period": {"year": 2025, "period": 1}, "balance_sheet": {"total_assets": "5"}}
     ]
-    assert analyze_company(document)["basis"]["balance_sheet"] == "closing"
+    basis = analyze_company(document)["basis"]
+    assert basis["balance_sheet"]["method"] == "closing"
+    assert basis["comparatives"] == {
+        "prior_year_period": None,
+        "prior_year_end": None,
+        "unused": [{"year": 2025, "period": 1, "reason": "not earlier than the reporting period 2024-12"}],
+    }
 
 
 def test_money_as_json_numbers_is_read_exactly():

@@ -84,7 +84,103 @@ def test_statements_drive_the_score_when_supplied():
     )
     assert result["score_basis"] == "financial_statements"
     assert result["risk_level"] == "low"
+    assert result["risk_basis"] == "company_analysis"
     assert result["financial_health_score"] >= 7
+
+
+def negative_equity_statements() -> dict:
+    """Strong ratios on a negative equity: assets 1,000, liabilities 1,100, equity -100.
+
+    Health score: liquidity 10 (current 3.0, quick 2.13), profitability 10 (net margin 15%,
+    ROA 30%), leverage 0 (debt ratio 1.1), efficiency (10 + 8.16) / 2 (turnover 2.0, DSO 43.8),
+    solvency 10 (Z'' = 6.56 x 0.6 - 3.26 x 0.3 + 6.72 x 0.4 - 1.05 x 100/1,100 = 5.55):
+    0.2 x 10 + 0.25 x 10 + 0.2 x 0 + 0.1 x 9.08 + 0.25 x 10 = 7.91, "low" by the score alone.
+    """
+    return {
+        "balance_sheet": {
+            "cash_and_equivalents": "400",
+            "accounts_receivable": "240",
+            "current_assets": "900",
+            "current_liabilities": "300",
+            "total_assets": "1000",
+            "total_liabilities": "1100",
+            "retained_earnings": "-300",
+            "shareholders_equity": "-100",
+        },
+        "income_statement": {"revenue": "2000", "operating_income": "400", "net_income": "300"},
+    }
+
+
+def test_negative_equity_is_never_low_risk_nor_offered_extended_terms():
+    result = assess_customer_credit_risk(
+        profile(
+            financial_statements=negative_equity_statements(), reporting_period={"year": 2024, "period": 12}
+        )
+    )
+    assert result["financial_health_score"] == pytest.approx(7.91, abs=0.005)
+    # The company analysis rates negative equity at least high; the customer starts from there.
+    assert result["risk_level"] == "high"
+    assert result["risk_basis"] == "company_analysis"
+    advice = " ".join(result["recommendations"])
+    assert "extended payment terms" not in advice
+    assert result["recommendations"][0] == (
+        "Credit risk is high: shareholders' equity is negative (-100) (financial health score 7.91): "
+        "require prepayment or a letter of credit and lower the credit limit."
+    )
+
+
+def test_poor_payment_history_raises_the_company_risk_one_level():
+    result = assess_customer_credit_risk(
+        profile(
+            financial_statements=negative_equity_statements(),
+            reporting_period={"year": 2024, "period": 12},
+            business_relationship={"payment_history": "poor"},
+        )
+    )
+    assert result["risk_level"] == "critical"
+    assert "extended payment terms" not in " ".join(result["recommendations"])
+
+
+def test_previous_periods_give_the_growth_component_real_revenue_growth():
+    statements = negative_equity_statements()
+    previous = {
+        # The staged statements shape: revenue 1,600 a year earlier -> growth 2,000 / 1,600 - 1 = 25%.
+        "reporting_period": {"year": 2023, "period": 12},
+        "financial_statements": {"income_statement": {"revenue": "1600"}},
+    }
+    result = assess_customer_credit_risk(
+        profile(
+            financial_statements=statements,
+            reporting_period={"year": 2024, "period": 12},
+            previous_periods=[previous],
+        )
+    )
+    assert result["score_components"]["growth"]["revenue_growth"] == 10.0  # 25% -> 10
+    # (0.40 x 5 + 0.30 x 6.43 + 0.30 x 10) / 1.0
+    assert result["growth_potential_score"] == pytest.approx(6.93, abs=0.005)
+    assert "score_components.growth.revenue_growth" not in result["unavailable"]
+
+
+def test_previous_periods_without_statements_are_reported_as_ignored():
+    previous = {"reporting_period": {"year": 2023, "period": 12}, "income_statement": {"revenue": "1600"}}
+    result = assess_customer_credit_risk(profile(previous_periods=[previous]))
+    assert result["score_basis"] == "customer_profile"
+    assert result["unavailable"]["previous_periods"] == (
+        "previous periods were ignored: they need financial_statements and a reporting_period to be analysed"
+    )
+
+
+def test_a_previous_period_without_figures_is_refused_for_a_customer_too():
+    with pytest.raises(
+        AnalysisInputError, match=r"previous_periods\.0: previous period 2023-12 has no figures"
+    ):
+        assess_customer_credit_risk(
+            profile(
+                financial_statements=negative_equity_statements(),
+                reporting_period={"year": 2024, "period": 12},
+                previous_periods=[{"reporting_period": {"year": 2023, "period": 12}}],
+            )
+        )
 
 
 def test_assessment_is_deterministic():
