@@ -13,7 +13,10 @@ published::
     statements {revenue, net_income, total_assets, total_liabilities, shareholders_equity}
     close_status, as_of                     how final the figures are, and when the
                                             ledger was read (``period_status``)
-    files {relative staged path: sha256}    every staged file of the close
+    files {relative staged path: sha256}    every staged file of the close: the
+                                            extract, trial balance, statements and
+                                            analysis, and when staged, the
+                                            comparatives and the flux review
     manifest_sha256                         sha256 over the canonical manifest
                                             without this key
 
@@ -208,7 +211,9 @@ def build_manifest(staging: Staging, period: str, entity: str) -> Manifest:
 
     Each file is read once: its digest and its figures come from the same bytes. The close
     status travels from ``period_status`` through the statements into the analysis; a
-    document that disagrees with the period status was built from an older extract.
+    document that disagrees with the period status was built from an older extract. The
+    comparatives document and the flux data of the entity are digested when they are
+    staged; periods closed before the close staged them have none.
 
     :param staging: the staging area of the close.
     :param period: the fiscal period, ``YYYY-PP``.
@@ -236,6 +241,12 @@ def build_manifest(staging: Staging, period: str, entity: str) -> Manifest:
     extract_rows = sum(_parquet_rows(read(part, "extract")) for part in _gl_parts(staging, period, entity))
     statements = json.loads(read(staging.file(STATEMENTS, period, entity, ".json"), "statements"))
     analysis = json.loads(read(staging.file(ANALYSIS, period, entity, ".json"), "analyze"))
+    for optional, stage in (
+        (staging.file(COMPARATIVES, period, entity, ".json"), "comparatives"),
+        (staging.file(FLUX, period, entity, ".parquet"), "flux"),
+    ):
+        if optional.exists():
+            read(optional, stage)
     for document, stage in ((statements, "statements"), (analysis, "analyze")):
         stale = [key for key in _TEXT_FIGURES if document.get(key) != status.get(key)]
         if stale:

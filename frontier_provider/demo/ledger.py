@@ -24,7 +24,8 @@ The journal is then written in each source's own shape, traps included:
   accounts (``TEMPLATE_ID``), and EUR entered rows (``TRANSLATED_FLAG 'R'``)
   for the US01 sales invoiced in euros. Amounts are stored as TEXT holding the
   exact decimal ("1234.56"), so SQLite never turns them into floats.
-* ``sap.sqlite`` (read through ``DemoSapSystem``): ``T001``, ``SKA1``,
+* ``sap.sqlite`` (read through ``DemoSapSystem``): ``T001``, ``T009``/``T009B``
+  (the companies' calendar-year variant K4, and V3, April to March), ``SKA1``,
   ``SKAT``, ``FAGLFLEXT`` for company code 1000 (ECC totals, with plan rows and
   a parallel ledger 2L to ignore) and ``ACDOCA`` for company code 2000 (S/4HANA
   line items, one document per customer invoice, ``POPER 000`` carry-forward
@@ -46,6 +47,7 @@ readers can be checked against it.
 
 from __future__ import annotations
 
+import calendar
 import os
 import random
 import sqlite3
@@ -1015,10 +1017,8 @@ def _write_sap(path: Path, entities: list[DemoEntity]) -> None:
     tables: dict[str, list[dict[str, object]]] = {
         "T001": company_codes,
         "T001B": _posting_periods(),
-        "T009": [
-            {"PERIV": SAP_FISCAL_YEAR_VARIANT, "XKALE": "X", "ANZBP": "012", "ANZSP": "04"},
-            {"PERIV": "V3", "ANZBP": "012", "ANZSP": "04"},  # April to March, unused by the demo
-        ],
+        "T009": SAP_FISCAL_YEAR_VARIANTS,
+        "T009B": SAP_FISCAL_YEAR_PERIODS,
         # Balance carryforward (transaction BIL): P&L statement account type X closes into retained
         # earnings.
         "T030": [
@@ -1035,6 +1035,28 @@ def _write_sap(path: Path, entities: list[DemoEntity]) -> None:
         else:
             tables["ACDOCA"].extend(_acdoca_rows(spec))
     DemoSapSystem.create(path, tables)
+
+
+#: Fiscal year variants (T009): K4, the calendar year the demo companies use, and V3, April to March.
+SAP_FISCAL_YEAR_VARIANTS: list[dict[str, object]] = [
+    {"PERIV": SAP_FISCAL_YEAR_VARIANT, "XKALE": "X", "ANZBP": "012", "ANZSP": "04"},
+    {"PERIV": "V3", "ANZBP": "012", "ANZSP": "04"},
+]
+#: V3's periods as SAP ships it (T009B, every year): April ends period 1, March period 12, and January
+#: to March belong to the fiscal year that started the April before (year shift -1), so fiscal year
+#: 2024 is April 2024 .. March 2025, named by the calendar year it starts in.
+SAP_FISCAL_YEAR_PERIODS: list[dict[str, object]] = [
+    {
+        "PERIV": "V3",
+        "BDATJ": "0000",
+        "BUMON": f"{month:02d}",
+        # February's entry is day 29, its last day in any year.
+        "BUTAG": str(29 if month == 2 else calendar.monthrange(2001, month)[1]),
+        "POPER": f"{(month - 4) % 12 + 1:03d}",
+        "RELJR": "-1" if month < 4 else "0",
+    }
+    for month in range(1, 13)
+]
 
 
 def _posting_periods() -> list[dict[str, object]]:

@@ -129,6 +129,17 @@ TABLE_DEFINITIONS: dict[str, tuple[DdField, ...]] = {
         _n("ANZBP", 3, "Number of Posting Periods"),
         _n("ANZSP", 2, "Number of Special Periods"),
     ),
+    # Periods of a fiscal year variant that is not the calendar year: the last day of each calendar
+    # month, the posting period it ends and the shift from the calendar year to the fiscal year.
+    "T009B": (
+        _c("MANDT", 3, "Client", key=True),
+        _c("PERIV", 2, "Fiscal Year Variant", key=True),
+        _n("BDATJ", 4, "Calendar Year (0000: every year)", key=True),
+        _n("BUMON", 2, "Month", key=True),
+        _n("BUTAG", 2, "Day", key=True),
+        _n("POPER", 3, "Posting Period"),
+        _c("RELJR", 2, "Fiscal Year Shift"),
+    ),
     "T030": (
         _c("MANDT", 3, "Client", key=True),
         _c("KTOPL", 4, "Chart of Accounts", key=True),

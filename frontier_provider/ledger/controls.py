@@ -17,6 +17,11 @@ Pure accounting, no Airflow and no source system: the readers in
 * **Periods without data.** A period that is not in the source's calendar, or
   that holds no balances, is refused, saying which of the two it is, rather
   than staged as an empty extract that the next stage then blames.
+* **Fiscal calendar.** The month a fiscal year starts in, and the calendar year
+  that names it, come from the source (EBS ``GL_PERIODS``, SAP ``T009``/``T009B``).
+  An entities file that states another calendar is refused rather than
+  silently overruled either way: one of the two is wrong, and every period end
+  date, growth rate and analysis date depends on it.
 
 Every refusal is a :class:`CloseControlError` (a ``ValueError``): data to fix in
 the source, which a retry would read again unchanged.
@@ -27,6 +32,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+
+from frontier_provider.ledger.periods import CALENDAR_YEAR, FiscalCalendar
 
 FINAL = "final"
 PRELIMINARY = "preliminary"
@@ -56,6 +63,10 @@ class PeriodWithoutBalancesError(CloseControlError):
 
 class OpenPeriodError(CloseControlError):
     """The period is open in the source and the close's policy refuses to publish it."""
+
+
+class FiscalCalendarError(CloseControlError):
+    """The source's fiscal calendar cannot be read as months, or the entities file contradicts it."""
 
 
 # -- period status -------------------------------------------------------------------------------
@@ -218,3 +229,71 @@ def check_carryforward(year: YearOpening, *, entity: str, ledger: str, remedy: s
             f"account(s): {listed}{f'; and {more} more' if more > 0 else ''}. {remedy}"
         )
     return CarryforwardResult(year.fiscal_year, len(expected))
+
+
+# -- fiscal calendar -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SourceCalendar:
+    """An entity's fiscal calendar for one fiscal year, as its source defines it.
+
+    :param fiscal_year: the fiscal year that was read.
+    :param calendar: when the year starts and which calendar year names it; None when the source
+        does not say (its periods carry no dates).
+    :param periods: the period numbers the source's calendar holds for the year, special and
+        adjustment periods included; empty when the year is not in the calendar.
+    :param where: what was read, e.g. ``"fiscal year variant V3 of company code 1000 (T009, T009B)"``.
+    """
+
+    fiscal_year: int
+    calendar: FiscalCalendar | None
+    periods: tuple[int, ...]
+    where: str
+
+
+def fiscal_calendar_for(
+    source: SourceCalendar, stated: FiscalCalendar | None, *, entity: str
+) -> FiscalCalendar:
+    """The entity's fiscal calendar: the source's, else the entities file's, else the calendar year.
+
+    When both say something they must agree: a fiscal year that starts in January is
+    the calendar year however it is named, any other must agree on the start month and
+    on the year that names it.
+
+    :param source: the calendar read from the source.
+    :param stated: the calendar the entities file states (``EntityConfig.fiscal_calendar``), or None.
+    :param entity: the entity id, for the message.
+    :raises FiscalCalendarError: the two disagree.
+    """
+    if source.calendar is not None and stated is not None and not same_fiscal_year(source.calendar, stated):
+        raise FiscalCalendarError(
+            f"{entity}: the entities file says the fiscal year {describe_calendar(stated)} "
+            f"(fiscal_year_start_month {stated.start_month}, fiscal_year_named_by {stated.named_by}), but "
+            f"the source says it {describe_calendar(source.calendar)} ({source.where}). Correct "
+            f"fiscal_year_start_month / fiscal_year_named_by of {entity} in the entities file, or remove "
+            f"them to use the source's calendar"
+        )
+    return source.calendar or stated or CALENDAR_YEAR
+
+
+def same_fiscal_year(first: FiscalCalendar, second: FiscalCalendar) -> bool:
+    """Whether two calendars give every fiscal period the same months (naming is moot for January)."""
+    if first.start_month != second.start_month:
+        return False
+    return first.is_calendar_year or first.named_by == second.named_by
+
+
+def describe_calendar(calendar: FiscalCalendar) -> str:
+    """In words, e.g. ``"starts in October and is named by the calendar year it ends in"``.
+
+    :param calendar: the fiscal calendar.
+    """
+    if calendar.is_calendar_year:
+        return "is the calendar year"
+    month = _MONTHS[calendar.start_month - 1]
+    return f"starts in {month} and is named by the calendar year it {calendar.named_by}s in"
+
+
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip

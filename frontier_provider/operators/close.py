@@ -1,6 +1,7 @@
 """Operators of the financial close: one fiscal period of one entity, stage by stage.
 
     plan -> extract GL balances -> trial balance -> statements -> analysis
+                                -> comparatives (the periods compared with) -^
 
 Each stage reads the previous stage's output from the staging area and
 replaces its own output there (see ``frontier_provider.storage``), so any task
@@ -20,8 +21,15 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from frontier_provider.config import EntityConfig, EntityConfigError, UnknownEntityError, load_close_config
 from frontier_provider.ledger.controls import FINAL
-from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError, resolve_period
-from frontier_provider.manifest import ANALYSIS, GL_BALANCES, PERIOD_STATUS, STATEMENTS, TRIAL_BALANCE
+from frontier_provider.ledger.periods import FiscalCalendar, FiscalPeriod, InvalidPeriodError, resolve_period
+from frontier_provider.manifest import (
+    ANALYSIS,
+    COMPARATIVES,
+    GL_BALANCES,
+    PERIOD_STATUS,
+    STATEMENTS,
+    TRIAL_BALANCE,
+)
 from frontier_provider.storage import Staging
 
 if TYPE_CHECKING:
@@ -150,9 +158,13 @@ class ExtractGLBalancesOperator(CloseUnitOperator):
     calendar and hold balances, and the year's opening balances must be the prior
     year's closing balances. The period's status in the source says how final the
     figures are: ``final`` when it is closed; an open period is refused or labelled
-    ``preliminary`` as ``open_period`` says. A refusal fails without retries and
-    stages nothing new; an earlier run's output for the period is left as it was.
-    The status is staged at ``period_status/period=YYYY-MM/entity=<id>.json``.
+    ``preliminary`` as ``open_period`` says. The entity's fiscal calendar is read
+    from the source too, and refused when the entities file states another. A
+    refusal fails without retries and stages nothing new; an earlier run's output
+    for the period is left as it was. The status is staged at
+    ``period_status/period=YYYY-MM/entity=<id>.json``, with the fiscal calendar
+    (``fiscal_calendar``) and the period's first and last day in it
+    (``period_start``, ``period_end``).
 
     :param open_period: ``settings.open_period``: ``fail`` (default), ``preliminary``, or ``wait``
         (a sensor waited for the close before this task, so an open period is refused here).
@@ -176,6 +188,7 @@ class ExtractGLBalancesOperator(CloseUnitOperator):
             close_status_for,
         )
         from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
+        from frontier_provider.sources.books import read_fiscal_calendar, read_gl_balances
         from frontier_provider.triggers.period_status import read_period_status, source_connection
 
         if self.open_period not in OPEN_PERIOD_POLICIES:
@@ -194,8 +207,9 @@ class ExtractGLBalancesOperator(CloseUnitOperator):
             with source_connection(entity) as source:
                 status = read_period_status(source, entity, period)
                 close_status = close_status_for(status, entity=entity.id, policy=self.open_period)
+                calendar = read_fiscal_calendar(source, entity, period.year)
                 staging.write_parquet_batches(
-                    part, GL_BALANCE_SCHEMA, counter.count(self._batches(source, entity, period))
+                    part, GL_BALANCE_SCHEMA, counter.count(read_gl_balances(source, entity, period))
                 )
         except Exception as err:
             _remove_empty(created)
@@ -219,37 +233,26 @@ class ExtractGLBalancesOperator(CloseUnitOperator):
         label = {"source_status": status.source_status, "close_status": close_status, "as_of": as_of}
         staging.write_json(
             staging.file(PERIOD_STATUS, str(period), entity.id, ".json"),
-            {"entity": entity.id, "period": str(period), "source": entity.source, **label},
+            {
+                "entity": entity.id,
+                "period": str(period),
+                "source": entity.source,
+                **label,
+                "fiscal_calendar": calendar.to_document(),
+                "period_start": calendar.start_date(period).isoformat(),
+                "period_end": calendar.end_date(period).isoformat(),
+            },
         )
-        self.log.info("extract %s %s: %s; the figures are %s", entity.id, period, status.where, close_status)
+        self.log.info(
+            "extract %s %s: %s; the figures are %s; the period runs %s .. %s",
+            entity.id,
+            period,
+            status.where,
+            close_status,
+            calendar.start_date(period),
+            calendar.end_date(period),
+        )
         return {"path": str(part), "rows": counter.rows, "source": entity.source, **label}
-
-    def _batches(self, source: Any, entity: EntityConfig, period: FiscalPeriod) -> Iterable[pa.RecordBatch]:
-        if entity.source == "oracle_ebs":
-            from frontier_provider.sources.oracle_ebs import ebs_gl_balances
-
-            table = ebs_gl_balances(
-                source,
-                entity=entity.id,
-                ledger_id=entity.ledger_id,
-                company_segment=entity.company_segment,
-                period=period,
-                company_segment_column=entity.company_segment_column,
-                account_segment_column=entity.account_segment_column,
-            )
-            return table.to_batches()
-
-        from frontier_provider.sources.sap import sap_gl_balances
-
-        return sap_gl_balances(
-            source,
-            entity=entity.id,
-            company_code=entity.company_code,
-            ledger=entity.ledger,
-            period=period,
-            source_table=entity.sap_table,
-            chart_of_accounts=entity.chart_of_accounts,
-        )
 
 
 class BuildTrialBalanceOperator(CloseUnitOperator):
@@ -294,6 +297,10 @@ class BuildTrialBalanceOperator(CloseUnitOperator):
 class BuildStatementsOperator(CloseUnitOperator):
     """Map the trial balance to a balance sheet and income statement (the Frontier request document).
 
+    The document's ``reporting_period`` names the entity's fiscal calendar (``fiscal_year_start_month``,
+    ``fiscal_year_named_by``) as the extract read it from the source, so that the analysis dates the
+    period by it.
+
     :param unmapped_accounts: ``"fail"`` (default) or ``"warn"`` when accounts match no mapping rule.
     :param tolerance: the difference the trial balance was accepted with, e.g. ``"0.01"``.
     """
@@ -315,6 +322,7 @@ class BuildStatementsOperator(CloseUnitOperator):
             build_statements,
             load_account_mapping,
         )
+        from frontier_provider.sources.books import with_fiscal_calendar
 
         if self.unmapped_accounts not in ("fail", "warn"):
             raise AirflowFailException(
@@ -337,8 +345,9 @@ class BuildStatementsOperator(CloseUnitOperator):
         except (MappingError, StatementsError, TrialBalanceError) as err:
             raise AirflowFailException(f"statements {entity.id} {period}: {err}") from err
         status = _period_status(staging, entity, period, self.stage)
+        calendar = _staged_fiscal_calendar(status, entity, period, self.stage)
         document = {
-            **statements.to_document(),
+            **with_fiscal_calendar(statements.to_document(), calendar),
             "close_status": status["close_status"],
             "as_of": status["as_of"],
         }
@@ -368,8 +377,86 @@ class BuildStatementsOperator(CloseUnitOperator):
         }
 
 
+class ComparativeStatementsOperator(CloseUnitOperator):
+    """Read, from the ledger, the statements of the periods the close compares the period with.
+
+    The prior period, the same period of the prior fiscal year and the prior fiscal
+    year-end (its last period that holds balances in the source's calendar) are each
+    read from the entity's source and built into a trial balance and statements in
+    memory, exactly as the close builds the period's own (see
+    ``frontier_provider.sources.books``). They are history: an open period is not
+    refused. A period that is not in the source's calendar or holds no balances is
+    listed as unavailable with the reason; a period whose balances are refused (the
+    carryforward did not run, the ledger does not balance, accounts are unmapped
+    under ``unmapped_accounts: fail``) fails the task without retries, naming it.
+    Staged at ``comparatives/period=YYYY-MM/entity=<id>.json``; a rerun replaces it.
+
+    :param unmapped_accounts: ``"fail"`` (default) or ``"warn"`` (``settings.unmapped_accounts``).
+    :param tolerance: the balance tolerance of the trial balances, e.g. ``"0.01"``.
+    """
+
+    template_fields = (*CloseUnitOperator.template_fields, "unmapped_accounts", "tolerance")
+    stage = "comparatives"
+
+    def __init__(self, *, unmapped_accounts: str = "fail", tolerance: str = "0.01", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.unmapped_accounts = unmapped_accounts
+        self.tolerance = tolerance
+
+    def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
+        from frontier_provider.ledger import MappingError, load_account_mapping
+        from frontier_provider.sources.books import EntityBooks, comparatives_document
+        from frontier_provider.triggers.period_status import source_connection
+
+        if self.unmapped_accounts not in ("fail", "warn"):
+            raise AirflowFailException(
+                f"unmapped_accounts must be 'fail' or 'warn', not {self.unmapped_accounts!r}"
+            )
+        try:
+            mapping = load_account_mapping(entity.mapping)
+        except MappingError as err:
+            raise AirflowFailException(f"comparatives {entity.id} {period}: {err}") from err
+        try:
+            with source_connection(entity) as source:
+                books = EntityBooks(
+                    source,
+                    entity,
+                    mapping=mapping,
+                    tolerance=Decimal(str(self.tolerance)),
+                    unmapped=self.unmapped_accounts,
+                )
+                document = comparatives_document(books, period)
+        except ValueError as err:
+            # A refused comparative period or calendar: retrying reads the same ledger.
+            raise AirflowFailException(
+                f"comparatives {entity.id} {period}: {_without_unit_prefix(str(err), entity, period)}. "
+                f"Nothing was staged for {entity.id} {period}"
+            ) from err
+        path = staging.write_json(staging.file(COMPARATIVES, str(period), entity.id, ".json"), document)
+        periods = {role: found["period"] for role, found in document["comparatives"].items()}
+        for role, reason in document["unavailable"].items():
+            self.log.warning("comparatives %s %s: no %s: %s", entity.id, period, role, reason)
+        for role, found in document["comparatives"].items():
+            unmapped = found["statements"].get("unmapped_accounts")
+            if unmapped:
+                self.log.warning(
+                    "comparatives %s %s: accounts of %s %s no mapping rule covers: %s",
+                    entity.id,
+                    period,
+                    role,
+                    found["period"],
+                    unmapped,
+                )
+        return {"path": str(path), "periods": periods, "unavailable": sorted(document["unavailable"])}
+
+
 class AnalyzeStatementsOperator(CloseUnitOperator):
     """Send the statements to Frontier (embedded engine or remote API) and stage the analysis.
+
+    The request carries the comparatives task's statements of the same period of the
+    prior year and of the prior fiscal year-end as ``previous_periods``, so growth,
+    averages and last-twelve-months figures are computed in every run. Without the
+    comparatives document the task fails rather than analyse without history.
 
     :param frontier_conn_id: Frontier connection; without a host the embedded engine is used.
     """
@@ -391,13 +478,26 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
 
     def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
         from frontier_provider.hooks.frontier import FrontierHook, idempotency_key
+        from frontier_provider.sources.books import analysis_request
 
         statements = staging.read_json(staging.file(STATEMENTS, str(period), entity.id, ".json"))
         # How final the figures are, when the ledger was read, and which balances they are.
         labels = _carried_labels(statements, entity, period)
-        key = idempotency_key((*self.idempotency_scope, entity.id, str(period)), statements)
+        comparatives = _staged_comparatives(staging, entity, period)
+        request = analysis_request(statements, comparatives)
+        previous = [item["period"] for item in request["previous_periods"]]
+        if comparatives["unavailable"]:
+            self.log.warning(
+                "analyze %s %s: without %s",
+                entity.id,
+                period,
+                "; ".join(
+                    f"{role} ({reason})" for role, reason in sorted(comparatives["unavailable"].items())
+                ),
+            )
+        key = idempotency_key((*self.idempotency_scope, entity.id, str(period)), request)
         analysis = FrontierHook(frontier_conn_id=self.frontier_conn_id).analyze_company(
-            statements, idempotency_key=key
+            request, idempotency_key=key
         )
         document = {
             **analysis,
@@ -417,6 +517,7 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
             "overall_risk": risk.get("overall_risk"),
             "salesforce_account_key": entity.salesforce_account_key,
             "close_status": document["close_status"],
+            "previous_periods": previous,
         }
 
 
@@ -482,6 +583,42 @@ def _period_status(
             "for this period"
         )
     return status
+
+
+def _staged_fiscal_calendar(
+    status: dict[str, Any], entity: EntityConfig, period: FiscalPeriod, stage: str
+) -> FiscalCalendar:
+    """The fiscal calendar the extract read from the source and staged with the period status."""
+    staged = status.get("fiscal_calendar")
+    try:
+        return FiscalCalendar(**staged)
+    except (TypeError, InvalidPeriodError) as err:
+        raise AirflowFailException(
+            f"{stage} {entity.id} {period}: the period status has fiscal_calendar {staged!r}, not the "
+            f"fiscal calendar the extract reads from the source ({err}); it was staged by an older "
+            "version: rerun the extract task for this period"
+        ) from err
+
+
+def _staged_comparatives(staging: Staging, entity: EntityConfig, period: FiscalPeriod) -> dict[str, Any]:
+    """The comparatives document the comparatives task staged for the entity and period."""
+    path = staging.file(COMPARATIVES, str(period), entity.id, ".json")
+    if not path.exists():
+        raise AirflowFailException(
+            f"analyze {entity.id} {period}: no comparatives at {path}, so growth and averages cannot be "
+            "computed; run the comparatives task for this period first"
+        )
+    document = staging.read_json(path)
+    if (
+        (document.get("entity"), document.get("period")) != (entity.id, str(period))
+        or not isinstance(document.get("comparatives"), dict)
+        or not isinstance(document.get("unavailable"), dict)
+    ):
+        raise AirflowFailException(
+            f"analyze {entity.id} {period}: {path} is not the comparatives document of {entity.id} "
+            f"{period}; rerun the comparatives task for this period"
+        )
+    return document
 
 
 def _carried_labels(statements: dict[str, Any], entity: EntityConfig, period: FiscalPeriod) -> dict[str, Any]:

@@ -32,26 +32,32 @@ Close controls (``frontier_provider.ledger.controls``) read the same tables:
 * the balance carryforward: ``BEGIN_BALANCE`` of period 1 against the end
   balances of the prior year's last period (adjustment period 13 included),
   where revenue and expense close into the ledger's retained-earnings account
-  (``GL_LEDGERS.RET_EARN_CODE_COMBINATION_ID``), in one extra query per extract.
+  (``GL_LEDGERS.RET_EARN_CODE_COMBINATION_ID``), in one extra query per extract;
+* the fiscal calendar: the ``START_DATE`` / ``END_DATE`` of the year's periods in
+  ``GL_PERIODS`` say which month the fiscal year starts in and whether
+  ``PERIOD_YEAR`` is the calendar year it ends or starts in.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pyarrow as pa
 
 from frontier_provider.ledger.controls import (
+    FiscalCalendarError,
     PeriodNotInCalendarError,
     PeriodStatus,
     PeriodWithoutBalancesError,
+    SourceCalendar,
     YearOpening,
     check_carryforward,
 )
-from frontier_provider.ledger.periods import FiscalPeriod
+from frontier_provider.ledger.periods import REGULAR_PERIODS, FiscalCalendar, FiscalPeriod
 from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
 
 SOURCE_NAME = "oracle_ebs"
@@ -140,6 +146,24 @@ CLOSING_STATUSES = {
 _CLOSED_STATUSES = frozenset("CP")
 
 _LEDGER_CURRENCY_SQL = "SELECT CURRENCY_CODE FROM GL_LEDGERS WHERE LEDGER_ID = :ledger_id"
+
+# The periods of one fiscal year in the ledger's calendar; the outer join tells a missing ledger
+# (no row) from a year the calendar does not hold (one row without a period).
+_FISCAL_YEAR_PERIODS_SQL = """
+SELECT led.PERIOD_SET_NAME AS period_set_name,
+       led.ACCOUNTED_PERIOD_TYPE AS period_type,
+       per.PERIOD_NUM AS period_num,
+       per.START_DATE AS start_date,
+       per.END_DATE AS end_date,
+       per.ADJUSTMENT_PERIOD_FLAG AS adjustment_period_flag
+  FROM GL_LEDGERS led
+  LEFT JOIN GL_PERIODS per
+    ON per.PERIOD_SET_NAME = led.PERIOD_SET_NAME
+   AND per.PERIOD_TYPE = led.ACCOUNTED_PERIOD_TYPE
+   AND per.PERIOD_YEAR = :fiscal_year
+ WHERE led.LEDGER_ID = :ledger_id
+ ORDER BY per.PERIOD_NUM
+"""
 
 
 def ebs_gl_balances(
@@ -337,6 +361,43 @@ def ebs_period_status(connection: Any, *, ledger_id: int, period: FiscalPeriod) 
     )
 
 
+def ebs_fiscal_calendar(connection: Any, *, ledger_id: int, fiscal_year: int) -> SourceCalendar:
+    """The ledger's fiscal calendar for one year, from the dates of its periods in ``GL_PERIODS``.
+
+    The calendar is the ledger's period set and accounted period type. Period 1's
+    ``START_DATE`` gives the month the fiscal year starts in; comparing ``PERIOD_YEAR``
+    with the calendar year of the last regular period's ``END_DATE`` says whether the
+    year is named by the calendar year it ends in (2024 = October 2023 .. September
+    2024) or starts in. Adjustment periods (``ADJUSTMENT_PERIOD_FLAG = 'Y'``) are in
+    ``periods`` but do not shape the calendar. Periods without dates leave the calendar
+    unsaid (None); regular periods that are not the twelve calendar months are refused,
+    since fiscal periods here are months.
+
+    :param connection: a DB-API connection.
+    :param ledger_id: ``GL_LEDGERS.LEDGER_ID``.
+    :param fiscal_year: the ``PERIOD_YEAR`` to read.
+    """
+    _check_ledger(ledger_id, "-")
+    rows = _fetch(connection, _FISCAL_YEAR_PERIODS_SQL, {"ledger_id": ledger_id, "fiscal_year": fiscal_year})
+    if not rows:
+        raise ValueError(f"ledger {ledger_id} does not exist in GL_LEDGERS")
+    period_set, period_type = rows[0][0], rows[0][1]
+    where = (
+        f"GL_PERIODS of calendar {period_set!r} (period type {period_type}) of ledger {ledger_id}, "
+        f"PERIOD_YEAR {fiscal_year}"
+    )
+    periods = [row for row in rows if row[2] is not None]
+    numbers = tuple(int(row[2]) for row in periods)
+    regular = [
+        (int(number), _period_date(start, "START_DATE"), _period_date(end, "END_DATE"))
+        for _, _, number, start, end, adjustment in periods
+        if str(adjustment or "N").strip() != "Y"
+    ]
+    if not regular or any(start is None or end is None for _, start, end in regular):
+        return SourceCalendar(fiscal_year, None, numbers, where)
+    return SourceCalendar(fiscal_year, _calendar_of_months(regular, fiscal_year, where), numbers, where)
+
+
 def ebs_ledger_currency(connection: Any, ledger_id: int) -> str:
     """The currency of a ledger (``GL_LEDGERS.CURRENCY_CODE``).
 
@@ -347,6 +408,56 @@ def ebs_ledger_currency(connection: Any, ledger_id: int) -> str:
     if not rows:
         raise ValueError(f"ledger {ledger_id} does not exist in GL_LEDGERS")
     return str(rows[0][0])
+
+
+def _calendar_of_months(
+    regular: list[tuple[int, date, date]], fiscal_year: int, where: str
+) -> FiscalCalendar:
+    """The fiscal calendar whose months the regular periods of ``fiscal_year`` are, or the refusal."""
+    by_number = {number: (start, end) for number, start, end in regular}
+    if sorted(by_number) != list(range(1, REGULAR_PERIODS + 1)) or by_number[1][0].day != 1:
+        shown = ", ".join(f"{n}: {s}..{e}" for n, s, e in regular)
+        raise FiscalCalendarError(
+            f"{where}: the regular periods are not twelve calendar months ({shown}); the close needs "
+            f"monthly periods 1-12 (adjustment periods flagged ADJUSTMENT_PERIOD_FLAG 'Y')"
+        )
+    first_start, last_end = by_number[1][0], by_number[REGULAR_PERIODS][1]
+    if first_start.month == 1 and first_start.year == fiscal_year:
+        calendar = FiscalCalendar(1, "end")
+    elif last_end.year == fiscal_year:
+        calendar = FiscalCalendar(first_start.month, "end")
+    elif first_start.year == fiscal_year:
+        calendar = FiscalCalendar(first_start.month, "start")
+    else:
+        raise FiscalCalendarError(
+            f"{where}: the year runs {first_start} .. {last_end}, so PERIOD_YEAR {fiscal_year} names "
+            f"neither the calendar year it starts in nor the one it ends in"
+        )
+    for number, (start, end) in sorted(by_number.items()):
+        period = FiscalPeriod(fiscal_year, number)
+        if (start, end) != (calendar.start_date(period), calendar.end_date(period)):
+            raise FiscalCalendarError(
+                f"{where}: period {number} runs {start} .. {end}, not the calendar month "
+                f"{calendar.start_date(period)} .. {calendar.end_date(period)} that a fiscal year starting "
+                f"{first_start} gives it; the close needs monthly periods"
+            )
+    return calendar
+
+
+def _period_date(value: object, column: str) -> date | None:
+    """A GL_PERIODS date: a datetime from Oracle, ISO text from SQLite."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and value.strip():
+        try:
+            return date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            pass
+    raise ValueError(f"GL_PERIODS.{column} {value!r} is not a date")
 
 
 def _segment_columns(company_segment_column: str, account_segment_column: str) -> tuple[str, str]:

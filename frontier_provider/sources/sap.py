@@ -30,11 +30,16 @@ Close controls (``frontier_provider.ledger.controls``) read SAP's own settings:
   the ``POPER 000`` lines of ``ACDOCA``) against the prior year's closing
   balances, special periods included, where profit-and-loss accounts close
   into the retained-earnings account ``T030`` assigns to their P&L statement
-  account type (transaction ``BIL``): one extra totals read per extract.
+  account type (transaction ``BIL``): one extra totals read per extract;
+* the fiscal calendar: the company code's fiscal year variant (``T001-PERIV``) is
+  the calendar year when ``T009-XKALE`` is set; otherwise its ``T009B`` entries
+  give, per calendar month, the posting period that month ends and the year
+  shift (``RELJR``) from the calendar year to the fiscal year.
 """
 
 from __future__ import annotations
 
+import calendar as calendar_months
 import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -45,13 +50,15 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from frontier_provider.ledger.controls import (
+    FiscalCalendarError,
     PeriodNotInCalendarError,
     PeriodStatus,
     PeriodWithoutBalancesError,
+    SourceCalendar,
     YearOpening,
     check_carryforward,
 )
-from frontier_provider.ledger.periods import FiscalPeriod
+from frontier_provider.ledger.periods import CALENDAR_YEAR, REGULAR_PERIODS, FiscalCalendar, FiscalPeriod
 from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
 
 RFC_READ_TABLE = "RFC_READ_TABLE"
@@ -564,6 +571,108 @@ def sap_period_status(client: RfcClient, *, company_code: str, period: FiscalPer
             f"(transaction OB52)"
         ),
     )
+
+
+def sap_fiscal_calendar(client: RfcClient, *, company_code: str, fiscal_year: int) -> SourceCalendar:
+    """The company code's fiscal calendar for one year, from its fiscal year variant.
+
+    ``T001-PERIV`` names the variant; ``T009`` says whether it is the calendar year
+    (``XKALE = 'X'``), whether its periods differ by year (``XJABH``) and how many
+    posting and special periods it has. Any other variant's ``T009B`` entries (of
+    the year, for a year-dependent one) map each calendar month's last day
+    (``BUMON``/``BUTAG``) to the posting period it ends (``POPER``) and the year
+    shift (``RELJR``): the month of period 1 is the start month, and a shift of 0
+    there names the fiscal year by the calendar year it starts in (V3, April-March,
+    shifts January-March by -1), +1 by the year it ends in. Variants whose posting
+    periods are not the twelve calendar months are refused.
+
+    :param client: an RFC client.
+    :param company_code: the company code (BUKRS).
+    :param fiscal_year: the fiscal year.
+    """
+    company_code = validate_company_code(company_code)
+    year_text = validate_fiscal_year(fiscal_year)
+    reader = RfcTableReader(client)
+    company = _rows(reader, "T001", ["BUKRS", "PERIV"], f"BUKRS = '{company_code}'")
+    if not company:
+        raise ValueError(f"company code {company_code} does not exist in T001")
+    if not company[0]["PERIV"]:
+        raise ValueError(
+            f"company code {company_code} has no fiscal year variant (T001-PERIV): assign one (transaction "
+            f"OB37)"
+        )
+    variant = validate_fiscal_year_variant(company[0]["PERIV"])
+    settings = _rows(reader, "T009", ["PERIV", "XKALE", "XJABH", "ANZBP", "ANZSP"], f"PERIV = '{variant}'")
+    if not settings:
+        raise ValueError(f"fiscal year variant {variant} of company code {company_code} is not in T009")
+    posting_periods, special_periods = int(settings[0]["ANZBP"]), int(settings[0]["ANZSP"])
+    periods = tuple(range(1, posting_periods + special_periods + 1))
+    where = f"fiscal year variant {variant} of company code {company_code}"
+    if settings[0]["XKALE"] == "X":
+        return SourceCalendar(fiscal_year, CALENDAR_YEAR, periods, f"{where} (T009: calendar year)")
+    year_dependent = settings[0]["XJABH"] == "X"
+    where = f"{where} (T009, T009B{f' of {year_text}' if year_dependent else ''})"
+    if posting_periods != REGULAR_PERIODS:
+        raise FiscalCalendarError(
+            f"{where} has {posting_periods} posting periods; the close needs the twelve calendar months"
+        )
+    entries = _rows(
+        reader,
+        "T009B",
+        ["BDATJ", "BUMON", "BUTAG", "POPER", "RELJR"],
+        f"PERIV = '{variant}' AND BDATJ = '{year_text if year_dependent else '0000'}'",
+    )
+    if not entries:
+        raise FiscalCalendarError(
+            f"{where}: T009B holds no periods{f' for {year_text}' if year_dependent else ''}; maintain the "
+            f"variant's periods in transaction OB29"
+        )
+    return SourceCalendar(fiscal_year, _calendar_of_t009b(entries, where), periods, where)
+
+
+def _calendar_of_t009b(entries: list[dict[str, str]], where: str) -> FiscalCalendar:
+    """The fiscal calendar of a variant's T009B entries, or the refusal when its periods are not months."""
+    months: dict[int, tuple[int, int]] = {}  # calendar month -> (posting period, year shift)
+    for entry in entries:
+        month, day = int(entry["BUMON"] or 0), int(entry["BUTAG"] or 0)
+        # BUTAG 29 in February stands for its last day in every year.
+        if not 1 <= month <= 12 or day < calendar_months.monthrange(2001, month)[1] or month in months:
+            raise FiscalCalendarError(
+                f"{where}: period {entry['POPER']} ends on day {entry['BUTAG']} of month {entry['BUMON']}: "
+                f"the close needs posting periods that are calendar months, one per month"
+            )
+        months[month] = (int(entry["POPER"] or 0), _year_shift(entry["RELJR"], where))
+    if len(months) != REGULAR_PERIODS:
+        raise FiscalCalendarError(
+            f"{where}: T009B names {len(months)} month ends, not twelve; the close needs posting periods "
+            f"that are calendar months"
+        )
+    start = next((month for month, (period, _) in months.items() if period == 1), None)
+    if start is None:
+        raise FiscalCalendarError(f"{where}: no month ends posting period 1 in T009B")
+    first_shift = months[start][1]
+    for month, (period, shift) in sorted(months.items()):
+        expected = ((month - start) % 12 + 1, first_shift if month >= start else first_shift - 1)
+        if (period, shift) != expected:
+            raise FiscalCalendarError(
+                f"{where}: month {month} ends period {period} with year shift {shift:+d}; a fiscal year "
+                f"that starts in month {start} needs period {expected[0]} with shift {expected[1]:+d}"
+            )
+    if start == 1 and first_shift == 0:
+        return FiscalCalendar(1, "end")
+    if start != 1 and first_shift in (0, 1):
+        return FiscalCalendar(start, "start" if first_shift == 0 else "end")
+    raise FiscalCalendarError(
+        f"{where}: period 1 (month {start}) has year shift {first_shift:+d}; the fiscal year must be named "
+        f"by the calendar year it starts in (shift 0) or ends in (+1)"
+    )
+
+
+def _year_shift(text: str, where: str) -> int:
+    try:
+        return int(text.strip() or 0)
+    except ValueError:
+        raise FiscalCalendarError(f"{where}: year shift (T009B-RELJR) {text!r} is not a number") from None
 
 
 @dataclass(frozen=True)

@@ -441,6 +441,11 @@ def test_close_analyze_retry_after_a_lost_response_is_not_computed_twice(serve, 
         "closing_entries": {"detected": False},
     }
     staging.write_json(staging.file("statements", "2024-12", entity.id, ".json"), statements)
+    # The comparatives task's document for a ledger without earlier periods.
+    staging.write_json(
+        staging.file("comparatives", "2024-12", entity.id, ".json"),
+        {"entity": entity.id, "period": "2024-12", "comparatives": {}, "unavailable": {}},
+    )
     unit = {"period": "2024-12", "entity": entity.to_dict(), "dry_run": False}
     analyze = AnalyzeStatementsOperator(task_id="analyze", unit=unit, frontier_conn_id="frontier_test")
 
@@ -484,6 +489,7 @@ def test_close_analyze_retry_after_a_lost_response_is_not_computed_twice(serve, 
 
 def test_close_analyze_stage_calls_the_remote_api(serve, demo_ledger, airflow_db, tmp_path):
     """The financial close, with frontier_default pointing at the server, stages the remote analyses."""
+    from frontier_provider.sources.books import analysis_request
     from tests.helpers import airflow_cli
 
     server = serve()
@@ -505,6 +511,10 @@ def test_close_analyze_stage_calls_the_remote_api(serve, demo_ledger, airflow_db
         statements = json.loads(
             (staging / "statements" / "period=2024-12" / f"entity={entity}.json").read_text()
         )
+        comparatives = json.loads(
+            (staging / "comparatives" / "period=2024-12" / f"entity={entity}.json").read_text()
+        )
         staged = json.loads(path.read_text())
         labels = {key: statements[key] for key in ("close_status", "as_of", "closing_entries")}
-        assert staged == {**analyze_company(statements), "entity": entity, "period": "2024-12", **labels}
+        expected = analyze_company(analysis_request(statements, comparatives))
+        assert staged == {**expected, "entity": entity, "period": "2024-12", **labels}

@@ -265,3 +265,23 @@ def test_the_manifest_as_tableau_columns(manifests):
         "TB_Credit_Total": Decimal("2300.00"),
         "Source": "oracle_ebs",
     }
+
+
+def test_the_comparatives_and_flux_review_are_digested_when_staged(staging, staging_root):
+    without = build_manifest(staging, PERIOD, ENTITY)
+    comparatives = staging.write_json(
+        staging.file("comparatives", PERIOD, ENTITY, ".json"),
+        {"entity": ENTITY, "period": PERIOD, "comparatives": {}, "unavailable": {}},
+    )
+    flux = staging.write_parquet(
+        staging.file("flux", PERIOD, ENTITY, ".parquet"), pa.table({"entity": [ENTITY], "material": [True]})
+    )
+
+    manifest = build_manifest(staging, PERIOD, ENTITY)
+
+    added = {name: digest for name, digest in manifest.files.items() if name not in without.files}
+    assert added == {
+        f"comparatives/period={PERIOD}/entity={ENTITY}.json": sha256_of(comparatives),
+        f"flux/period={PERIOD}/entity={ENTITY}.parquet": sha256_of(flux),
+    }
+    assert manifest.manifest_sha256 != without.manifest_sha256

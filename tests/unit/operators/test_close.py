@@ -131,6 +131,9 @@ def _stage_gl(staging: Staging, rows: list[tuple[str, str, str]]) -> None:
             "source_status": "C",
             "close_status": "final",
             "as_of": "2025-01-02T06:00:00Z",
+            "fiscal_calendar": {"start_month": 1, "named_by": "end"},
+            "period_start": "2024-12-01",
+            "period_end": "2024-12-31",
         },
     )
 

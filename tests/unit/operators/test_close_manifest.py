@@ -86,14 +86,33 @@ def stage_extract(staging: Staging, period: str, ledger: list[tuple], close_stat
                 "source_status": "O",
                 "close_status": close_status,
                 "as_of": AS_OF,
+                "fiscal_calendar": {"start_month": 1, "named_by": "end"},
             },
         )
+
+
+def stage_comparatives(staging: Staging, period: str) -> None:
+    """Stage what the comparatives task stages for a ledger that holds no earlier period."""
+    staging.write_json(
+        staging.file("comparatives", period, ENTITY.id, ".json"),
+        {
+            "entity": ENTITY.id,
+            "period": period,
+            "fiscal_calendar": {"start_month": 1, "named_by": "end"},
+            "comparatives": {},
+            "unavailable": {
+                role: "the ledger holds no earlier period"
+                for role in ("prior_period", "prior_year_period", "prior_year_end")
+            },
+        },
+    )
 
 
 def close(period: str) -> dict:
     """Run trial balance, statements, analyze and manifest for ENTITY; return the manifest task's output."""
     BuildTrialBalanceOperator(task_id="trial_balance", unit=unit(period)).execute(context())
     BuildStatementsOperator(task_id="statements", unit=unit(period)).execute(context())
+    stage_comparatives(Staging(), period)
     analysis = AnalyzeStatementsOperator(task_id="analyze", unit=unit(period)).execute(context())
     return BuildManifestOperator(task_id="manifest", unit=unit(period), analysis=analysis).execute(context())
 
