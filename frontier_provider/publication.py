@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from frontier_provider.manifest import Manifest
     from frontier_provider.storage import Staging
 
-TARGETS = ("tableau", "salesforce")
+TARGETS = ("tableau", "tableau_flux", "salesforce")
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def published(staging: Staging, target: str, period: str, entities: Iterable[str
     """The last publication to ``target`` of each entity's figures for ``period``; absent if never published.
 
     :param staging: the staging area of the close.
-    :param target: "tableau" or "salesforce".
+    :param target: one of ``TARGETS``: "tableau", "tableau_flux" (the flux datasource), "salesforce".
     :param period: the fiscal period.
     :param entities: the entity ids to look up.
     """
@@ -82,7 +82,7 @@ def record_published(staging: Staging, target: str, publications: Iterable[Publi
     """Record what ``target`` confirmed it received; call only after the write succeeded.
 
     :param staging: the staging area of the close.
-    :param target: "tableau" or "salesforce".
+    :param target: one of ``TARGETS``: "tableau", "tableau_flux" (the flux datasource), "salesforce".
     :param publications: one per (period, entity) written.
     """
     for publication in publications:

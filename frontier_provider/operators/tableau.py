@@ -42,8 +42,8 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError
-from frontier_provider.manifest import read_manifests
-from frontier_provider.operators.close import ANALYSIS
+from frontier_provider.manifest import ANALYSIS, FLUX, read_manifests
+from frontier_provider.operators.flux import EXPLANATIONS_FILE
 from frontier_provider.publication import (
     Publication,
     check_against_close,
@@ -55,21 +55,25 @@ from frontier_provider.publishing import publishing_dry_run
 from frontier_provider.storage import Staging, staged_path
 from frontier_provider.tableau.jobs import SUCCEEDED, job_failure_message, job_state, job_timeout_message
 from frontier_provider.tableau.rows import (
-    AnalysisDocumentError,
-    AnalysisRow,
-    analysis_row,
+    ANALYSIS_EXTRACT,
+    FLUX_EXTRACT,
+    ExtractKind,
+    ExtractRow,
+    ExtractRowsError,
     analysis_rows,
+    flux_manifest_figures,
+    flux_rows,
     manifest_figures,
     rows_digest,
     with_manifest,
 )
 
 DEFAULT_DATASOURCE = "Frontier Financial Analysis"
+DEFAULT_FLUX_DATASOURCE = "Frontier Flux Analysis"
 PUBLICATION_TARGET = "tableau"
+FLUX_PUBLICATION_TARGET = "tableau_flux"
 TABLEAU_POOL = "tableau"
 STAGING_DATASET = "tableau"
-# The extract holds the whole period (every entity of the run): a period file, not an entity's.
-STAGING_EXTRACT = "frontier_analysis"
 UPDATE = "update"
 OVERWRITE = "overwrite"
 PUBLISH_MODES = (UPDATE, OVERWRITE)
@@ -81,19 +85,21 @@ class TableauJobTimeoutError(AirflowFailException):
     """Tableau jobs outlasted the task's timeout; they may be stuck, which a retry cannot fix."""
 
 
-class TableauPublishOperator(BaseOperator):
-    """Publish one fiscal period's analysis results to a Tableau Hyper datasource.
+class _ExtractPublishOperator(BaseOperator):
+    """Publish one fiscal period's rows of one kind (``extract_kind``) to a Tableau Hyper datasource.
+
+    The machinery every close datasource shares: rows verified against the close manifests,
+    preliminary rows held back where final ones are published, the extract staged, then the
+    rows of (period, entities) replaced exactly, or, in a dry run, nothing sent. A subclass names
+    its rows' kind and reads them from its staged inputs.
 
     :param period: the fiscal period, e.g. ``"2024-12"``.
-    :param analysis_paths: staged analysis JSON documents (object-storage URLs or local paths): a
-        list, or a string holding a JSON list (a template rendered without native objects), or a
-        string holding one path.
     :param datasource_name: the published datasource's name.
     :param project_name: the Tableau project that holds it.
     :param create_project: create the project when the site has none of that name.
-    :param mode: ``"update"`` replaces the rows of the period and the analyses' entities (publishing
+    :param mode: ``"update"`` replaces the rows of the period and the inputs' entities (publishing
         the datasource on first load); ``"overwrite"`` republishes the whole datasource from every
-        analysis staged under the staging root, ``analysis_paths`` included.
+        input of the kind staged under the staging root, the given ones included.
     :param tableau_conn_id: the Airflow connection of type ``tableau``; a missing connection fails the
         task unless a dry run was asked for.
     :param site_id: the site's content URL; defaults to the connection's ``site_id`` extra.
@@ -103,25 +109,16 @@ class TableauPublishOperator(BaseOperator):
     :param poll_interval: seconds between checks of the update job.
     """
 
-    template_fields: Sequence[str] = (
-        "period",
-        "analysis_paths",
-        "datasource_name",
-        "project_name",
-        "mode",
-        "tableau_conn_id",
-        "site_id",
-        "staging_root",
-        "dry_run",
-    )
+    extract_kind: ExtractKind = ANALYSIS_EXTRACT
+    #: Where the close records what this datasource received (``frontier_provider.publication``).
+    publication_target = PUBLICATION_TARGET
     ui_color = "#e8f0fb"
 
     def __init__(
         self,
         *,
         period: str,
-        analysis_paths: list[str] | str,
-        datasource_name: str = DEFAULT_DATASOURCE,
+        datasource_name: str,
         project_name: str = "Finance",
         create_project: bool = False,
         mode: str = UPDATE,
@@ -136,7 +133,6 @@ class TableauPublishOperator(BaseOperator):
     ) -> None:
         super().__init__(pool=pool, **kwargs)
         self.period = period
-        self.analysis_paths = analysis_paths
         self.datasource_name = datasource_name
         self.project_name = project_name
         self.create_project = create_project
@@ -148,6 +144,26 @@ class TableauPublishOperator(BaseOperator):
         self.job_timeout = job_timeout
         self.poll_interval = poll_interval
 
+    # -- what a subclass provides --
+    def input_paths(self) -> list[str]:
+        """The rendered staged inputs of the run."""
+        raise NotImplementedError
+
+    def rows_of(self, paths: list[str], staging: Staging) -> list[ExtractRow]:
+        """The extract rows of staged inputs, in the kind's order.
+
+        :raises ExtractRowsError: an input cannot be turned into rows.
+        """
+        raise NotImplementedError
+
+    def staged_inputs(self, staging: Staging) -> dict[tuple[str, str], str]:
+        """Every input of the kind staged under the root, by (period, entity): the overwrite snapshot."""
+        raise NotImplementedError
+
+    def entity_figures(self, rows: list[ExtractRow]) -> dict[str, Any]:
+        """What one entity's rows of a period publish that its close manifest records."""
+        raise NotImplementedError
+
     def execute(self, context: Any) -> dict[str, Any]:
         # Imported here, not at module level: tableauhyperapi is slow to import and DAG files import
         # this module on every parse.
@@ -157,7 +173,7 @@ class TableauPublishOperator(BaseOperator):
         if self.mode not in PUBLISH_MODES:
             raise AirflowFailException(f"mode must be one of {PUBLISH_MODES}, got {self.mode!r}")
         staging = Staging(self.staging_root)
-        rows = self._read_rows(period, rendered_list(self.analysis_paths, "analysis_paths"), staging)
+        rows = self._read_rows(period, self.input_paths(), staging)
         rows, held_back, publications = self._controlled_rows(rows, staging)
         entities = sorted({row["Entity"] for row in rows})
         summary: dict[str, Any] = {
@@ -168,7 +184,7 @@ class TableauPublishOperator(BaseOperator):
             "rows": len(rows),
             "entities": entities,
             "held_back": held_back,
-            "content_digest": rows_digest(rows),
+            "content_digest": rows_digest(rows, self.extract_kind),
             "datasource_id": None,
             "action": None,
             "job_id": None,
@@ -178,11 +194,13 @@ class TableauPublishOperator(BaseOperator):
         if not rows:
             self.log.warning("Nothing to publish to Tableau for period %s: every row was held back", period)
             return summary
+        # The extract holds the whole period (every entity of the run): a period file, not an entity's.
+        name = self.extract_kind.staging_name
         with tempfile.TemporaryDirectory(prefix="frontier-tableau-") as workdir:
-            extract = Path(workdir) / f"{STAGING_EXTRACT}.hyper"
-            write_extract(rows, extract)
+            extract = Path(workdir) / f"{name}.hyper"
+            write_extract(rows, extract, self.extract_kind)
             staged = staging.write_bytes(
-                staging.period_file(STAGING_DATASET, period, STAGING_EXTRACT, ".hyper"), extract.read_bytes()
+                staging.period_file(STAGING_DATASET, period, name, ".hyper"), extract.read_bytes()
             )
             summary["path"] = str(staged)
             if _dry_run(self.dry_run, self.tableau_conn_id):
@@ -201,7 +219,7 @@ class TableauPublishOperator(BaseOperator):
                 )
                 return {**summary, "dry_run": True}
             summary.update(self._publish(period, entities, extract))
-        record_published(staging, PUBLICATION_TARGET, publications)
+        record_published(staging, self.publication_target, publications)
         self.log.info(
             "Tableau datasource %r (%s) in project %r: %s of period %s, %d rows of entities %s, job %s, "
             "request id %s",
@@ -217,47 +235,48 @@ class TableauPublishOperator(BaseOperator):
         )
         return summary
 
-    def _read_rows(self, period: str, paths: list[str], staging: Staging) -> list[AnalysisRow]:
+    def _read_rows(self, period: str, paths: list[str], staging: Staging) -> list[ExtractRow]:
+        kind = self.extract_kind.name
         if not paths:
-            raise AirflowFailException(f"no analysis documents given for period {period}: nothing to publish")
+            raise AirflowFailException(f"no {kind} documents given for period {period}: nothing to publish")
         try:
-            rows = analysis_rows(_read_document(path) for path in paths)
+            rows = self.rows_of(paths, staging)
             if self.mode == OVERWRITE:
                 rows = self._snapshot_rows(rows, staging)
-        except AnalysisDocumentError as error:
+        except ExtractRowsError as error:
             raise AirflowFailException(
-                f"cannot build the Tableau extract for period {period}: {error}"
+                f"cannot build the Tableau {kind} extract for period {period}: {error}"
             ) from error
         if self.mode == UPDATE:
             # The update replaces this period's rows only; a row of another period would pile up on reruns.
             strays = sorted({f"{row['Entity']} ({row['Period']})" for row in rows if row["Period"] != period})
             if strays:
                 raise AirflowFailException(
-                    f"mode 'update' replaces period {period} only, but these analyses are for other periods: "
-                    f"{', '.join(strays)}; pass only period {period}'s analyses or use mode 'overwrite'"
+                    f"mode 'update' replaces period {period} only, but these {kind} documents are for other "
+                    f"periods: {', '.join(strays)}; pass only period {period}'s or use mode 'overwrite'"
                 )
         return rows
 
     def _controlled_rows(
-        self, rows: list[AnalysisRow], staging: Staging
-    ) -> tuple[list[AnalysisRow], list[str], list[Publication]]:
+        self, rows: list[ExtractRow], staging: Staging
+    ) -> tuple[list[ExtractRow], list[str], list[Publication]]:
         """Verify the rows against their close manifests and hold back preliminary rows over final ones.
 
         Returns the rows to send, with their manifest columns, the ``"entity (period)"`` items held
         back, and the publications to record once Tableau has confirmed the write.
         """
-        by_period: dict[str, list[AnalysisRow]] = {}
+        by_unit: dict[str, dict[str, list[ExtractRow]]] = {}
         for row in rows:
-            by_period.setdefault(row["Period"], []).append(row)
-        controlled: list[AnalysisRow] = []
+            by_unit.setdefault(row["Period"], {}).setdefault(row["Entity"], []).append(row)
+        controlled: list[ExtractRow] = []
         held: list[str] = []
         publications: list[Publication] = []
-        for period, period_rows in sorted(by_period.items()):
-            entities = [row["Entity"] for row in period_rows]
-            previous = published(staging, PUBLICATION_TARGET, period, entities)
+        for period, by_entity in sorted(by_unit.items()):
+            entities = sorted(by_entity)
+            previous = published(staging, self.publication_target, period, entities)
             try:
                 manifests = read_manifests(staging, period, entities)
-                figures = {row["Entity"]: manifest_figures(row) for row in period_rows}
+                figures = {entity: self.entity_figures(by_entity[entity]) for entity in entities}
                 hold = check_against_close(figures, manifests, previous)
             except ValueError as error:
                 raise AirflowFailException(
@@ -272,29 +291,27 @@ class TableauPublishOperator(BaseOperator):
             if hold:
                 self.log.warning(held_back_message("Tableau", period, hold, previous))
             held += [f"{entity} ({period})" for entity in hold]
-            for row in period_rows:
-                if row["Entity"] in hold:
+            for entity in entities:
+                if entity in hold:
                     continue
-                manifest = manifests[row["Entity"]]
-                controlled.append(with_manifest(row, manifest.tableau_columns()))
-                publications.append(Publication.of(manifest))
-        return controlled, held, publications
+                columns = manifests[entity].tableau_columns()
+                controlled += [with_manifest(row, columns, self.extract_kind) for row in by_entity[entity]]
+                publications.append(Publication.of(manifests[entity]))
+        return sorted(controlled, key=self.extract_kind.sort_key), held, publications
 
-    def _snapshot_rows(self, run_rows: list[AnalysisRow], staging: Staging) -> list[AnalysisRow]:
+    def _snapshot_rows(self, run_rows: list[ExtractRow], staging: Staging) -> list[ExtractRow]:
         """The run's rows plus those of every other (period, entity) staged under the staging root."""
-        snapshot = {(row["Period"], row["Entity"]): row for row in run_rows}
-        staged = sorted((staging.root / ANALYSIS).glob("period=*/entity=*.json"), key=str)
-        for path in staged:
-            row = analysis_row(_read_document(str(path)))
-            snapshot.setdefault((row["Period"], row["Entity"]), row)
+        in_run = {(row["Period"], row["Entity"]) for row in run_rows}
+        earlier = [path for key, path in sorted(self.staged_inputs(staging).items()) if key not in in_run]
+        rows = run_rows + (self.rows_of(earlier, staging) if earlier else [])
         self.log.info(
-            "Overwrite snapshot: %d rows, %d from this run and %d staged earlier under %s",
-            len(snapshot),
-            len(run_rows),
-            len(snapshot) - len(run_rows),
-            staging.root / ANALYSIS,
+            "Overwrite snapshot: %d rows: %d entity periods from this run, %d staged earlier under %s",
+            len(rows),
+            len(in_run),
+            len(earlier),
+            staging.root,
         )
-        return [snapshot[key] for key in sorted(snapshot)]
+        return sorted(rows, key=self.extract_kind.sort_key)
 
     def _publish(self, period: str, entities: list[str], extract: Path) -> dict[str, Any]:
         from tableauserverclient import DatasourceItem, Server
@@ -394,6 +411,126 @@ class TableauPublishOperator(BaseOperator):
             )
         self.log.info("Creating Tableau project %r", self.project_name)
         return hook.server.projects.create(ProjectItem(name=self.project_name))
+
+
+class TableauPublishOperator(_ExtractPublishOperator):
+    """Publish one fiscal period's analysis results to a Tableau Hyper datasource.
+
+    :param period: the fiscal period, e.g. ``"2024-12"``.
+    :param analysis_paths: staged analysis JSON documents (object-storage URLs or local paths): a
+        list, or a string holding a JSON list (a template rendered without native objects), or a
+        string holding one path.
+    :param datasource_name: the published datasource's name.
+    :param project_name: the Tableau project that holds it.
+    :param create_project: create the project when the site has none of that name.
+    :param mode: ``"update"`` replaces the rows of the period and the analyses' entities (publishing
+        the datasource on first load); ``"overwrite"`` republishes the whole datasource from every
+        analysis staged under the staging root, ``analysis_paths`` included.
+    :param tableau_conn_id: the Airflow connection of type ``tableau``; a missing connection fails the
+        task unless a dry run was asked for.
+    :param site_id: the site's content URL; defaults to the connection's ``site_id`` extra.
+    :param staging_root: staging root URL or path; defaults to ``$FRONTIER_STAGING_ROOT``.
+    :param dry_run: write the extract and log what would be published, but send nothing.
+    :param job_timeout: seconds to wait for Tableau's update job before failing without retries.
+    :param poll_interval: seconds between checks of the update job.
+    """
+
+    template_fields: Sequence[str] = (
+        "period",
+        "analysis_paths",
+        "datasource_name",
+        "project_name",
+        "mode",
+        "tableau_conn_id",
+        "site_id",
+        "staging_root",
+        "dry_run",
+    )
+    extract_kind = ANALYSIS_EXTRACT
+    publication_target = PUBLICATION_TARGET
+
+    def __init__(
+        self, *, analysis_paths: list[str] | str, datasource_name: str = DEFAULT_DATASOURCE, **kwargs: Any
+    ) -> None:
+        super().__init__(datasource_name=datasource_name, **kwargs)
+        self.analysis_paths = analysis_paths
+
+    def input_paths(self) -> list[str]:
+        return rendered_list(self.analysis_paths, "analysis_paths")
+
+    def rows_of(self, paths: list[str], staging: Staging) -> list[ExtractRow]:
+        return analysis_rows(_read_document(path) for path in paths)
+
+    def staged_inputs(self, staging: Staging) -> dict[tuple[str, str], str]:
+        return _staged_by_unit(staging, ANALYSIS, ".json")
+
+    def entity_figures(self, rows: list[ExtractRow]) -> dict[str, Any]:
+        (row,) = rows
+        return manifest_figures(row)
+
+
+class TableauPublishFluxOperator(_ExtractPublishOperator):
+    """Publish one fiscal period's flux review to its own Tableau Hyper datasource.
+
+    One row per entity, item (statement line or GL account) and comparison, with the explanation
+    that applies to each variance (``Explanation``, ``Explained_By``, ``Explanation_Source``: a
+    sign-off explanation over one from the explanations file) from the period's
+    ``flux/period=YYYY-MM/explanations.json``, and the manifest columns (``Close_Status``,
+    ``As_Of``, ``Manifest_Sha256``, ...). Published as the analysis is: rows verified against the
+    close manifests (close status, as-of, and the statement totals the rows show), preliminary
+    rows never replacing final ones (recorded under their own publication target), and each
+    update replacing exactly the rows of the period and the run's entities.
+
+    :param period: the fiscal period, e.g. ``"2024-12"``.
+    :param flux_paths: staged flux reviews (``flux/period=YYYY-MM/entity=<id>.parquet``), in the
+        forms ``analysis_paths`` of :class:`TableauPublishOperator` takes.
+    :param datasource_name: the published datasource's name (``settings.tableau_flux_datasource``).
+    :param mode: ``"update"`` (default) or ``"overwrite"`` (every flux review staged under the root).
+    The other arguments are :class:`TableauPublishOperator`'s.
+    """
+
+    template_fields: Sequence[str] = tuple(
+        "flux_paths" if name == "analysis_paths" else name for name in TableauPublishOperator.template_fields
+    )
+    extract_kind = FLUX_EXTRACT
+    publication_target = FLUX_PUBLICATION_TARGET
+
+    def __init__(
+        self, *, flux_paths: list[str] | str, datasource_name: str = DEFAULT_FLUX_DATASOURCE, **kwargs: Any
+    ) -> None:
+        super().__init__(datasource_name=datasource_name, **kwargs)
+        self.flux_paths = flux_paths
+
+    def input_paths(self) -> list[str]:
+        return rendered_list(self.flux_paths, "flux_paths")
+
+    def rows_of(self, paths: list[str], staging: Staging) -> list[ExtractRow]:
+        from frontier_provider.ledger.flux import FluxError, explanation_index
+
+        by_period: dict[str, list[dict[str, Any]]] = {}
+        for path in paths:
+            for record in _read_flux(path, staging):
+                by_period.setdefault(record["period"], []).append(record)
+        rows: list[ExtractRow] = []
+        for period, records in sorted(by_period.items()):
+            explanations_path = staging.period_file(FLUX, period, EXPLANATIONS_FILE, ".json")
+            if not explanations_path.exists():
+                raise AirflowFailException(
+                    f"the explanations of period {period} are not staged at {explanations_path}; rerun the "
+                    "flux tasks of the period"
+                )
+            try:
+                index = explanation_index(staging.read_json(explanations_path))
+            except FluxError as error:
+                raise ExtractRowsError(f"{explanations_path}: {error}") from error
+            rows += flux_rows(records, index)
+        return sorted(rows, key=self.extract_kind.sort_key)
+
+    def staged_inputs(self, staging: Staging) -> dict[tuple[str, str], str]:
+        return _staged_by_unit(staging, FLUX, ".parquet")
+
+    def entity_figures(self, rows: list[ExtractRow]) -> dict[str, Any]:
+        return flux_manifest_figures(rows)
 
 
 class TableauRefreshOperator(BaseOperator):
@@ -619,6 +756,24 @@ def _dry_run(dry_run: bool | str, conn_id: str) -> bool:
         conn_type="tableau",
         setting="settings.tableau_conn_id",
     )
+
+
+def _read_flux(path: str, staging: Staging) -> list[dict[str, Any]]:
+    try:
+        return staging.read_parquet(staged_path(path)).to_pylist()
+    except FileNotFoundError as error:
+        raise AirflowFailException(
+            f"staged flux review {path} does not exist: rerun the flux task"
+        ) from error
+
+
+def _staged_by_unit(staging: Staging, dataset: str, suffix: str) -> dict[tuple[str, str], str]:
+    """Every staged file of a per-entity dataset, by (period, entity), from its place in the layout."""
+    found = {}
+    for path in (staging.root / dataset).glob(f"period=*/entity=*{suffix}"):
+        period = path.parent.name.removeprefix("period=")
+        found[(period, path.name.removeprefix("entity=").removesuffix(suffix))] = str(path)
+    return found
 
 
 def _read_document(path: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The .hyper extract of the analysis rows, and the Hyper update actions that replace them.
+"""The .hyper extracts of the close's rows, and the Hyper update actions that replace them.
 
 Tableau publishes .hyper/.tds/.tdsx files only (a CSV is not publishable). The
 extract has a single table, ``"Extract"."Extract"``, the layout Tableau itself
@@ -37,8 +37,8 @@ from tableauhyperapi import (
 from tableauhyperapi import Date as HyperDate
 
 from frontier_provider.tableau.rows import (
-    ANALYSIS_COLUMNS,
-    COLUMN_NAMES,
+    ANALYSIS_EXTRACT,
+    BOOLEAN,
     COUNT,
     DATE,
     ENTITY_COLUMN,
@@ -46,7 +46,8 @@ from frontier_provider.tableau.rows import (
     PERIOD_COLUMN,
     RATIO,
     TEXT,
-    AnalysisRow,
+    ExtractKind,
+    ExtractRow,
 )
 
 EXTRACT_SCHEMA = "Extract"
@@ -69,11 +70,15 @@ _SQL_TYPES = {
     MONEY: SqlType.numeric(38, 4),
     DATE: SqlType.date(),
     COUNT: SqlType.big_int(),
+    BOOLEAN: SqlType.bool(),
 }
 
 
-def extract_table_definition() -> TableDefinition:
-    """The ``"Extract"."Extract"`` table: one column per analysis column, with its Tableau type."""
+def extract_table_definition(kind: ExtractKind = ANALYSIS_EXTRACT) -> TableDefinition:
+    """The ``"Extract"."Extract"`` table: one column per column of the extract, with its Tableau type.
+
+    :param kind: the extract: the analysis (default) or the flux review.
+    """
     return TableDefinition(
         EXTRACT_TABLE,
         [
@@ -82,7 +87,7 @@ def extract_table_definition() -> TableDefinition:
                 _SQL_TYPES[column.kind],
                 Nullability.NULLABLE if column.nullable else Nullability.NOT_NULLABLE,
             )
-            for column in ANALYSIS_COLUMNS
+            for column in kind.columns
         ],
     )
 
@@ -94,13 +99,16 @@ def hyper_process() -> Iterator[HyperProcess]:
         yield process
 
 
-def write_extract(rows: Sequence[AnalysisRow], path: str | Path) -> int:
+def write_extract(rows: Sequence[ExtractRow], path: str | Path, kind: ExtractKind = ANALYSIS_EXTRACT) -> int:
     """Write ``rows`` to a new .hyper file at ``path`` (replacing it) and return the row count.
 
-    :param rows: extract rows, as returned by :func:`frontier_provider.tableau.rows.analysis_rows`.
+    :param rows: extract rows, as returned by :func:`frontier_provider.tableau.rows.analysis_rows`
+        or :func:`~frontier_provider.tableau.rows.flux_rows`.
     :param path: a local file path ending in ``.hyper``.
+    :param kind: the extract the rows belong to.
     """
-    table = extract_table_definition()
+    table = extract_table_definition(kind)
+    names = kind.column_names
     with (
         hyper_process() as process,
         Connection(process.endpoint, str(path), CreateMode.CREATE_AND_REPLACE) as connection,
@@ -108,23 +116,25 @@ def write_extract(rows: Sequence[AnalysisRow], path: str | Path) -> int:
         connection.catalog.create_schema(EXTRACT_SCHEMA)
         connection.catalog.create_table(table)
         with Inserter(connection, table) as inserter:
-            inserter.add_rows([row.get(name) for name in COLUMN_NAMES] for row in rows)
+            inserter.add_rows([row.get(name) for name in names] for row in rows)
             inserter.execute()
         return connection.execute_scalar_query(f"SELECT COUNT(*) FROM {EXTRACT_TABLE}")
 
 
-def read_extract(path: str | Path) -> list[AnalysisRow]:
-    """Read the rows of an extract back, ordered by period then entity, with Python types.
+def read_extract(path: str | Path, kind: ExtractKind = ANALYSIS_EXTRACT) -> list[ExtractRow]:
+    """Read the rows of an extract back, in the extract's order (period, entity, ...), with Python types.
 
     :param path: a local .hyper file written by :func:`write_extract`.
+    :param kind: the extract the file holds.
     """
-    names = ", ".join(f'"{name}"' for name in COLUMN_NAMES)
-    query = f'SELECT {names} FROM {EXTRACT_TABLE} ORDER BY "{PERIOD_COLUMN}", "Entity"'
+    names = kind.column_names
+    selected = ", ".join(f'"{name}"' for name in names)
+    order = ", ".join(f'"{name}"' for name in kind.order_by)
+    query = f"SELECT {selected} FROM {EXTRACT_TABLE} ORDER BY {order}"
     with hyper_process() as process, Connection(process.endpoint, str(path)) as connection:
         records = connection.execute_list_query(query)
     return [
-        {name: _python_value(value) for name, value in zip(COLUMN_NAMES, record, strict=True)}
-        for record in records
+        {name: _python_value(value) for name, value in zip(names, record, strict=True)} for record in records
     ]
 
 

@@ -1,4 +1,4 @@
-"""Rows of the Tableau extract, one per entity and fiscal period, built from analysis documents.
+"""Rows of the Tableau extracts: the analysis (one row per entity and period) and the flux review.
 
 An analysis document is the Frontier analyze-company response staged under
 ``<root>/analysis/period=YYYY-PP/entity=<id>.json`` plus its ``entity`` and
@@ -13,6 +13,12 @@ the close manifest it was verified against (``Manifest_Sha256``, with the
 manifest's source, extract row count and trial-balance totals), so any number
 in Tableau traces back to a manifest under staging and the GL accounts behind
 it. The manifest columns are filled by :func:`with_manifest`.
+
+The flux datasource holds the staged flux review (``flux/period=YYYY-PP/entity=<id>.parquet``),
+one row per entity, period, item and comparison (:func:`flux_rows`), with the explanation that
+applies to each variance from ``flux/period=YYYY-PP/explanations.json`` and the same manifest
+columns. Each datasource is described by an :class:`ExtractKind`: its columns, the order of its
+rows, and the name of its staged extract.
 """
 
 from __future__ import annotations
@@ -24,15 +30,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError
+from frontier_provider.manifest import STATEMENT_TOTALS
+
+if TYPE_CHECKING:
+    from frontier_provider.ledger.flux import Explanation
 
 TEXT = "text"
 RATIO = "double"
 MONEY = "money"
 DATE = "date"
 COUNT = "count"
+BOOLEAN = "bool"
 
 # Money in the extract has the staging contract's scale (decimal128(38,4)): four decimals, exact.
 MONEY_SCALE = 4
@@ -48,6 +59,16 @@ class ExtractColumn:
     nullable: bool = True
 
 
+#: The close manifest's columns (``Manifest.tableau_columns()``), carried by every extract's rows.
+MANIFEST_COLUMNS: tuple[ExtractColumn, ...] = (
+    ExtractColumn("Close_Status", TEXT),
+    ExtractColumn("As_Of", TEXT),
+    ExtractColumn("Source", TEXT),
+    ExtractColumn("Extract_Rows", COUNT),
+    ExtractColumn("TB_Debit_Total", MONEY),
+    ExtractColumn("TB_Credit_Total", MONEY),
+    ExtractColumn("Manifest_Sha256", TEXT),
+)
 ANALYSIS_COLUMNS: tuple[ExtractColumn, ...] = (
     ExtractColumn("Company", TEXT),
     ExtractColumn("Entity", TEXT, nullable=False),
@@ -69,22 +90,80 @@ ANALYSIS_COLUMNS: tuple[ExtractColumn, ...] = (
     ExtractColumn("Total_Assets", MONEY),
     ExtractColumn("Analysis_Date", DATE),
     ExtractColumn("Analysis_Id", TEXT),
-    ExtractColumn("Close_Status", TEXT),
-    ExtractColumn("As_Of", TEXT),
-    ExtractColumn("Source", TEXT),
-    ExtractColumn("Extract_Rows", COUNT),
-    ExtractColumn("TB_Debit_Total", MONEY),
-    ExtractColumn("TB_Credit_Total", MONEY),
-    ExtractColumn("Manifest_Sha256", TEXT),
+    *MANIFEST_COLUMNS,
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(column.name for column in ANALYSIS_COLUMNS)
 PERIOD_COLUMN = "Period"
 ENTITY_COLUMN = "Entity"
 
+#: The flux review: one row per entity, period, item and comparison.
+FLUX_COLUMNS: tuple[ExtractColumn, ...] = (
+    ExtractColumn("Entity", TEXT, nullable=False),
+    ExtractColumn("Period", TEXT, nullable=False),
+    ExtractColumn("Currency", TEXT),
+    ExtractColumn("Level", TEXT, nullable=False),
+    ExtractColumn("Item", TEXT, nullable=False),
+    ExtractColumn("Description", TEXT),
+    ExtractColumn("Comparison", TEXT, nullable=False),
+    ExtractColumn("Comparative_Period", TEXT),
+    ExtractColumn("Current_Amount", MONEY),
+    ExtractColumn("Comparative_Amount", MONEY),
+    ExtractColumn("Change_Amount", MONEY),
+    ExtractColumn("Change_Percent", RATIO),
+    ExtractColumn("Threshold_Amount", MONEY),
+    ExtractColumn("Threshold_Percent", RATIO),
+    ExtractColumn("Material", BOOLEAN),
+    ExtractColumn("Explanation", TEXT),
+    ExtractColumn("Explained_By", TEXT),
+    ExtractColumn("Explanation_Source", TEXT),
+    ExtractColumn("Explained_At", TEXT),
+    *MANIFEST_COLUMNS,
+)
+
 AnalysisRow = dict[str, Any]
+ExtractRow = dict[str, Any]
 
 
-class AnalysisDocumentError(ValueError):
+@dataclass(frozen=True)
+class ExtractKind:
+    """The rows of one Tableau datasource: their columns, their order, and the staged extract's name.
+
+    :param name: what the rows are, for messages, e.g. "analysis".
+    :param columns: the extract's columns, in order.
+    :param order_by: the columns the rows are sorted by; the first two are ``Period`` and ``Entity``,
+        the key a load replaces.
+    :param staging_name: the staged extract is ``tableau/period=YYYY-PP/<staging_name>.hyper``.
+    """
+
+    name: str
+    columns: tuple[ExtractColumn, ...]
+    order_by: tuple[str, ...]
+    staging_name: str
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)
+
+    def sort_key(self, row: ExtractRow) -> tuple[Any, ...]:
+        return tuple(row[name] for name in self.order_by)
+
+
+ANALYSIS_EXTRACT = ExtractKind(
+    "analysis", ANALYSIS_COLUMNS, (PERIOD_COLUMN, ENTITY_COLUMN), "frontier_analysis"
+)
+FLUX_EXTRACT = ExtractKind(
+    "flux review",
+    FLUX_COLUMNS,
+    (PERIOD_COLUMN, ENTITY_COLUMN, "Level", "Item", "Comparison"),
+    "frontier_flux",
+)
+
+
+class ExtractRowsError(ValueError):
+    """Staged outputs cannot be turned into extract rows; the message names entity and field."""
+
+
+class AnalysisDocumentError(ExtractRowsError):
     """An analysis document cannot be turned into an extract row; the message names entity and field."""
 
 
@@ -169,29 +248,122 @@ def manifest_figures(row: AnalysisRow) -> dict[str, Any]:
     }
 
 
-def with_manifest(row: AnalysisRow, manifest_columns: Mapping[str, Any]) -> AnalysisRow:
+def with_manifest(
+    row: ExtractRow, manifest_columns: Mapping[str, Any], kind: ExtractKind = ANALYSIS_EXTRACT
+) -> ExtractRow:
     """The row with its manifest's columns (``Manifest.tableau_columns()``) filled in.
 
     :param row: an extract row whose figures were verified against the manifest.
     :param manifest_columns: the manifest's Tableau columns.
+    :param kind: the extract the row belongs to.
     """
-    unknown = sorted(set(manifest_columns) - set(COLUMN_NAMES))
+    unknown = sorted(set(manifest_columns) - set(kind.column_names))
     if unknown:
-        raise AnalysisDocumentError(f"manifest columns {unknown} are not columns of the extract")
+        raise ExtractRowsError(f"manifest columns {unknown} are not columns of the {kind.name} extract")
     return {**row, **manifest_columns}
 
 
-def rows_digest(rows: Iterable[AnalysisRow]) -> str:
+def rows_digest(rows: Iterable[ExtractRow], kind: ExtractKind = ANALYSIS_EXTRACT) -> str:
     """A SHA-256 over the rows' values, stable across runs: equal rows give an equal digest.
 
     The digest identifies the extract's content independently of the .hyper file's bytes, which
     differ between two builds of the same rows.
 
-    :param rows: extract rows, as returned by :func:`analysis_rows`.
+    :param rows: extract rows, as returned by :func:`analysis_rows` or :func:`flux_rows`.
+    :param kind: the extract the rows belong to.
     """
-    canonical = [[_canonical_value(row.get(name)) for name in COLUMN_NAMES] for row in rows]
-    text = json.dumps({"columns": COLUMN_NAMES, "rows": canonical}, separators=(",", ":"), ensure_ascii=False)
+    names = kind.column_names
+    canonical = [[_canonical_value(row.get(name)) for name in names] for row in rows]
+    text = json.dumps({"columns": names, "rows": canonical}, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def flux_rows(
+    records: Iterable[Mapping[str, Any]],
+    explanations: Mapping[tuple[str, str, str, str], Explanation],
+) -> list[ExtractRow]:
+    """Build flux extract rows from staged flux rows, with the explanation that applies to each.
+
+    :param records: rows of staged flux reviews (``FLUX_SCHEMA``), any entities and periods.
+    :param explanations: the explanation of each ``(entity, level, item, comparison)``
+        (:func:`frontier_provider.ledger.flux.explanation_index` of the periods' explanations).
+    :raises ExtractRowsError: a record lacks a column, or a variance is in the records twice.
+    """
+    from frontier_provider.ledger.flux import COMPARISON_NAMES
+
+    rows: list[ExtractRow] = []
+    seen: set[tuple[str, ...]] = set()
+    for record in records:
+        try:
+            key = (record["entity"], record["level"], record["item"], record["comparison"])
+            identity = (record["period"], *key)
+            explanation = explanations.get(key)
+            row: ExtractRow = dict.fromkeys(FLUX_EXTRACT.column_names)
+            row |= {
+                "Entity": record["entity"],
+                "Period": record["period"],
+                "Currency": record["currency"],
+                "Level": record["level"],
+                "Item": record["item"],
+                "Description": record["description"],
+                "Comparison": record["comparison"],
+                "Comparative_Period": record["comparative_period"],
+                "Current_Amount": record["current_amount"],
+                "Comparative_Amount": record["comparative_amount"],
+                "Change_Amount": record["change_amount"],
+                "Change_Percent": record["change_percent"],
+                "Threshold_Amount": record["threshold_amount"],
+                "Threshold_Percent": float(record["threshold_percent"]),
+                "Material": record["material"],
+                "Explanation": explanation.explanation if explanation else None,
+                "Explained_By": explanation.explained_by if explanation else None,
+                "Explanation_Source": explanation.source if explanation else None,
+                "Explained_At": explanation.explained_at if explanation else None,
+                "Close_Status": record["close_status"],
+                "As_Of": record["as_of"],
+            }
+        except KeyError as missing:
+            raise ExtractRowsError(
+                f"a staged flux row lacks the column {missing}: {dict(record)!r}"
+            ) from None
+        if identity in seen:
+            against = COMPARISON_NAMES.get(identity[4], identity[4])
+            raise ExtractRowsError(
+                f"flux of entity {identity[1]} for {identity[0]}: {identity[2].replace('_', ' ')} "
+                f"{identity[3]} against {against} is staged twice; stage exactly one flux review per "
+                "entity and period"
+            )
+        seen.add(identity)
+        rows.append(row)
+    return sorted(rows, key=FLUX_EXTRACT.sort_key)
+
+
+def flux_manifest_figures(rows: Iterable[ExtractRow]) -> dict[str, Any]:
+    """What one entity's flux rows of a period publish that its close manifest records.
+
+    Every row must carry the same close status and as-of; a statement total is compared where a
+    row's current amount is the statement's own figure (a balance, or year-to-date against the
+    same period of the prior year).
+
+    :param rows: the flux extract rows of one entity and period.
+    :raises ExtractRowsError: the rows disagree on close status, as-of or a statement total.
+    """
+    from frontier_provider.ledger.flux import statement_figure_in_row
+
+    figures: dict[str, Any] = {}
+    totals = {f"{statement}.{name}": name for name, statement in STATEMENT_TOTALS.items()}
+    for row in rows:
+        found = {"close_status": row["Close_Status"], "as_of": row["As_Of"]}
+        name = totals.get(row["Item"])
+        if name and statement_figure_in_row(row["Level"], row["Item"], row["Comparison"]):
+            found[name] = row["Current_Amount"]
+        for key, value in found.items():
+            if figures.setdefault(key, value) != value:
+                raise ExtractRowsError(
+                    f"flux rows of entity {row['Entity']} for {row['Period']} disagree on {key}: "
+                    f"{figures[key]} and {value}; rerun the flux task"
+                )
+    return figures
 
 
 def _canonical_value(value: Any) -> Any:
