@@ -13,13 +13,24 @@ Closes one fiscal period for every configured entity:
    `preliminary`; `settings.open_period` decides whether an open period fails,
    goes on preliminary, or is first awaited by **wait_for_period_close**) ->
    **trial_balance** (debits must equal credits) -> **statements**
-   (balance sheet and income statement through the account mapping) ->
-   **analyze** (Frontier: ratios, health score, risk, credit rating) ->
+   (balance sheet and income statement through the account mapping), beside
+   **comparatives** (the statements of the prior period, the same period of the
+   prior year and the prior fiscal year-end, read from the ledger) ->
+   **analyze** (Frontier: ratios, growth, health score, risk, credit rating),
+   and **flux** (every statement line and GL account against the prior period
+   and the same period of the prior year; material variances flagged, with the
+   explanations of `config/flux_explanations/YYYY-MM.yaml`) ->
    **manifest** (control totals and a digest of every staged file, which
    publishing checks its figures against).
-3. **salesforce_writeback** of the insights to Accounts, and **tableau_publish**
-   of the period's rows to a Hyper datasource, then **tableau_refresh** of the
-   workbooks that depend on it. A dry run (the `dry_run` param, or
+3. **signoff_review** -> **signoff** -> **apply_signoff**: the monthly close
+   waits for a controller's approval (Browse > Required Actions) before it
+   publishes final figures with unexplained material variances, and stores the
+   explanations entered; a rejection publishes nothing. Skipped when nothing
+   needs approval, and always by the nightly close.
+4. **salesforce_writeback** of the insights to Accounts, **tableau_publish**
+   of the period's rows to a Hyper datasource and **tableau_publish_flux** of the
+   flux review, with its explanations, to its own, then **tableau_refresh** of the
+   workbooks that depend on them. A dry run (the `dry_run` param, or
    `settings.publish: dry_run` in the entities file) writes what they would send
    under the staging root instead; a missing connection fails the task.
 
@@ -52,13 +63,24 @@ from frontier_provider.operators.close import (
     BuildManifestOperator,
     BuildStatementsOperator,
     BuildTrialBalanceOperator,
+    ComparativeStatementsOperator,
     ExtractGLBalancesOperator,
     PlanCloseOperator,
     analysis_paths,
     salesforce_insights,
 )
+from frontier_provider.operators.flux import FluxReviewOperator, flux_paths
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
-from frontier_provider.operators.tableau import TableauPublishOperator, TableauRefreshOperator
+from frontier_provider.operators.signoff import (
+    ApplySignOffOperator,
+    CloseSignOffOperator,
+    SignOffReviewOperator,
+)
+from frontier_provider.operators.tableau import (
+    TableauPublishFluxOperator,
+    TableauPublishOperator,
+    TableauRefreshOperator,
+)
 from frontier_provider.sensors.period_status import PeriodClosedSensor
 from frontier_provider.timetables import MonthlyCloseTimetable, NightlyCloseTimetable
 
@@ -149,6 +171,14 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
                 tolerance=settings.balance_tolerance,
                 outlets=[STATEMENTS],
             )
+            # The periods the analysis compares with, read from the ledger beside the period's own.
+            comparatives = ComparativeStatementsOperator(
+                task_id="comparatives",
+                unit=unit,
+                unmapped_accounts=settings.unmapped_accounts,
+                tolerance=settings.balance_tolerance,
+                execution_timeout=EXTRACT_TIMEOUT,
+            )
             analyze = AnalyzeStatementsOperator(
                 task_id="analyze",
                 unit=unit,
@@ -157,11 +187,41 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
                 execution_timeout=FRONTIER_CALL_TIMEOUT,
             )
             manifest = BuildManifestOperator(task_id="manifest", unit=unit, analysis=analyze.output)
+            # What moved against the prior period and the prior year, and which moves are explained.
+            flux = FluxReviewOperator(
+                task_id="flux",
+                unit=unit,
+                materiality_amount=settings.materiality_amount,
+                materiality_percent=settings.materiality_percent,
+                # Each entity's review rewrites the period's explanations file: one at a time.
+                max_active_tis_per_dagrun=1,
+            )
             extract >> trial_balance >> statements >> analyze >> manifest
+            extract >> comparatives >> analyze
+            [statements, comparatives] >> flux >> manifest
             # The analyze summary plus the manifest: what publishing reads and verifies against.
             return manifest.output
 
         analyses = close_entity.expand(unit=plan.output)
+
+        # Sign-off: final figures with unexplained material variances wait for a controller's
+        # approval before anything is published; signoff is skipped when nothing needs it.
+        signoff_review = SignOffReviewOperator(
+            task_id="signoff_review", closes=analyses, month_to_date=month_to_date
+        )
+        signoff = CloseSignOffOperator(
+            task_id="signoff",
+            review=signoff_review.output,
+            timeout_hours=settings.signoff_timeout_hours,
+            on_timeout=settings.signoff_on_timeout,
+        )
+        apply_signoff = ApplySignOffOperator(
+            task_id="apply_signoff",
+            review=signoff_review.output,
+            # After an answer, or when signoff was skipped as not needed; never after a failed one.
+            trigger_rule="none_failed_min_one_success",
+        )
+        signoff >> apply_signoff
 
         @task
         def collect_insights(analyses: list[dict]) -> list[dict]:
@@ -171,7 +231,7 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
         def collect_analysis_paths(analyses: list[dict]) -> list[str]:
             return analysis_paths(analyses)
 
-        SalesforceWriteBackOperator(
+        writeback = SalesforceWriteBackOperator(
             task_id="salesforce_writeback",
             insights=collect_insights(analyses),
             period=PERIOD,
@@ -189,7 +249,23 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
             dry_run=DRY_RUN,
             execution_timeout=TABLEAU_PUBLISH_TIMEOUT,
         )
-        publish >> TableauRefreshOperator(
+
+        @task
+        def collect_flux_paths(analyses: list[dict]) -> list[str]:
+            return flux_paths(analyses)
+
+        publish_flux = TableauPublishFluxOperator(
+            task_id="tableau_publish_flux",
+            period=PERIOD,
+            flux_paths=collect_flux_paths(analyses),
+            datasource_name=settings.tableau_flux_datasource,
+            project_name=settings.tableau_project,
+            tableau_conn_id=settings.tableau_conn_id,
+            dry_run=DRY_RUN,
+            execution_timeout=TABLEAU_PUBLISH_TIMEOUT,
+        )
+        apply_signoff >> [writeback, publish, publish_flux]
+        [publish, publish_flux] >> TableauRefreshOperator(
             task_id="tableau_refresh",
             workbooks=list(settings.tableau_refresh_workbooks),
             tableau_conn_id=settings.tableau_conn_id,

@@ -37,22 +37,65 @@ def airflow_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 
     return result.stdout
 
 
-def live_entities_file(folder: Path) -> Path:
+# A materiality above every move of the demo ledger: no variance is material, so the monthly close
+# has nothing to sign off. For deployments that test other stages than the sign-off.
+NOTHING_MATERIAL = "1000000000"
+
+
+def entities_file(folder: Path, *, publish: str = "dry_run", materiality_amount: str | None = None) -> Path:
+    """A copy of the demo's entities file in ``folder``, for ``$FRONTIER_ENTITIES_FILE``.
+
+    The copy reads the demo's explanations of variances (``dags/config/flux_explanations``) wherever
+    it lives.
+
+    :param publish: ``settings.publish`` of the copy: ``dry_run`` (the demo's) or ``live``.
+    :param materiality_amount: ``settings.materiality_amount`` of the copy; :data:`NOTHING_MATERIAL`
+        leaves the monthly close nothing to sign off.
+    """
+    demo = REPO / "dags" / "config" / "frontier_entities.yaml"
+    text = demo.read_text(encoding="utf-8")
+    replacements = {
+        "publish: dry_run": f"publish: {publish}",
+        "flux_explanations_dir: flux_explanations": (
+            f"flux_explanations_dir: {demo.parent / 'flux_explanations'}"
+        ),
+    }
+    if materiality_amount is not None:
+        replacements['materiality_amount: "50000"'] = f'materiality_amount: "{materiality_amount}"'
+    for old, new in replacements.items():
+        assert old in text, f"the demo entities file no longer says {old!r}"
+        text = text.replace(old, new)
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / f"frontier_entities_{publish}.yaml"
+    copy.write_text(text, encoding="utf-8")
+    return copy
+
+
+def live_entities_file(folder: Path, *, materiality_amount: str | None = None) -> Path:
     """A copy of the demo's entities file that publishes live (``settings.publish: live``).
 
     The demo's own file asks for dry runs; tests that publish to the fake Salesforce and Tableau
     servers point ``$FRONTIER_ENTITIES_FILE`` at this copy before the DAG files are parsed.
+
+    :param materiality_amount: as :func:`entities_file`.
     """
-    demo = REPO / "dags" / "config" / "frontier_entities.yaml"
-    text = demo.read_text(encoding="utf-8")
-    assert "publish: dry_run" in text, "the demo entities file no longer asks for dry runs"
-    live = folder / "frontier_entities_live.yaml"
-    live.write_text(text.replace("publish: dry_run", "publish: live"), encoding="utf-8")
-    return live
+    return entities_file(folder, publish="live", materiality_amount=materiality_amount)
 
 
 def without_read_time(name: str, data: bytes) -> object:
-    """A staged file as a rerun must reproduce it: all but when the ledger was read, and digests of that."""
+    """A staged file as a rerun must reproduce it: all but when the ledger was read, and digests of that.
+
+    JSON documents and the flux review's Parquet rows carry ``as_of``; every other Parquet file must
+    be byte for byte the same.
+    """
+    if name.endswith(".parquet"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(pa.BufferReader(data))
+        if "as_of" not in table.column_names:
+            return data
+        return table.drop_columns(["as_of"]).to_pylist()
     if not name.endswith(".json"):
         return data
 
@@ -69,8 +112,10 @@ def without_read_time(name: str, data: bytes) -> object:
 
     document = json.loads(data)
     if name.startswith("manifest/"):
-        # The JSON documents carry as_of; the Parquet files must be byte for byte the same.
+        # Digests of files that carry as_of change with it; the other Parquet files' must not.
         document["files"] = {
-            path: digest for path, digest in document["files"].items() if path.endswith(".parquet")
+            path: digest
+            for path, digest in document["files"].items()
+            if path.endswith(".parquet") and not path.startswith("flux/")
         }
     return strip(document)

@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from frontier_provider.config import default_entities_file, load_close_config
+from frontier_provider.ledger.flux import flux_table
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "frontier_financial_close"
@@ -67,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print()
     print(results_table(staging_root, args.period))
+    print()
+    print(flux_table(staging_root, args.period))
     print()
     print(f"Outputs under {staging_root}:")
     for path in output_files(staging_root, args.period):
@@ -120,13 +123,15 @@ def failed_close_report(log_file: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def results_table(staging_root: Path, period: str) -> str:
-    """One line per entity: figures and close status from the statements, score and rating from the analysis.
+    """One line per entity: figures and close status from the statements; growth, health and rating after.
 
     ``Close`` is ``final`` when the period is closed in the source, ``preliminary`` when it may change.
+    ``Growth`` is revenue year to date against the same period of the prior year; ``-`` when the
+    analysis had no such period to compare with.
     """
     header = (
-        "Entity", "Cur", "Close", "Revenue YTD", "Net income YTD", "Total assets", "Equity", "Health",
-        "Rating",
+        "Entity", "Cur", "Close", "Revenue YTD", "Growth", "Net income YTD", "Total assets", "Equity",
+        "Health", "Rating",
     )  # fmt: skip
     rows = [header]
     for statements_file in sorted((staging_root / "statements" / f"period={period}").glob("entity=*.json")):
@@ -143,6 +148,7 @@ def results_table(staging_root: Path, period: str) -> str:
                 statements.get("currency", ""),
                 statements.get("close_status", "-"),
                 _money(income["revenue"]),
+                _revenue_growth(analysis),
                 _money(income["net_income"]),
                 _money(balance["total_assets"]),
                 _money(balance["shareholders_equity"]),
@@ -222,3 +228,12 @@ def _step(message: str) -> None:
 
 def _money(text: str) -> str:
     return f"{Decimal(text):,.2f}"
+
+
+def _revenue_growth(analysis: dict) -> str:
+    """Revenue growth against the same period of the prior year, e.g. ``+5.8%``, else ``-``."""
+    growth = analysis.get("financial_ratios", {}).get("growth", {}).get("revenue_growth")
+    basis = analysis.get("basis", {}).get("figures", {}).get("growth.revenue_growth")
+    if growth is None or basis != "same_period_prior_year":
+        return "-"
+    return f"{growth:+.1%}"

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.harness import AirflowStack, running_stack
+from tests.helpers import NOTHING_MATERIAL, entities_file
 
 CLOSE_DAG_ID = "frontier_financial_close"
 
@@ -33,7 +34,12 @@ class StackPool:
             return self.current
         self.close()
         home = self.tmp_path_factory.mktemp(f"airflow-{name}")
-        self.last = AirflowStack(name=name, executor=executor)
+        # The demo's entities file with no material variance: these deployments test the close and
+        # its publishing, which would otherwise wait for a controller's sign-off (test_close_signoff).
+        entities = entities_file(self.tmp_path_factory.mktemp("config"), materiality_amount=NOTHING_MATERIAL)
+        self.last = AirflowStack(
+            name=name, executor=executor, extra_env={"FRONTIER_ENTITIES_FILE": str(entities)}
+        )
         self.current = self._exit.enter_context(running_stack(self.last, home=home, dag_ids=(CLOSE_DAG_ID,)))
         return self.current
 

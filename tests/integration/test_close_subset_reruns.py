@@ -25,7 +25,7 @@ import pytest
 
 from tests.fakes.salesforce import running_fake_salesforce
 from tests.fakes.tableau import FakeTableauServer
-from tests.helpers import airflow_cli, live_entities_file
+from tests.helpers import NOTHING_MATERIAL, airflow_cli, live_entities_file
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,10 @@ def world(airflow_db, tmp_path_factory):
         tableau.add_project("Finance")
         env = {
             "FRONTIER_STAGING_ROOT": str(staging),
-            "FRONTIER_ENTITIES_FILE": str(live_entities_file(tmp_path_factory.mktemp("config"))),
+            # No variance is material: these reruns test exact publishing, not the sign-off.
+            "FRONTIER_ENTITIES_FILE": str(
+                live_entities_file(tmp_path_factory.mktemp("config"), materiality_amount=NOTHING_MATERIAL)
+            ),
             "AIRFLOW_CONN_TABLEAU_DEFAULT": tableau.connection_json(),
             **salesforce.environment("salesforce_default"),
             **{

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import airflow_cli, run_airflow, without_read_time
+from tests.helpers import NOTHING_MATERIAL, airflow_cli, entities_file, run_airflow, without_read_time
 
 PERIOD = "2024-12"
 ENTITIES = ("EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000")
@@ -119,7 +119,13 @@ def test_statements_match_the_ledger(close_run, entity: str) -> None:
         actual["shareholders_equity"]
     )
     assert document["unmapped_accounts"] == []
-    assert document["reporting_period"] == {"year": 2024, "period": 12}
+    # The demo's sources keep the calendar year: GL_PERIODS January..December, SAP variant K4.
+    assert document["reporting_period"] == {
+        "year": 2024,
+        "period": 12,
+        "fiscal_year_start_month": 1,
+        "fiscal_year_named_by": "end",
+    }
 
 
 @pytest.mark.parametrize("entity", ENTITIES)
@@ -191,7 +197,8 @@ def test_each_entity_has_a_manifest_that_traces_its_figures_to_the_staged_files(
     staged = sorted(
         name
         for name in files
-        if name.split("/")[0] in ("gl_balances", "period_status", "trial_balance", "statements", "analysis")
+        if name.split("/")[0]
+        in ("gl_balances", "period_status", "trial_balance", "statements", "comparatives", "analysis", "flux")
         and f"/period={PERIOD}/entity={entity}" in name
     )
     assert sorted(manifest["files"]) == staged
@@ -218,16 +225,18 @@ def test_a_run_for_one_entity_closes_and_publishes_just_that_entity(
     demo_ledger, airflow_db, tmp_path
 ) -> None:
     conf = {"period": "2024-06", "entities": ["SAP-2000"], "dry_run": True}
+    # June is closed final with variances nobody explained: without material ones, no sign-off waits.
+    entities = entities_file(tmp_path / "config", materiality_amount=NOTHING_MATERIAL)
     log = airflow_cli(
         "dags",
         "test",
         "frontier_financial_close",
         "-c",
         json.dumps(conf),
-        env={"FRONTIER_STAGING_ROOT": str(tmp_path)},
+        env={"FRONTIER_STAGING_ROOT": str(tmp_path / "staging"), "FRONTIER_ENTITIES_FILE": str(entities)},
     )
     assert "state=success" in log
-    files = snapshot(tmp_path)
+    files = snapshot(tmp_path / "staging")
     assert sorted(name for name in files if name.startswith("analysis/")) == [
         "analysis/period=2024-06/entity=SAP-2000.json"
     ]
