@@ -50,7 +50,13 @@ def assert_period_closed(staging_root: Path, period: str, entities: tuple[str, .
         statements = json.loads(statements_file.read_text())
         analysis = json.loads(analysis_file.read_text())
         assert (statements["entity"], statements["period"]) == (entity, period)
-        assert statements["reporting_period"] == {"year": year, "period": month}
+        # The demo's fiscal years are calendar years, as the sources' calendars say.
+        assert statements["reporting_period"] == {
+            "year": year,
+            "period": month,
+            "fiscal_year_start_month": 1,
+            "fiscal_year_named_by": "end",
+        }
         assert (analysis["entity"], analysis["period"]) == (entity, period)
         assert analysis["analysis_date"] == PERIOD_END[period]
         assert 0 <= analysis["financial_health_score"] <= 10
