@@ -580,12 +580,12 @@ def flux_table(staging_root: str | Path, period: str, *, limit: int = 10) -> str
     for path in files:
         rows = pq.read_table(str(path)).to_pylist()
         flagged = [row for row in rows if row["material"]]
-        done = [row for row in flagged if _row_key(row) in index]
+        done = [row for row in flagged if variance_key(row) in index]
         figures = (len(rows), len(flagged), len(done), len(flagged) - len(done))
         close_status = rows[0]["close_status"] if rows else "-"
         counts.append((path.stem.removeprefix("entity="), close_status, *(str(figure) for figure in figures)))
         explained += done
-        unexplained += [row for row in flagged if _row_key(row) not in index]
+        unexplained += [row for row in flagged if variance_key(row) not in index]
     for rows in (unexplained, explained):
         rows.sort(
             key=lambda row: (
@@ -602,7 +602,7 @@ def flux_table(staging_root: str | Path, period: str, *, limit: int = 10) -> str
             row["entity"],
             row["item"],
             f"vs {row['comparative_period']}",
-            f"by {index[_row_key(row)].explained_by}" if _row_key(row) in index else "UNEXPLAINED",
+            f"by {index[variance_key(row)].explained_by}" if variance_key(row) in index else "UNEXPLAINED",
             _amount(row["current_amount"]),
             _amount(row["comparative_amount"]),
             _amount(row["change_amount"]),
@@ -898,8 +898,9 @@ def _precedence(explanation: Explanation) -> tuple[bool, str]:
     return (explanation.source == SIGNOFF, explanation.explained_at or "")
 
 
-def _row_key(row: Mapping[str, Any]) -> tuple[str, str, str, str]:
-    return (row["entity"], row["level"], row["item"], row["comparison"])
+def variance_key(row: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """What an explanation explains: ``(entity, level, item, comparison)`` of a flux row or explanation."""
+    return (str(row["entity"]), str(row["level"]), str(row["item"]), str(row["comparison"]))
 
 
 # -- small helpers -------------------------------------------------------------------------------------------

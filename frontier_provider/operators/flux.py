@@ -118,12 +118,12 @@ class FluxReviewOperator(CloseUnitOperator):
             raise AirflowFailException(
                 f"flux {unit}: no trial balance at {trial_balance_path}; rerun the trial_balance task"
             )
-        explanations_path = staging.period_file(FLUX, str(period), EXPLANATIONS_FILE, ".json")
+        explanations = explanations_path(staging, str(period))
         try:
-            staged_explanations = staging.read_json(explanations_path) if explanations_path.exists() else None
+            staged_explanations = staging.read_json(explanations) if explanations.exists() else None
         except ValueError as err:
             raise AirflowFailException(
-                f"flux {unit}: {explanations_path} is not JSON ({err}); restore it from a backup, or "
+                f"flux {unit}: {explanations} is not JSON ({err}); restore it from a backup, or "
                 "remove it and rerun the flux tasks and the sign-off of the period"
             ) from err
         try:
@@ -142,12 +142,12 @@ class FluxReviewOperator(CloseUnitOperator):
             raise AirflowFailException(f"flux {unit}: {err}") from err
 
         path = staging.write_parquet(staging.file(FLUX, str(period), entity.id, ".parquet"), rows)
-        staging.write_json(explanations_path, merged)
+        staging.write_json(explanations, merged)
         unexplained = [v for v in review.material if (entity.id, *v.key) not in index]
         self._log_review(review, index, unexplained, entity.id, str(period))
         return {
             "path": str(path),
-            "explanations_path": str(explanations_path),
+            "explanations_path": str(explanations),
             "rows": len(review.variances),
             "material": len(review.material),
             "unexplained": len(unexplained),
@@ -251,6 +251,11 @@ class FluxReviewOperator(CloseUnitOperator):
                 if explanation
                 else "UNEXPLAINED",
             )
+
+
+def explanations_path(staging: Staging, period: str) -> ObjectStoragePath:
+    """The period's explanations (file and sign-off): ``flux/period=YYYY-MM/explanations.json``."""
+    return staging.period_file(FLUX, period, EXPLANATIONS_FILE, ".json")
 
 
 def flux_paths(

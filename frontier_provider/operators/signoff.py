@@ -45,10 +45,11 @@ from frontier_provider.ledger.flux import (
     Explanation,
     FluxError,
     explanation_index,
+    variance_key,
 )
 from frontier_provider.manifest import FLUX
 from frontier_provider.operators.close import close_summaries
-from frontier_provider.operators.flux import EXPLANATIONS_FILE
+from frontier_provider.operators.flux import explanations_path
 from frontier_provider.storage import Staging
 
 if TYPE_CHECKING:
@@ -399,16 +400,6 @@ def explanation_field(variance: Mapping[str, Any]) -> str:
     """
     name = "_".join(str(variance[key]) for key in ("entity", "level", "item", "comparison"))
     return re.sub(r"[^A-Za-z0-9_-]", "_", name)
-
-
-def variance_key(row: Mapping[str, Any]) -> tuple[str, str, str, str]:
-    """What an explanation explains: ``(entity, level, item, comparison)``."""
-    return (str(row["entity"]), str(row["level"]), str(row["item"]), str(row["comparison"]))
-
-
-def explanations_path(staging: Staging, period: str) -> ObjectStoragePath:
-    """``flux/period=YYYY-MM/explanations.json``."""
-    return staging.period_file(FLUX, period, EXPLANATIONS_FILE, ".json")
 
 
 def read_explanations(staging: Staging, period: str) -> dict[str, Any]:

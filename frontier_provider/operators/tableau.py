@@ -43,7 +43,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError
 from frontier_provider.manifest import ANALYSIS, FLUX, read_manifests
-from frontier_provider.operators.flux import EXPLANATIONS_FILE
+from frontier_provider.operators.flux import explanations_path
 from frontier_provider.publication import (
     Publication,
     check_against_close,
@@ -513,16 +513,16 @@ class TableauPublishFluxOperator(_ExtractPublishOperator):
                 by_period.setdefault(record["period"], []).append(record)
         rows: list[ExtractRow] = []
         for period, records in sorted(by_period.items()):
-            explanations_path = staging.period_file(FLUX, period, EXPLANATIONS_FILE, ".json")
-            if not explanations_path.exists():
+            explanations = explanations_path(staging, period)
+            if not explanations.exists():
                 raise AirflowFailException(
-                    f"the explanations of period {period} are not staged at {explanations_path}; rerun the "
+                    f"the explanations of period {period} are not staged at {explanations}; rerun the "
                     "flux tasks of the period"
                 )
             try:
-                index = explanation_index(staging.read_json(explanations_path))
+                index = explanation_index(staging.read_json(explanations))
             except FluxError as error:
-                raise ExtractRowsError(f"{explanations_path}: {error}") from error
+                raise ExtractRowsError(f"{explanations}: {error}") from error
             rows += flux_rows(records, index)
         return sorted(rows, key=self.extract_kind.sort_key)
 
