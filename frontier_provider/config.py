@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from frontier_provider.ledger.controls import OPEN_PERIOD_POLICIES
-from frontier_provider.ledger.periods import FiscalCalendar, FiscalPeriod, InvalidPeriodError
+from frontier_provider.periods import FiscalCalendar, FiscalPeriod, InvalidPeriodError
 
 ENTITIES_FILE_ENV = "FRONTIER_ENTITIES_FILE"
 DAGS_FOLDER_ENTITIES_FILE = "config/frontier_entities.yaml"

@@ -471,7 +471,7 @@ def _planned_period(context: Any) -> str | None:
 
 
 def _is_period(text: str) -> bool:
-    from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError
+    from frontier_provider.periods import FiscalPeriod, InvalidPeriodError
 
     try:
         return str(FiscalPeriod.parse(text)) == text

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from frontier_provider.ledger.periods import FiscalPeriod, resolve_period
+from frontier_provider.periods import FiscalPeriod, resolve_period
 
 
 def fiscal_period(data_interval_start=None, data_interval_end=None, logical_date=None, period=None) -> str:

@@ -23,7 +23,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow.timetables.trigger import CronTriggerTimetable
 from airflow.utils.types import DagRunType
 
-from frontier_provider.ledger.periods import FiscalPeriod, resolve_period
+from frontier_provider.periods import FiscalPeriod, resolve_period
 
 # Run types whose data interval is the schedule's, so it names the period the run closes.
 _SCHEDULED_RUN_TYPES = (DagRunType.SCHEDULED, DagRunType.BACKFILL_JOB)

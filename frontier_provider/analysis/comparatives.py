@@ -29,7 +29,7 @@ from frontier_provider.analysis.models import (
     ReportingPeriod,
 )
 from frontier_provider.analysis.ratios import Ratio, growth
-from frontier_provider.ledger.periods import REGULAR_PERIODS, FiscalPeriod
+from frontier_provider.periods import REGULAR_PERIODS, FiscalPeriod
 
 LAST_TWELVE_MONTHS = "last_twelve_months"
 ANNUALISED_YEAR_TO_DATE = "annualised_year_to_date"

@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from frontier_provider.ledger.periods import LAST_SPECIAL_PERIOD, FiscalCalendar, FiscalPeriod
+from frontier_provider.periods import LAST_SPECIAL_PERIOD, FiscalCalendar, FiscalPeriod
 
 
 class AnalysisInputError(ValueError):
@@ -122,7 +122,7 @@ class ReportingPeriod(_Document):
 
     The fiscal year starts in ``fiscal_year_start_month`` (1 = January, the
     calendar year) and is named by the calendar year it ends in (``"end"``) or
-    starts in (``"start"``); see :class:`~frontier_provider.ledger.periods.FiscalCalendar`.
+    starts in (``"start"``); see :class:`~frontier_provider.periods.FiscalCalendar`.
     """
 
     year: int = Field(ge=1900, le=9999)

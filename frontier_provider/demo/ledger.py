@@ -61,7 +61,7 @@ from typing import Any
 
 from frontier_provider.demo.sap_system import DemoSapSystem
 from frontier_provider.demo.sqlite import write_sqlite
-from frontier_provider.ledger.periods import FiscalPeriod
+from frontier_provider.periods import FiscalPeriod
 
 YEARS = (2023, 2024)
 #: Every period the demo ledger holds: twelve months and the adjustment/special period 13 of each year.

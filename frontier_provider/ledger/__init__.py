@@ -1,4 +1,4 @@
-"""The accounting domain: fiscal periods, trial balance, account mapping, financial statements.
+"""The accounting domain: trial balance, account mapping, financial statements.
 
 Pure Python over pyarrow and DuckDB; nothing here imports Airflow. The flow of a close::
 
@@ -18,15 +18,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-# Names resolve on first use, so importing one light module (e.g. ``periods`` in a DAG file)
+# Names resolve on first use, so importing one light module (e.g. ``mapping`` in a DAG file)
 # does not load DuckDB and Arrow at DAG-parse time.
 _EXPORTS = {
     "AccountAssignment": "mapping",
     "AccountMapping": "mapping",
     "FinancialStatements": "statements",
-    "FiscalPeriod": "periods",
     "InconsistentBalanceError": "trial_balance",
-    "InvalidPeriodError": "periods",
     "LineItem": "statements",
     "MappingError": "mapping",
     "MappingRule": "mapping",
@@ -42,16 +40,13 @@ _EXPORTS = {
     "format_money": "statements",
     "load_account_mapping": "mapping",
     "map_accounts": "mapping",
-    "resolve_period": "periods",
 }
 
 __all__ = [
     "AccountAssignment",
     "AccountMapping",
     "FinancialStatements",
-    "FiscalPeriod",
     "InconsistentBalanceError",
-    "InvalidPeriodError",
     "LineItem",
     "MappingError",
     "MappingRule",
@@ -67,7 +62,6 @@ __all__ = [
     "format_money",
     "load_account_mapping",
     "map_accounts",
-    "resolve_period",
 ]
 
 if TYPE_CHECKING:
@@ -79,11 +73,6 @@ if TYPE_CHECKING:
         UnmappedAccountsError,
         load_account_mapping,
         map_accounts,
-    )
-    from frontier_provider.ledger.periods import (
-        FiscalPeriod,
-        InvalidPeriodError,
-        resolve_period,
     )
     from frontier_provider.ledger.statements import (
         FinancialStatements,

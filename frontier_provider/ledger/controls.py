@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from frontier_provider.ledger.periods import CALENDAR_YEAR, FiscalCalendar
+from frontier_provider.periods import CALENDAR_YEAR, FiscalCalendar
 
 FINAL = "final"
 PRELIMINARY = "preliminary"

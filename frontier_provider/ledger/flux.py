@@ -55,8 +55,8 @@ import pyarrow as pa
 import yaml
 
 from frontier_provider.ledger.mapping import BALANCE_SHEET, EBS_ACCOUNT_SIDES, INCOME_STATEMENT
-from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError
 from frontier_provider.ledger.schema import MONEY
+from frontier_provider.periods import FiscalPeriod, InvalidPeriodError
 
 PRIOR_PERIOD = "prior_period"
 PRIOR_YEAR_PERIOD = "prior_year_period"

@@ -39,8 +39,8 @@ from frontier_provider.ledger.mapping import (
     UnmappedPolicy,
     map_accounts,
 )
-from frontier_provider.ledger.periods import FiscalPeriod
 from frontier_provider.ledger.trial_balance import TrialBalance
+from frontier_provider.periods import FiscalPeriod
 
 log = logging.getLogger(__name__)
 

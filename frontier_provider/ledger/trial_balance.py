@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from frontier_provider.ledger.periods import FiscalPeriod
 from frontier_provider.ledger.schema import TRIAL_BALANCE_SCHEMA
+from frontier_provider.periods import FiscalPeriod
 
 log = logging.getLogger(__name__)
 

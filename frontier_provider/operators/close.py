@@ -21,7 +21,6 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from frontier_provider.config import EntityConfig, EntityConfigError, UnknownEntityError, load_close_config
 from frontier_provider.ledger.controls import FINAL
-from frontier_provider.ledger.periods import FiscalCalendar, FiscalPeriod, InvalidPeriodError, resolve_period
 from frontier_provider.manifest import (
     ANALYSIS,
     COMPARATIVES,
@@ -30,6 +29,7 @@ from frontier_provider.manifest import (
     STATEMENTS,
     TRIAL_BALANCE,
 )
+from frontier_provider.periods import FiscalCalendar, FiscalPeriod, InvalidPeriodError, resolve_period
 from frontier_provider.storage import Staging
 
 if TYPE_CHECKING:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
     from frontier_provider.ledger.flux import Explanation, FluxReview, Variance
-    from frontier_provider.ledger.periods import FiscalPeriod
+    from frontier_provider.periods import FiscalPeriod
 
 #: The period file beside the entities' flux rows that holds every explanation of the period.
 EXPLANATIONS_FILE = "explanations"

@@ -440,7 +440,7 @@ def customer_run_keys(as_of: date) -> tuple[str, str]:
 
     :param as_of: the date the customers are assessed for
     """
-    from frontier_provider.ledger.periods import FiscalPeriod
+    from frontier_provider.periods import FiscalPeriod
 
     return str(FiscalPeriod.containing(as_of)), f"as-of-{as_of.isoformat()}"
 

@@ -41,9 +41,9 @@ from airflow.providers.tableau.hooks.tableau import TableauJobFailedException
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError
 from frontier_provider.manifest import ANALYSIS, FLUX, read_manifests
 from frontier_provider.operators.flux import explanations_path
+from frontier_provider.periods import FiscalPeriod, InvalidPeriodError
 from frontier_provider.publication import (
     Publication,
     check_against_close,

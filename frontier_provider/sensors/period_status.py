@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from frontier_provider.config import EntityConfig
 from frontier_provider.ledger.controls import PeriodStatus
-from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError
+from frontier_provider.periods import FiscalPeriod, InvalidPeriodError
 from frontier_provider.triggers.period_status import (
     PeriodClosedTrigger,
     read_period_status,

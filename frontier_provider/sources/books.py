@@ -48,7 +48,6 @@ from frontier_provider.ledger.controls import (
     same_fiscal_year,
 )
 from frontier_provider.ledger.mapping import AccountMapping, MappingError
-from frontier_provider.ledger.periods import REGULAR_PERIODS, FiscalCalendar, FiscalPeriod
 from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
 from frontier_provider.ledger.statements import (
     FinancialStatements,
@@ -57,6 +56,7 @@ from frontier_provider.ledger.statements import (
     format_money,
 )
 from frontier_provider.ledger.trial_balance import TrialBalance, TrialBalanceError, build_trial_balance
+from frontier_provider.periods import REGULAR_PERIODS, FiscalCalendar, FiscalPeriod
 
 #: The comparative periods of a close, in the order the document lists them.
 COMPARATIVE_ROLES = ("prior_period", "prior_year_period", "prior_year_end", "period_before_prior")

@@ -57,8 +57,8 @@ from frontier_provider.ledger.controls import (
     YearOpening,
     check_carryforward,
 )
-from frontier_provider.ledger.periods import REGULAR_PERIODS, FiscalCalendar, FiscalPeriod
 from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
+from frontier_provider.periods import REGULAR_PERIODS, FiscalCalendar, FiscalPeriod
 
 SOURCE_NAME = "oracle_ebs"
 _SEGMENT_COLUMN = re.compile(r"SEGMENT(?:[1-9]|[12][0-9]|30)")

@@ -58,8 +58,8 @@ from frontier_provider.ledger.controls import (
     YearOpening,
     check_carryforward,
 )
-from frontier_provider.ledger.periods import CALENDAR_YEAR, REGULAR_PERIODS, FiscalCalendar, FiscalPeriod
 from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
+from frontier_provider.periods import CALENDAR_YEAR, REGULAR_PERIODS, FiscalCalendar, FiscalPeriod
 
 RFC_READ_TABLE = "RFC_READ_TABLE"
 MAX_ROW_WIDTH = 512

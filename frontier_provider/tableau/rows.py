@@ -32,8 +32,8 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError
 from frontier_provider.manifest import STATEMENT_TOTALS
+from frontier_provider.periods import FiscalPeriod, InvalidPeriodError
 
 if TYPE_CHECKING:
     from frontier_provider.ledger.flux import Explanation

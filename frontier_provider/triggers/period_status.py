@@ -18,7 +18,7 @@ from asgiref.sync import sync_to_async
 
 from frontier_provider.config import EntityConfig
 from frontier_provider.ledger.controls import PeriodStatus
-from frontier_provider.ledger.periods import FiscalPeriod
+from frontier_provider.periods import FiscalPeriod
 
 
 @contextmanager

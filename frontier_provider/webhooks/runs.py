@@ -30,7 +30,7 @@ from frontier_provider.analysis.models import (
     validate_request,
 )
 from frontier_provider.config import load_close_config
-from frontier_provider.ledger.periods import FiscalPeriod
+from frontier_provider.periods import FiscalPeriod
 from frontier_provider.storage import Staging, validate_key
 
 log = logging.getLogger(__name__)

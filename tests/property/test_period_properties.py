@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from frontier_provider.ledger.periods import FiscalPeriod, InvalidPeriodError, resolve_period
+from frontier_provider.periods import FiscalPeriod, InvalidPeriodError, resolve_period
 
 periods = st.builds(FiscalPeriod, st.integers(1900, 9999), st.integers(1, 16))
 

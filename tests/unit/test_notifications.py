@@ -22,13 +22,13 @@ from frontier_provider.config import EntityConfigError
 from frontier_provider.hooks.frontier import FrontierAuthError, FrontierRequestError, FrontierUnavailableError
 from frontier_provider.hooks.salesforce import SalesforceApiLimitError
 from frontier_provider.ledger import UnbalancedTrialBalanceError, UnmappedAccountsError
-from frontier_provider.ledger.periods import InvalidPeriodError
 from frontier_provider.notifications import (
     FailureCategory,
     FrontierFailureNotifier,
     classify_failure,
     failure_alert,
 )
+from frontier_provider.periods import InvalidPeriodError
 from tests.helpers import run_airflow
 
 

@@ -18,7 +18,7 @@ from frontier_provider.config import load_close_config
 from frontier_provider.demo.ledger import ACCOUNTS, demo_truth
 from frontier_provider.demo.sap_system import DemoSapSystem
 from frontier_provider.ledger import load_account_mapping
-from frontier_provider.ledger.periods import FiscalPeriod
+from frontier_provider.periods import FiscalPeriod
 from frontier_provider.sources.books import (
     EntityBooks,
     analysis_request,

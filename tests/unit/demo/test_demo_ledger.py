@@ -12,7 +12,7 @@ import pytest
 
 from frontier_provider.demo.ledger import ACCOUNTS, ENTITIES, PERIODS, build_demo_ledger, demo_truth
 from frontier_provider.demo.sap_system import DemoSapSystem
-from frontier_provider.ledger.periods import FiscalPeriod
+from frontier_provider.periods import FiscalPeriod
 from frontier_provider.sources.oracle_ebs import ebs_gl_balances
 from frontier_provider.sources.sap import sap_gl_balances
 

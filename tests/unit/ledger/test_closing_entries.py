@@ -11,7 +11,7 @@ import pytest
 from frontier_provider.demo.ledger import demo_truth
 from frontier_provider.demo.sap_system import DemoSapSystem
 from frontier_provider.ledger import build_statements, build_trial_balance, load_account_mapping
-from frontier_provider.ledger.periods import FiscalPeriod
+from frontier_provider.periods import FiscalPeriod
 from frontier_provider.sources.oracle_ebs import ebs_gl_balances
 from frontier_provider.sources.sap import sap_gl_balances
 

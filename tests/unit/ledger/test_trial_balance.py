@@ -9,13 +9,13 @@ import pytest
 import frontier_provider.ledger as ledger
 from frontier_provider.ledger import (
     InconsistentBalanceError,
-    InvalidPeriodError,
     TrialBalance,
     TrialBalanceError,
     UnbalancedTrialBalanceError,
     build_trial_balance,
 )
 from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA, TRIAL_BALANCE_SCHEMA
+from frontier_provider.periods import InvalidPeriodError
 
 
 def balances(

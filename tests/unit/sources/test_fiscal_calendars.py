@@ -11,7 +11,7 @@ import pytest
 from frontier_provider.demo.ledger import SAP_FISCAL_YEAR_PERIODS, SAP_FISCAL_YEAR_VARIANTS
 from frontier_provider.demo.sap_system import DemoSapSystem
 from frontier_provider.ledger.controls import FiscalCalendarError, SourceCalendar, fiscal_calendar_for
-from frontier_provider.ledger.periods import CALENDAR_YEAR, FiscalCalendar, FiscalPeriod
+from frontier_provider.periods import CALENDAR_YEAR, FiscalCalendar, FiscalPeriod
 from frontier_provider.sources.oracle_ebs import ebs_fiscal_calendar
 from frontier_provider.sources.sap import sap_fiscal_calendar
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from frontier_provider.ledger.controls import PeriodWithoutBalancesError
-from frontier_provider.ledger.periods import FiscalPeriod
 from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
+from frontier_provider.periods import FiscalPeriod
 from frontier_provider.sources.oracle_ebs import ebs_gl_balances, ebs_ledger_currency
 
 SCHEMA = """

@@ -13,7 +13,7 @@ from frontier_provider.ledger.controls import (
     PeriodNotInCalendarError,
     PeriodWithoutBalancesError,
 )
-from frontier_provider.ledger.periods import FiscalPeriod
+from frontier_provider.periods import FiscalPeriod
 from frontier_provider.sources.oracle_ebs import ebs_gl_balances, ebs_period_status, ebs_year_opening
 
 SCHEMA = """

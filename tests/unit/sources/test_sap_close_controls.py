@@ -13,7 +13,7 @@ from frontier_provider.ledger.controls import (
     PeriodNotInCalendarError,
     PeriodWithoutBalancesError,
 )
-from frontier_provider.ledger.periods import FiscalPeriod
+from frontier_provider.periods import FiscalPeriod
 from frontier_provider.sources.sap import sap_gl_balances, sap_period_status
 
 CASH, RETAINED, REVENUE, SALARIES = "0000100000", "0000330000", "0000800000", "0000430000"

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 
 from frontier_provider.demo.sap_system import DemoSapSystem
-from frontier_provider.ledger.periods import FiscalPeriod
 from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
+from frontier_provider.periods import FiscalPeriod
 from frontier_provider.sources.sap import sap_gl_balances
 
 CASH, RECEIVABLES, RETAINED, REVENUE, SALARIES = (

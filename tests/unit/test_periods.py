@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from frontier_provider.ledger import FiscalPeriod, InvalidPeriodError, resolve_period
+from frontier_provider.periods import FiscalPeriod, InvalidPeriodError, resolve_period
 
 UTC = timezone.utc
 
