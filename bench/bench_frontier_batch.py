@@ -1,7 +1,7 @@
 """Benchmark: analysing 1,000 companies one call at a time vs FrontierHook.analyze_companies.
 
 The reference Frontier server runs in a subprocess (``uvicorn
-frontier_provider.server:app``) with 50 ms of injected latency per call, first
+tests.fakes.frontier_server:app``, with its fault injection) with 50 ms of injected latency per call, first
 with no faults, then with 10% of calls refused with ``429`` and
 ``Retry-After: 1``. The baseline is the integration guide's loop: one
 ``analyze_company`` call after another (with the hook's retries, so both sides
@@ -163,7 +163,7 @@ def frontier_hook(base_url: str):
 
 @contextmanager
 def frontier_server(rate_429: float) -> Iterator[str]:
-    """``uvicorn frontier_provider.server:app`` in a subprocess on a free loopback port."""
+    """``uvicorn tests.fakes.frontier_server:app`` (the server with fault injection) in a subprocess."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -175,7 +175,7 @@ def frontier_server(rate_429: float) -> Iterator[str]:
         "FRONTIER_RETRY_AFTER_S": "1",
         "FRONTIER_SEED": "2024",
     }
-    command = [sys.executable, "-m", "uvicorn", "frontier_provider.server:app", "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", "uvicorn", "tests.fakes.frontier_server:app", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
     process = subprocess.Popen(command, env=env)
     base_url = f"http://127.0.0.1:{port}"

@@ -45,8 +45,8 @@ NOTHING_MATERIAL = "1000000000"
 def entities_file(folder: Path, *, publish: str = "dry_run", materiality_amount: str | None = None) -> Path:
     """A copy of the demo's entities file in ``folder``, for ``$FRONTIER_ENTITIES_FILE``.
 
-    The copy reads the demo's explanations of variances (``dags/config/flux_explanations``) wherever
-    it lives.
+    The copy reads the demo's explanations of variances (``dags/config/flux_explanations``) and its
+    customers (``dags/config/demo_customers.json``) wherever it lives.
 
     :param publish: ``settings.publish`` of the copy: ``dry_run`` (the demo's) or ``live``.
     :param materiality_amount: ``settings.materiality_amount`` of the copy; :data:`NOTHING_MATERIAL`
@@ -59,6 +59,7 @@ def entities_file(folder: Path, *, publish: str = "dry_run", materiality_amount:
         "flux_explanations_dir: flux_explanations": (
             f"flux_explanations_dir: {demo.parent / 'flux_explanations'}"
         ),
+        "customers_file: demo_customers.json": f"customers_file: {demo.parent / 'demo_customers.json'}",
     }
     if materiality_amount is not None:
         replacements['materiality_amount: "50000"'] = f'materiality_amount: "{materiality_amount}"'
@@ -119,3 +120,39 @@ def without_read_time(name: str, data: bytes) -> object:
             if path.endswith(".parquet") and not path.startswith("flux/")
         }
     return strip(document)
+
+
+def staged_analysis(
+    entity: str = "SAP-1000",
+    period: str = "2024-12",
+    *,
+    close_status: str = "final",
+    as_of: str = "2025-01-06T07:15:02Z",
+    **overrides: object,
+) -> dict:
+    """A staged close analysis built from a real engine response, with some figures set by the test.
+
+    ``overrides`` replace top-level keys; a dict value is merged one level deep into that section
+    (``risk_assessment={"credit_rating": "BBB"}`` keeps the section's other keys). The result
+    validates as :class:`frontier_provider.frontier.contract.StagedAnalysis`.
+    """
+    import json
+
+    from frontier_provider.analysis import analyze_company
+    from frontier_provider.frontier.contract import StagedAnalysis
+
+    statements = json.loads((REPO / "tests" / "unit" / "analysis" / "statements_2024_12.json").read_text())
+    document = {
+        **analyze_company(statements),
+        "entity": entity,
+        "period": period,
+        "close_status": close_status,
+        "as_of": as_of,
+        "closing_entries": {"detected": False, "reason": None, "period_analysed": period},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(document.get(key), dict):
+            document[key] = {**document[key], **value}
+        else:
+            document[key] = value
+    return StagedAnalysis.model_validate(document).model_dump(mode="json")

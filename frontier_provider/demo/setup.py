@@ -21,12 +21,13 @@ from decimal import Decimal
 from pathlib import Path
 
 from frontier_provider.config import default_entities_file, load_close_config
+from frontier_provider.connection_types import SAP_RFC_DEMO_CONN_TYPE
+from frontier_provider.demo import EBS_CONN_ID, SAP_CONN_ID
+from frontier_provider.frontier.contract import StagedAnalysis
 from frontier_provider.ledger.flux import flux_table
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "frontier_financial_close"
-EBS_CONN_ID = "frontier_demo_ebs"
-SAP_CONN_ID = "frontier_demo_sap"
 # Task log lines of this package's operators are the demo's progress report.
 _PROGRESS = re.compile(r"\]\s+(?P<message>.+?)\s+\[airflow\.task\.operators\.frontier_provider\.")
 _PATH = re.compile(r"path=\S+?(, |$)")
@@ -44,9 +45,9 @@ def demo_connections(ledger_dir: Path) -> dict[str, str]:
         ),
         SAP_CONN_ID: json.dumps(
             {
-                "conn_type": "sap_rfc",
+                "conn_type": SAP_RFC_DEMO_CONN_TYPE,
+                "host": str(ledger_dir / "sap.sqlite"),
                 "description": "Demo SAP system answering RFC_READ_TABLE",
-                "extra": {"demo_system": str(ledger_dir / "sap.sqlite")},
             }
         ),
     }
@@ -138,10 +139,12 @@ def results_table(staging_root: Path, period: str) -> str:
         entity = statements_file.stem.removeprefix("entity=")
         statements = json.loads(statements_file.read_text())
         analysis_file = staging_root / "analysis" / f"period={period}" / statements_file.name
-        analysis = json.loads(analysis_file.read_text()) if analysis_file.exists() else {}
+        analysis = (
+            StagedAnalysis.model_validate_json(analysis_file.read_text()) if analysis_file.exists() else None
+        )
         income = statements["financial_statements"]["income_statement"]
         balance = statements["financial_statements"]["balance_sheet"]
-        score = analysis.get("financial_health_score")
+        score = analysis.financial_health_score if analysis is not None else None
         rows.append(
             (
                 entity,
@@ -153,7 +156,7 @@ def results_table(staging_root: Path, period: str) -> str:
                 _money(balance["total_assets"]),
                 _money(balance["shareholders_equity"]),
                 "-" if score is None else f"{score:.1f}/10",
-                analysis.get("risk_assessment", {}).get("credit_rating", "-"),
+                (analysis.risk_assessment.credit_rating if analysis is not None else None) or "-",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -230,10 +233,12 @@ def _money(text: str) -> str:
     return f"{Decimal(text):,.2f}"
 
 
-def _revenue_growth(analysis: dict) -> str:
+def _revenue_growth(analysis: StagedAnalysis | None) -> str:
     """Revenue growth against the same period of the prior year, e.g. ``+5.8%``, else ``-``."""
-    growth = analysis.get("financial_ratios", {}).get("growth", {}).get("revenue_growth")
-    basis = analysis.get("basis", {}).get("figures", {}).get("growth.revenue_growth")
+    if analysis is None:
+        return "-"
+    growth = analysis.financial_ratios.growth.get("revenue_growth")
+    basis = analysis.basis.figures.get("growth.revenue_growth")
     if growth is None or basis != "same_period_prior_year":
         return "-"
     return f"{growth:+.1%}"

@@ -30,6 +30,7 @@ from frontier_provider.manifest import (
     TRIAL_BALANCE,
 )
 from frontier_provider.periods import FiscalCalendar, FiscalPeriod, InvalidPeriodError, resolve_period
+from frontier_provider.salesforce.insights import insight_from_analysis
 from frontier_provider.storage import Staging
 
 if TYPE_CHECKING:
@@ -40,8 +41,8 @@ if TYPE_CHECKING:
 class CloseUnitOperator(BaseOperator):
     """Base of the per-entity stages: one ``unit`` = one entity in one fiscal period.
 
-    :param unit: ``{"period": "2024-12", "entity": {...entity config...}, "dry_run": bool}`` as
-        produced by :class:`PlanCloseOperator`.
+    :param unit: ``{"period": "2024-12", "entity": {...entity config...}}`` as produced by
+        :class:`PlanCloseOperator`.
     :param staging_root: staging root URL or path; defaults to ``$FRONTIER_STAGING_ROOT``.
     """
 
@@ -127,9 +128,7 @@ class PlanCloseOperator(BaseOperator):
             [entity.id for entity in entities],
             _publishing(bool(params.get("dry_run", False)), config.settings.dry_run),
         )
-        return [
-            {"period": str(period), "entity": entity.to_dict(), "dry_run": dry_run} for entity in entities
-        ]
+        return [{"period": str(period), "entity": entity.to_dict()} for entity in entities]
 
     def _without_final(self, entities: list[EntityConfig], period: str) -> list[EntityConfig]:
         from frontier_provider.manifest import ManifestError, read_manifests
@@ -477,6 +476,7 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
         return super().execute(context)
 
     def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
+        from frontier_provider.frontier.contract import StagedAnalysis
         from frontier_provider.hooks.frontier import FrontierHook, idempotency_key
         from frontier_provider.sources.books import analysis_request
 
@@ -499,24 +499,20 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
         analysis = FrontierHook(frontier_conn_id=self.frontier_conn_id).analyze_company(
             request, idempotency_key=key
         )
-        document = {
-            **analysis,
-            "entity": entity.id,
-            "period": str(period),
-            **labels,
-        }
-        if document["closing_entries"]["detected"]:
-            self.log.warning("analyze %s %s: %s", entity.id, period, document["closing_entries"]["reason"])
+        document = StagedAnalysis(
+            **dict(analysis), entity=entity.id, period=str(period), **labels
+        ).model_dump(mode="json")
+        if labels["closing_entries"]["detected"]:
+            self.log.warning("analyze %s %s: %s", entity.id, period, labels["closing_entries"]["reason"])
         path = staging.write_json(staging.file(ANALYSIS, str(period), entity.id, ".json"), document)
-        risk = document.get("risk_assessment", {})
         return {
             "path": str(path),
-            "analysis_id": document.get("analysis_id"),
-            "financial_health_score": document.get("financial_health_score"),
-            "credit_rating": risk.get("credit_rating"),
-            "overall_risk": risk.get("overall_risk"),
+            "analysis_id": analysis.analysis_id,
+            "financial_health_score": analysis.financial_health_score,
+            "credit_rating": analysis.risk_assessment.credit_rating,
+            "overall_risk": analysis.risk_assessment.overall_risk,
             "salesforce_account_key": entity.salesforce_account_key,
-            "close_status": document["close_status"],
+            "close_status": labels["close_status"],
             "previous_periods": previous,
         }
 
@@ -651,12 +647,12 @@ def analysis_paths(analyses: dict[str, Any] | Iterable[dict[str, Any]]) -> list[
 def salesforce_insights(
     analyses: dict[str, Any] | Iterable[dict[str, Any]], staging_root: str | None = None
 ) -> list[dict]:
-    """The Account insights of a close run, one per entity that has a Salesforce account key.
+    """The Account insights of a close run (``insight_from_analysis``), one per entity that has a
+    Salesforce account key.
 
-    A company analysis has no growth-potential score; leaving the key out keeps the one the
-    customer-credit DAG wrote on the Account. Each insight names its entity and period and
-    carries the analysis's ``close_status`` and ``as_of``: the write-back checks them against
-    the close manifest and never lets preliminary figures replace final ones.
+    Each insight names its entity and period and carries the analysis's ``close_status`` and
+    ``as_of``: the write-back checks them against the close manifest and never lets preliminary
+    figures replace final ones.
     """
     staging = Staging(staging_root)
     insights = []
@@ -664,19 +660,10 @@ def salesforce_insights(
         if not summary.get("salesforce_account_key"):
             continue
         document = staging.read_json(staging.file(ANALYSIS, summary["period"], summary["entity"], ".json"))
-        insights.append(
-            {
-                "key": summary["salesforce_account_key"],
-                "financial_health_score": document.get("financial_health_score"),
-                "risk_level": document.get("risk_assessment", {}).get("overall_risk"),
-                "analysis_date": document.get("analysis_date"),
-                "recommendations": list(document.get("recommendations", [])),
-                "entity": summary["entity"],
-                "period": summary["period"],
-                "close_status": document.get("close_status"),
-                "as_of": document.get("as_of"),
-            }
+        insight = insight_from_analysis(
+            summary["salesforce_account_key"], document, entity=summary["entity"], period=summary["period"]
         )
+        insights.append(insight.as_dict())
     return sorted(insights, key=lambda insight: insight["key"])
 
 

@@ -24,14 +24,14 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from frontier_provider.analysis import analyze_company
 from frontier_provider.dag_defaults import default_args
+from frontier_provider.frontier.contract import ANALYZE_COMPANY_PATH, TOKEN_PATH, AnalysisResult
 from frontier_provider.hooks.frontier import FrontierHook, task_instance_scope
-from frontier_provider.server import (
-    ANALYZE_COMPANY_PATH,
+from tests.fakes.frontier_server import (
     CONNECTION_DROPPED,
-    TOKEN_PATH,
+    RunningFrontierServer,
     ServerSettings,
+    running_frontier_server,
 )
-from tests.fakes.frontier_server import RunningFrontierServer, running_frontier_server
 from tests.faults import FAULTS, FaultCase, FaultMatrix, TaskFailedForGood, run_like_airflow
 
 pytestmark = pytest.mark.integration
@@ -110,7 +110,7 @@ def analyze_batch(try_number: int) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def fault_free_results() -> list[dict[str, Any]]:
     """The batch's results with nothing failing; also what the embedded engine computes."""
-    return [analyze_company(company) for company in companies()]
+    return [AnalysisResult.model_validate(analyze_company(company)) for company in companies()]
 
 
 def run_case(

@@ -20,6 +20,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from frontier_provider.analysis import analyze_company, assess_customer_credit_risk, process_regulatory_update
 from frontier_provider.dag_defaults import default_args
+from frontier_provider.frontier.contract import ANALYZE_COMPANY_PATH, TOKEN_PATH
 from frontier_provider.hooks.frontier import (
     FrontierAuthError,
     FrontierBatchError,
@@ -27,8 +28,7 @@ from frontier_provider.hooks.frontier import (
     FrontierRequestError,
     FrontierUnavailableError,
 )
-from frontier_provider.server import ANALYZE_COMPANY_PATH, TOKEN_PATH, ServerSettings
-from tests.fakes.frontier_server import RunningFrontierServer, running_frontier_server
+from tests.fakes.frontier_server import RunningFrontierServer, ServerSettings, running_frontier_server
 from tests.faults import TaskFailedForGood, run_like_airflow
 
 pytestmark = pytest.mark.integration
@@ -78,7 +78,7 @@ def oauth_extras(**more) -> dict:
 def test_without_a_connection_the_embedded_engine_answers():
     hook = FrontierHook(frontier_conn_id="frontier_not_defined")
     assert hook.is_embedded
-    assert hook.analyze_company(STATEMENTS) == analyze_company(STATEMENTS)
+    assert hook.analyze_company(STATEMENTS).model_dump(mode="json") == analyze_company(STATEMENTS)
     ok, message = hook.test_connection()
     assert ok
     assert "embedded engine" in message
@@ -88,7 +88,9 @@ def test_a_connection_without_host_uses_the_embedded_engine(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_FRONTIER_LOCAL", json.dumps({"conn_type": "frontier"}))
     hook = FrontierHook(frontier_conn_id="frontier_local")
     assert hook.is_embedded
-    assert hook.analyze_companies([STATEMENTS, STATEMENTS]) == [analyze_company(STATEMENTS)] * 2
+    assert [r.model_dump(mode="json") for r in hook.analyze_companies([STATEMENTS, STATEMENTS])] == [
+        analyze_company(STATEMENTS)
+    ] * 2
 
 
 def test_embedded_validation_error_is_the_same_non_retryable_error():
@@ -105,7 +107,7 @@ def test_api_key_remote_result_equals_the_embedded_result(serve, connect):
     server = serve()
     hook = connect(server)
     assert not hook.is_embedded
-    assert hook.analyze_company(STATEMENTS) == analyze_company(STATEMENTS)
+    assert hook.analyze_company(STATEMENTS).model_dump(mode="json") == analyze_company(STATEMENTS)
     [request] = server.state.requests(ANALYZE_COMPANY_PATH)
     assert request.status == 200
     assert request.idempotency_key
@@ -116,10 +118,12 @@ def test_other_operations_go_to_their_paths(serve, connect):
     hook = connect(server)
     profile = {"company_name": "Hafenlogistik AG", "annual_revenue": "25000000", "employee_count": 240}
     update = {"title": "New VAT reporting", "topics": ["tax"], "severity": "medium"}
-    assert hook.assess_customer_credit_risk(profile) == assess_customer_credit_risk(profile)
-    assert hook.process_regulatory_update(update) == process_regulatory_update(update)
+    assert hook.assess_customer_credit_risk(profile).model_dump(mode="json") == assess_customer_credit_risk(
+        profile
+    )
+    assert hook.process_regulatory_update(update).model_dump(mode="json") == process_regulatory_update(update)
     portfolio = hook.analyze_customer_portfolio({"customers": [{**profile, "customer_id": "001"}]})
-    assert portfolio["customer_count"] == 1
+    assert portfolio.customer_count == 1
     assert server.state.stats()["computed"] == {
         "assess_customer_credit_risk": 1,
         "process_regulatory_update": 1,
@@ -187,7 +191,7 @@ def test_oauth2_401_fetches_a_new_token_once(serve, connect):
     hook = connect(server, password=None, **oauth_extras())
     hook.analyze_company(STATEMENTS)
     server.state.revoke_tokens()
-    assert hook.analyze_company(STATEMENTS) == analyze_company(STATEMENTS)
+    assert hook.analyze_company(STATEMENTS).model_dump(mode="json") == analyze_company(STATEMENTS)
     assert [r.status for r in server.state.requests(ANALYZE_COMPANY_PATH)] == [200, 401, 200]
     assert len(server.state.requests(TOKEN_PATH)) == 2
 
@@ -214,7 +218,7 @@ def test_429_burst_is_retried_with_one_idempotency_key(serve, connect):
     server = serve(retry_after_seconds=0)
     server.state.inject_faults([429, 429, 429])
     hook = connect(server)
-    assert hook.analyze_company(STATEMENTS) == analyze_company(STATEMENTS)
+    assert hook.analyze_company(STATEMENTS).model_dump(mode="json") == analyze_company(STATEMENTS)
     requests = server.state.requests(ANALYZE_COMPANY_PATH)
     assert [r.status for r in requests] == [429, 429, 429, 200]
     assert len({r.idempotency_key for r in requests}) == 1
@@ -303,7 +307,7 @@ def test_lost_response_is_retried_and_replayed_not_recomputed(serve, connect):
     server = serve(retry_after_seconds=None)
     server.state.inject_faults([502], after_processing=True)
     hook = connect(server)
-    assert hook.analyze_company(STATEMENTS) == analyze_company(STATEMENTS)
+    assert hook.analyze_company(STATEMENTS).model_dump(mode="json") == analyze_company(STATEMENTS)
     requests = server.state.requests(ANALYZE_COMPANY_PATH)
     assert [r.status for r in requests] == [502, 200]
     assert requests[0].idempotency_key == requests[1].idempotency_key
@@ -346,7 +350,7 @@ def test_connection_refused_is_retried_then_reported(monkeypatch):
 def test_timeout_is_retried(serve, connect, caplog):
     server = serve(latency_ms=300)
     hook = connect(server, timeout=0.05, max_retries=1)
-    caplog.set_level(logging.WARNING, logger="frontier_provider.hooks.frontier")
+    caplog.set_level(logging.WARNING, logger="frontier_provider.frontier.client")
     with pytest.raises(FrontierUnavailableError, match="after 2 attempts: ReadTimeout"):
         hook.analyze_company(STATEMENTS)
     assert "ReadTimeout, retry 1 of 1" in caplog.text
@@ -374,7 +378,7 @@ def test_batch_keeps_order_and_bounds_concurrency(serve, connect):
     hook = connect(server)
     payloads = _companies(24)
     results = hook.analyze_companies(payloads, max_concurrency=4)
-    assert [r["company_profile"]["company_name"] for r in results] == [p["company_name"] for p in payloads]
+    assert [r.company_profile.company_name for r in results] == [p["company_name"] for p in payloads]
     assert server.state.max_in_flight == 4
 
 
@@ -403,7 +407,7 @@ def test_batch_failures_are_reported_per_item(serve, connect):
 
     outcomes = hook.analyze_companies(payloads, max_concurrency=2, return_exceptions=True)
     assert isinstance(outcomes[3], FrontierRequestError)
-    assert outcomes[4]["company_profile"]["company_name"] == "Company 004"
+    assert outcomes[4].company_profile.company_name == "Company 004"
 
 
 def test_secrets_never_reach_the_logs(serve, connect, caplog):

@@ -10,17 +10,22 @@ import httpx
 import pytest
 
 from frontier_provider.analysis import analyze_company
-from frontier_provider.server import (
+from frontier_provider.frontier.contract import (
     ANALYZE_COMPANY_PATH,
     CREDIT_RISK_PATH,
+    OPERATIONS,
     PORTFOLIO_PATH,
     PROFILE_PATH,
     REGULATORY_UPDATE_PATH,
-    STATS_PATH,
     TOKEN_PATH,
-    ServerSettings,
 )
-from tests.fakes.frontier_server import RunningFrontierServer, running_frontier_server
+from frontier_provider.server import create_app
+from tests.fakes.frontier_server import (
+    STATS_PATH,
+    RunningFrontierServer,
+    ServerSettings,
+    running_frontier_server,
+)
 
 API_KEY = "test-api-key-0001"
 CLIENT_ID, CLIENT_SECRET = "close-pipeline", "client-secret-0001"
@@ -229,3 +234,29 @@ def test_settings_from_environment():
 def test_bad_environment_is_refused(environ):
     with pytest.raises(ValueError):
         ServerSettings.from_env(environ)
+
+
+def test_openapi_document_types_the_200_body_of_every_operation():
+    document = create_app(ServerSettings(api_keys={API_KEY})).openapi()
+    schemas = document["components"]["schemas"]
+    operations = [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    ]
+    assert {path for path, _, _ in operations} == {
+        ANALYZE_COMPANY_PATH,
+        CREDIT_RISK_PATH,
+        PORTFOLIO_PATH,
+        REGULATORY_UPDATE_PATH,
+        PROFILE_PATH,
+        TOKEN_PATH,
+    }
+    for path, method, operation in operations:
+        schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        name = schema["$ref"].removeprefix("#/components/schemas/")
+        assert schemas[name]["type"] == "object", (method, path)
+        assert schemas[name]["properties"], (method, path)
+    assert {OPERATIONS[name].response.__name__ for name in OPERATIONS} | {"Profile", "TokenResponse"} <= set(
+        schemas
+    )

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from frontier_provider.demo.setup import results_table
+from tests.helpers import staged_analysis
 
 
 def stage(root: Path, entity: str, close_status: str, score: float, growth: float | None = None) -> None:
@@ -17,10 +18,10 @@ def stage(root: Path, entity: str, close_status: str, score: float, growth: floa
             "balance_sheet": {"total_assets": "5000.00", "shareholders_equity": "1200.00"},
         },
     }
-    analysis = {"financial_health_score": score, "risk_assessment": {"credit_rating": "BBB"}}
+    analysis = staged_analysis(entity, financial_health_score=score, risk_assessment={"credit_rating": "BBB"})
     if growth is not None:
-        analysis["financial_ratios"] = {"growth": {"revenue_growth": growth}}
-        analysis["basis"] = {"figures": {"growth.revenue_growth": "same_period_prior_year"}}
+        analysis["financial_ratios"]["growth"]["revenue_growth"] = growth
+        analysis["basis"]["figures"]["growth.revenue_growth"] = "same_period_prior_year"
     for dataset, document in (
         ("statements", statements),
         ("analysis", analysis),
