@@ -12,10 +12,14 @@ runs again. The delete+insert is what makes reruns idempotent.
 analysis staged under the staging root (the run's own analyses included), so an
 overwrite from a run for some entities or one period loses no other rows.
 
-Retry budget: every Tableau call goes through
-:meth:`frontier_provider.hooks.tableau.FrontierTableauHook.call` (4 attempts per
-call, backoff 2-30 s with jitter, Retry-After honoured up to 60 s, one fresh
-sign-in after a 401, 900 s per request); the task's Airflow retries come on top.
+The Tableau side (finding the project and datasource, publishing, the update
+job, refreshes, waiting for jobs) is
+:class:`frontier_provider.hooks.tableau.FrontierTableauHook`'s; these operators
+decide what to publish and record what was. Retry budget: every Tableau call
+goes through :meth:`~frontier_provider.hooks.tableau.FrontierTableauHook.call`
+(4 attempts per call, backoff 2-30 s with jitter, Retry-After honoured up to
+60 s, one fresh sign-in after a 401, 900 s per request); the task's Airflow
+retries come on top.
 Waiting for Tableau's jobs is bounded: ``job_timeout`` for the update job,
 ``timeout`` for refresh jobs, after which the task fails, without retries,
 naming the jobs still running.
@@ -31,8 +35,8 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,15 @@ from airflow.providers.tableau.hooks.tableau import TableauJobFailedException
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from frontier_provider.hooks.tableau import (
+    DEFAULT_JOB_TIMEOUT,
+    DEFAULT_POLL_INTERVAL,
+    OVERWRITE,
+    PUBLISH_MODES,
+    UPDATE,
+    FrontierTableauHook,
+    TableauJobTimeoutError,
+)
 from frontier_provider.manifest import ANALYSIS, FLUX, read_manifests
 from frontier_provider.operators.flux import explanations_path
 from frontier_provider.periods import FiscalPeriod, InvalidPeriodError
@@ -53,7 +66,6 @@ from frontier_provider.publication import (
 )
 from frontier_provider.publishing import publishing_dry_run
 from frontier_provider.storage import Staging, staged_path
-from frontier_provider.tableau.jobs import SUCCEEDED, job_failure_message, job_state, job_timeout_message
 from frontier_provider.tableau.rows import (
     ANALYSIS_EXTRACT,
     FLUX_EXTRACT,
@@ -74,15 +86,6 @@ PUBLICATION_TARGET = "tableau"
 FLUX_PUBLICATION_TARGET = "tableau_flux"
 TABLEAU_POOL = "tableau"
 STAGING_DATASET = "tableau"
-UPDATE = "update"
-OVERWRITE = "overwrite"
-PUBLISH_MODES = (UPDATE, OVERWRITE)
-# Seconds to wait for Tableau's jobs before failing the task (update job; refresh jobs by default).
-DEFAULT_JOB_TIMEOUT = 3600.0
-
-
-class TableauJobTimeoutError(AirflowFailException):
-    """Tableau jobs outlasted the task's timeout; they may be stuck, which a retry cannot fix."""
 
 
 class _ExtractPublishOperator(BaseOperator):
@@ -122,12 +125,12 @@ class _ExtractPublishOperator(BaseOperator):
         project_name: str = "Finance",
         create_project: bool = False,
         mode: str = UPDATE,
-        tableau_conn_id: str = "tableau_default",
+        tableau_conn_id: str = FrontierTableauHook.default_conn_name,
         site_id: str | None = None,
         staging_root: str | None = None,
         dry_run: bool | str = False,
         job_timeout: float = DEFAULT_JOB_TIMEOUT,
-        poll_interval: float = 2.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         pool: str = TABLEAU_POOL,
         **kwargs: Any,
     ) -> None:
@@ -314,103 +317,19 @@ class _ExtractPublishOperator(BaseOperator):
         return sorted(rows, key=self.extract_kind.sort_key)
 
     def _publish(self, period: str, entities: list[str], extract: Path) -> dict[str, Any]:
-        from tableauserverclient import DatasourceItem, Server
-        from tableauserverclient.server.endpoint.exceptions import ServerResponseError
-
-        from frontier_provider.hooks.tableau import FrontierTableauHook
-
-        name = self.datasource_name
         with FrontierTableauHook(site_id=self.site_id, tableau_conn_id=self.tableau_conn_id) as hook:
-            server = hook.server
-            project = self._project(hook)
-            existing = hook.call(
-                f"find datasource {name!r}", lambda: _find_datasource(server, name, project.id)
+            published = hook.publish_extract(
+                extract,
+                datasource=self.datasource_name,
+                project=self.project_name,
+                mode=self.mode,
+                period=period,
+                entities=entities,
+                create_project=self.create_project,
+                job_timeout=self.job_timeout,
+                poll_interval=self.poll_interval,
             )
-            if self.mode == OVERWRITE:
-                published = hook.call(
-                    f"publish datasource {name!r} (Overwrite)",
-                    lambda: server.datasources.publish(
-                        DatasourceItem(project.id, name), str(extract), Server.PublishMode.Overwrite
-                    ),
-                )
-                return {"action": "overwrite", "datasource_id": published.id}
-            if existing is None:
-                try:
-                    published = hook.call(
-                        f"publish datasource {name!r} (CreateNew)",
-                        lambda: server.datasources.publish(
-                            DatasourceItem(project.id, name), str(extract), Server.PublishMode.CreateNew
-                        ),
-                    )
-                    return {"action": "create", "datasource_id": published.id}
-                except ServerResponseError as error:
-                    # 409: published meanwhile, e.g. by a retry of this call whose first answer was lost.
-                    # Replacing the rows of this period and these entities gives the same end state.
-                    if not str(error.code).startswith("409"):
-                        raise
-                    existing = hook.call(
-                        f"find datasource {name!r}", lambda: _find_datasource(server, name, project.id)
-                    )
-                    if existing is None:
-                        raise
-            job, request_id = self._replace_rows(hook, existing, period, entities, extract)
-            resource = (
-                f"datasource {name!r} (period {period}, entities {', '.join(entities)}, "
-                f"request id {request_id})"
-            )
-            wait_for_jobs(
-                hook, {job.id: resource}, poll_interval=self.poll_interval, timeout=self.job_timeout
-            )
-            return {
-                "action": "update",
-                "datasource_id": existing.id,
-                "job_id": job.id,
-                "request_id": request_id,
-            }
-
-    def _replace_rows(
-        self, hook: Any, datasource: Any, period: str, entities: list[str], extract: Path
-    ) -> tuple[Any, str]:
-        from frontier_provider.tableau.hyper import replace_rows_actions
-
-        # One request id per update this try decides to make: the hook's retries of this one call reuse it
-        # (Tableau runs it once); the next try or rerun sends a new one, so its delete+insert runs again.
-        request_id = f"frontier-{uuid.uuid4()}"
-        actions = replace_rows_actions(period, entities)
-        self.log.info(
-            "Replacing the rows of period %s, entities %s, in datasource %r (%s), request id %s",
-            period,
-            ", ".join(entities),
-            self.datasource_name,
-            datasource.id,
-            request_id,
-        )
-        job = hook.call(
-            f"update datasource {self.datasource_name!r} (request id {request_id})",
-            lambda: hook.server.datasources.update_hyper_data(
-                datasource, request_id=request_id, actions=actions, payload=str(extract)
-            ),
-        )
-        return job, request_id
-
-    def _project(self, hook: Any) -> Any:
-        from tableauserverclient import ProjectItem
-
-        matches = hook.call(
-            f"find project {self.project_name!r}",
-            lambda: list(hook.server.projects.filter(name=self.project_name)),
-        )
-        # Nested projects may share a name; the datasource lives in the top-level one.
-        top_level = [project for project in matches if not project.parent_id] or matches
-        if top_level:
-            return top_level[0]
-        if not self.create_project:
-            raise AirflowFailException(
-                f"Tableau project {self.project_name!r} does not exist on the site: create it, or set "
-                "create_project=True"
-            )
-        self.log.info("Creating Tableau project %r", self.project_name)
-        return hook.server.projects.create(ProjectItem(name=self.project_name))
+        return asdict(published)
 
 
 class TableauPublishOperator(_ExtractPublishOperator):
@@ -562,7 +481,7 @@ class TableauRefreshOperator(BaseOperator):
         *,
         workbooks: Sequence[str] | str = (),
         datasources: Sequence[str] | str = (),
-        tableau_conn_id: str = "tableau_default",
+        tableau_conn_id: str = FrontierTableauHook.default_conn_name,
         site_id: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 30,
@@ -594,15 +513,12 @@ class TableauRefreshOperator(BaseOperator):
             return {**summary, "dry_run": True, "would_refresh": [f"{k} {n}" for k, n in targets]}
         if self.timeout <= 0:
             raise AirflowFailException(f"timeout must be a positive number of seconds, got {self.timeout!r}")
-
-        from frontier_provider.hooks.tableau import FrontierTableauHook
-
         with FrontierTableauHook(site_id=self.site_id, tableau_conn_id=self.tableau_conn_id) as hook:
-            jobs, skipped = self._start_refreshes(hook, targets)
+            jobs, skipped = hook.start_refreshes(targets)
             summary["skipped"] = skipped
             if jobs and not self.deferrable:
-                summary["jobs"] = wait_for_jobs(
-                    hook, jobs, poll_interval=self.poll_interval, timeout=self.timeout
+                summary["jobs"] = hook.wait_for_jobs(
+                    jobs, poll_interval=self.poll_interval, timeout=self.timeout
                 )
                 return summary
         if not jobs:
@@ -645,65 +561,6 @@ class TableauRefreshOperator(BaseOperator):
                 "Refresh of %s finished (job %s, finish code %s)", job["resource"], job_id, job["finish_code"]
             )
         return {"jobs": event["jobs"], "skipped": list(skipped or []), "dry_run": False}
-
-    def _start_refreshes(self, hook: Any, targets: list[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
-        jobs: dict[str, str] = {}
-        skipped: list[str] = []
-        for kind, name in targets:
-            endpoint = hook.server.workbooks if kind == "workbook" else hook.server.datasources
-            resource = f"{kind} {name!r}"
-            item = hook.call(
-                f"find {resource}",
-                lambda endpoint=endpoint, kind=kind, name=name: _find_one(endpoint, kind, name),
-            )
-            # tableauserverclient returns no job when Tableau answers 409093 (already queued).
-            job = hook.call(
-                f"refresh {resource}", lambda endpoint=endpoint, item=item: endpoint.refresh(item)
-            )
-            if job is None:
-                self.log.warning(
-                    "Refresh of %s is already queued or running on Tableau (409093): not started again; "
-                    "the queued refresh picks up the new data",
-                    resource,
-                )
-                skipped.append(f"{kind} {name}")
-                continue
-            self.log.info("Started refresh of %s: job %s", resource, job.id)
-            jobs[job.id] = resource
-        return jobs, skipped
-
-
-def wait_for_jobs(
-    hook: Any, jobs: dict[str, str], *, poll_interval: float, timeout: float
-) -> dict[str, dict[str, Any]]:
-    """Poll Tableau jobs until all succeed; raise on the first that does not, or when time runs out.
-
-    :param hook: a signed-in :class:`~frontier_provider.hooks.tableau.FrontierTableauHook`; each poll
-        is one call with its retries.
-    :param jobs: job id -> what the job works on.
-    :param poll_interval: seconds between polls.
-    :param timeout: seconds after which waiting fails.
-    :raises TableauJobFailedException: a job failed or was cancelled; the message has its id and finish code.
-    :raises TableauJobTimeoutError: jobs still ran after ``timeout`` seconds; the message names them.
-    """
-    deadline = time.monotonic() + timeout
-    pending = dict(jobs)
-    finished: dict[str, dict[str, Any]] = {}
-    while True:
-        for job_id in list(pending):
-            job = hook.call(f"check job {job_id}", lambda job_id=job_id: hook.server.jobs.get_by_id(job_id))
-            state = job_state(job)
-            if not state.finished:
-                continue
-            if state.outcome != SUCCEEDED:
-                raise TableauJobFailedException(job_failure_message(state, pending[job_id]))
-            finished[job_id] = {"resource": pending.pop(job_id), **state.to_dict()}
-        if not pending:
-            return finished
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TableauJobTimeoutError(job_timeout_message(pending, timeout))
-        time.sleep(min(poll_interval, remaining))
 
 
 def rendered_list(value: Any, argument: str) -> list[str]:
@@ -786,21 +643,3 @@ def _read_document(path: str) -> dict[str, Any]:
         ) from error
     except json.JSONDecodeError as error:
         raise AirflowFailException(f"staged analysis {path} is not valid JSON: {error}") from error
-
-
-def _find_datasource(server: Any, name: str, project_id: str) -> Any | None:
-    matches = [item for item in server.datasources.filter(name=name) if item.project_id == project_id]
-    return matches[0] if matches else None
-
-
-def _find_one(endpoint: Any, kind: str, name: str) -> Any:
-    matches = list(endpoint.filter(name=name))
-    if not matches:
-        raise AirflowFailException(f"no Tableau {kind} named {name!r} on the site")
-    if len(matches) > 1:
-        projects = ", ".join(sorted(str(item.project_name) for item in matches))
-        raise AirflowFailException(
-            f"{len(matches)} Tableau {kind}s are named {name!r} (projects: {projects}): "
-            "give them distinct names"
-        )
-    return matches[0]

@@ -10,13 +10,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 
-from frontier_provider.tableau.jobs import (
-    SUCCEEDED,
-    JobState,
-    job_failure_message,
-    job_state,
-    job_timeout_message,
-)
+from frontier_provider.tableau.jobs import SUCCEEDED, JobState, job_failure_message, job_timeout_message
 
 
 class TableauJobTrigger(BaseTrigger):
@@ -130,9 +124,4 @@ class TableauJobTrigger(BaseTrigger):
         from frontier_provider.hooks.tableau import FrontierTableauHook
 
         with FrontierTableauHook(site_id=self.site_id, tableau_conn_id=self.tableau_conn_id) as hook:
-            return [
-                job_state(
-                    hook.call(f"check job {job_id}", lambda job_id=job_id: hook.server.jobs.get_by_id(job_id))
-                )
-                for job_id in job_ids
-            ]
+            return [hook.job_state(job_id) for job_id in job_ids]
