@@ -25,9 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-salesforce-airflow-"))
 
+from frontier_provider.demo.salesforce import DEMO_ENTITY_ACCOUNTS, account_id  # noqa: E402
 from frontier_provider.hooks.salesforce import FrontierSalesforceHook  # noqa: E402
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator  # noqa: E402
-from frontier_provider.salesforce.demo import DEMO_ENTITY_ACCOUNTS, account_id  # noqa: E402
 from tests.fakes.salesforce import running_fake_salesforce  # noqa: E402
 
 FRONTIER_FIELDS = (

@@ -9,7 +9,7 @@ with the `company` param.
 1. **analyze**: validates the statements (a Frontier analyze-company request:
    `company_name`, `reporting_period {year, period}`, `financial_statements
    {balance_sheet, income_statement}` with money as decimal strings), sends them
-   to Frontier (the `frontier_default` connection, or the embedded engine) and
+   to Frontier (`settings.frontier_conn_id`, or the embedded engine) and
    stages the analysis at
    `$FRONTIER_STAGING_ROOT/adhoc_analysis/period=YYYY-MM/entity=<company>.json`,
    where `<company>` is the document's `entity`, else a slug of its name, else
@@ -26,7 +26,8 @@ from airflow.sdk import Param, dag, task
 
 from frontier_provider.config import load_close_config
 from frontier_provider.dag_defaults import FRONTIER_CALL_TIMEOUT, default_args
-from frontier_provider.webhooks.runs import analyze_adhoc_company, delivery_id_param
+from frontier_provider.tasks.adhoc_analysis import analyze_adhoc_company
+from frontier_provider.tasks.webhook_runs import delivery_id_param
 
 FRONTIER_CONN_ID = load_close_config().settings.frontier_conn_id
 

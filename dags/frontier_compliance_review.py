@@ -28,13 +28,13 @@ from airflow.sdk import Param, dag, task
 
 from frontier_provider.config import load_close_config
 from frontier_provider.dag_defaults import FRONTIER_CALL_TIMEOUT, default_args
-from frontier_provider.webhooks.runs import (
+from frontier_provider.tasks.compliance_review import (
     configured_entities,
-    delivery_id_param,
     record_compliance_review,
     review_entity,
     triage_regulatory_update,
 )
+from frontier_provider.tasks.webhook_runs import delivery_id_param
 
 FRONTIER_CONN_ID = load_close_config().settings.frontier_conn_id
 

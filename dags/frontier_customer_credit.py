@@ -8,8 +8,9 @@ back to its Account:
    revenue) with their Opportunities, in one SOQL query with a relationship
    subquery, every page; per customer the open pipeline, win rate (won / closed)
    and average deal size (won amount / won deals). A dry run without the
-   `salesforce_default` connection reads the bundled demo customers; otherwise
-   a missing connection fails the task.
+   Salesforce connection reads the customer Accounts of `settings.customers_file`
+   in the entities file (the demo's customers); otherwise a missing connection
+   fails the task, naming it.
 2. **assess_credit**: a Frontier credit-risk assessment per customer (health
    score, risk level, growth potential, recommendations).
 3. **analyze_portfolio**: the Frontier portfolio analysis (portfolio health,
@@ -32,14 +33,16 @@ import pendulum
 from airflow.sdk import Asset, Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from frontier_provider.config import load_close_config
+from frontier_provider.config import default_entities_file, load_close_config
 from frontier_provider.dag_defaults import FRONTIER_CALL_TIMEOUT, FRONTIER_CALLS_TIMEOUT, default_args
-from frontier_provider.operators import salesforce as credit
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
+from frontier_provider.tasks import customer_credit as credit
 
-SETTINGS = load_close_config().settings
+ENTITIES_FILE = default_entities_file()
+SETTINGS = load_close_config(ENTITIES_FILE).settings
 SALESFORCE_CONN_ID = SETTINGS.salesforce_conn_id
 FRONTIER_CONN_ID = SETTINGS.frontier_conn_id
+CUSTOMERS_FILE = credit.resolve_customers_file(SETTINGS.customers_file, ENTITIES_FILE)
 # The dry_run param; settings.publish: dry_run in the entities file makes every run dry.
 DRY_RUN = True if SETTINGS.dry_run else "{{ params.dry_run }}"
 CUSTOMER_PORTFOLIO = Asset(name="frontier_customer_portfolio", uri="frontier://staging/customer_portfolio")
@@ -81,7 +84,7 @@ def frontier_customer_credit():
             params.get("as_of"), data_interval_end=data_interval_end, logical_date=logical_date
         )
         return credit.extract_customer_profiles(
-            as_of=as_of, salesforce_conn_id=SALESFORCE_CONN_ID, dry_run=dry_run
+            as_of=as_of, salesforce_conn_id=SALESFORCE_CONN_ID, dry_run=dry_run, customers_file=CUSTOMERS_FILE
         )
 
     @task(multiple_outputs=True, execution_timeout=FRONTIER_CALLS_TIMEOUT)

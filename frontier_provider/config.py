@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from frontier_provider.failures import Category
 from frontier_provider.ledger.controls import OPEN_PERIOD_POLICIES
 from frontier_provider.periods import FiscalCalendar, FiscalPeriod, InvalidPeriodError
 
@@ -38,6 +39,8 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 class EntityConfigError(ValueError):
     """The entities file is missing, malformed or inconsistent."""
 
+    category = Category.CONFIGURATION
+
 
 class UnknownEntityError(ValueError):
     """A run asked for entity ids the entities file does not have: the request is wrong, not the file.
@@ -46,8 +49,7 @@ class UnknownEntityError(ValueError):
     :param known: the ids the entities file has
     """
 
-    # Read by frontier_provider.notifications: fixed by triggering again, not by editing configuration.
-    failure_category = "request"
+    category = Category.REQUEST
 
     def __init__(self, requested: list[str], known: list[str]) -> None:
         self.requested = list(requested)
@@ -122,6 +124,9 @@ class CloseSettings:
     frontier_conn_id: str = "frontier_default"
     salesforce_conn_id: str = "salesforce_default"
     salesforce_key_field: str = "Frontier_Entity_Id__c"
+    # A JSON file of customer Accounts, relative to the entities file's folder, that a dry run of the
+    # customer-credit DAG reads when the Salesforce connection does not exist (the demo's customers).
+    customers_file: str | None = None
     tableau_conn_id: str = "tableau_default"
     tableau_project: str = "Finance"
     tableau_datasource: str = "Frontier Financial Analysis"

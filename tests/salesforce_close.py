@@ -8,6 +8,7 @@ from pathlib import Path
 
 from frontier_provider.ledger.controls import FINAL, PRELIMINARY
 from frontier_provider.manifest import Manifest, stage_manifest
+from frontier_provider.salesforce.insights import AccountInsight, CloseLabels
 from frontier_provider.storage import Staging
 
 PERIOD = "2024-11"
@@ -53,16 +54,18 @@ def stage_close(
 def close_insights(manifests: Mapping[str, Manifest], *, score: float = 7.25) -> list[dict]:
     """The insights a close run writes back for the entities of ``manifests``, keyed by entity id."""
     return [
-        {
-            "key": entity,
-            "financial_health_score": score,
-            "risk_level": "low",
-            "analysis_date": "2024-11-30",
-            "recommendations": [f"Keep {entity}'s working capital above one month of costs."],
-            "entity": entity,
-            "period": manifest.period,
-            "close_status": manifest.close_status,
-            "as_of": manifest.as_of,
-        }
+        AccountInsight(
+            key=entity,
+            financial_health_score=score,
+            risk_level="low",
+            analysis_date="2024-11-30",
+            recommendations=(f"Keep {entity}'s working capital above one month of costs.",),
+            close=CloseLabels(
+                entity=entity,
+                period=manifest.period,
+                close_status=manifest.close_status,
+                as_of=manifest.as_of,
+            ),
+        ).as_dict()
         for entity, manifest in sorted(manifests.items())
     ]

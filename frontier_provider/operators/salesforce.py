@@ -1,26 +1,18 @@
-"""Write Frontier insights back to Salesforce Accounts, and the steps of the customer-credit DAG."""
+"""Write Frontier insights back to Salesforce Accounts."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
+from airflow.sdk.exceptions import AirflowFailException
 
 from frontier_provider.manifest import ManifestError, read_manifests
 from frontier_provider.publication import held_back_message, published, record_published
-from frontier_provider.publishing import PublishConnectionError, publishing_dry_run, requested_dry_run
-from frontier_provider.salesforce.customers import (
-    account_insight,
-    customer_profile,
-    extract_customer_accounts,
-    is_customer,
-    portfolio_request,
-)
-from frontier_provider.salesforce.demo import demo_accounts
+from frontier_provider.publishing import publishing_dry_run
 from frontier_provider.salesforce.writeback import (
     ACCOUNT,
     ID_FIELD,
@@ -40,21 +32,14 @@ from frontier_provider.salesforce.writeback import (
 )
 from frontier_provider.storage import staged_path
 
-# Hooks (simple-salesforce, httpx), the ledger and the staging area (Arrow, DuckDB) are imported where
-# a task runs, not here: DAG files import this module, and the scheduler parses them often.
+# The hook (simple-salesforce) and the staging area (Arrow, DuckDB) are imported where the task runs,
+# not here: DAG files import this module, and the scheduler parses them often.
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-
-SALESFORCE_CONN_ID = "salesforce_default"
-FRONTIER_CONN_ID = "frontier_default"
 
 DRY_RUN_DATASET = "salesforce_writeback"
 # Under this target the close records what Salesforce received (frontier_provider.publication).
 PUBLICATION_TARGET = "salesforce"
-CUSTOMER_PROFILES = "customer_profiles"
-CUSTOMER_INSIGHTS = "customer_credit_insights"
-CUSTOMER_PORTFOLIO = "customer_portfolio"
 # Failures listed in the XCom summary and the log; the count is always complete.
 REPORTED_FAILURES = 50
 # What a write-back task does besides the write itself: login, describe, /limits, and the last
@@ -92,14 +77,14 @@ class SalesforceWriteBackOperator(BaseOperator):
     ``failed`` lists up to 50 ``{"key", "code", "message"}`` items and ``held_back`` (a close
     write-back only) the entities left out.
 
-    :param insights: insight dicts ``{"key", "financial_health_score", "risk_level",
-        "growth_potential_score", "analysis_date", "recommendations"}``, and for the close
-        ``"entity", "period", "close_status", "as_of"``
+    :param insights: insight dicts, as ``AccountInsight.as_dict`` makes them
+        (``frontier_provider.salesforce.insights``)
     :param insights_path: instead of ``insights``, a staged JSON-lines or Parquet file of them
     :param period: fiscal period the insights belong to ("2024-12"); names the dry-run file
     :param key_field: "Id", or the Account external id field to upsert on (e.g. Frontier_Entity_Id__c)
     :param field_map: insight attribute -> Account field overrides; ``None`` skips an attribute
-    :param salesforce_conn_id: Airflow connection of type ``salesforce``
+    :param salesforce_conn_id: Airflow connection of type ``salesforce``; defaults to the hook's
+        (``SalesforceHook.default_conn_name``)
     :param bulk_threshold: the largest write made with sObject Collections
     :param max_failure_share: the share (0..1) of records that may fail before the task fails
     :param max_daily_api_share: the share (0..1) of the remaining daily API requests this write may use
@@ -126,7 +111,7 @@ class SalesforceWriteBackOperator(BaseOperator):
         period: str,
         key_field: str = ID_FIELD,
         field_map: dict[str, str] | None = None,
-        salesforce_conn_id: str = SALESFORCE_CONN_ID,
+        salesforce_conn_id: str | None = None,
         bulk_threshold: int = 2000,
         max_failure_share: float = 0.0,
         max_daily_api_share: float = 0.5,
@@ -177,8 +162,9 @@ class SalesforceWriteBackOperator(BaseOperator):
         close = self._check_close(insights, field_map, period) if is_close_write_back(insights) else None
         if close is not None:
             insights = close.insights
+        conn_id = self.salesforce_conn_id or FrontierSalesforceHook.default_conn_name
         hook = FrontierSalesforceHook(
-            self.salesforce_conn_id,
+            conn_id,
             transient_retries=self.transient_retries,
             retry_delay=self.transient_retry_delay,
             http_retries=self.http_retries,
@@ -188,7 +174,7 @@ class SalesforceWriteBackOperator(BaseOperator):
         )
         dry_run = publishing_dry_run(
             dry_run=self.dry_run,
-            conn_id=self.salesforce_conn_id,
+            conn_id=conn_id,
             service="Salesforce",
             conn_type="salesforce",
             setting="settings.salesforce_conn_id",
@@ -410,175 +396,6 @@ class SalesforceWriteBackOperator(BaseOperator):
         if truncated:
             self.log.warning("%d text value(s) were cut to their Salesforce field length", truncated)
         return records
-
-
-# -- customer credit ---------------------------------------------------------------------------------
-def resolve_as_of(
-    param: str | None, *, data_interval_end: datetime | None = None, logical_date: datetime | None = None
-) -> date:
-    """The day a customer-credit run assesses, never the wall clock.
-
-    Order: the ``as_of`` param, the end of the run's data interval (a scheduled run), its logical date.
-
-    :param param: "YYYY-MM-DD" or empty
-    :param data_interval_end: the run's data interval end
-    :param logical_date: the run's logical date
-    """
-    if param not in (None, ""):
-        try:
-            return date.fromisoformat(str(param))
-        except ValueError:
-            raise AirflowFailException(f"as_of must be a date YYYY-MM-DD, got {param!r}") from None
-    for moment in (data_interval_end, logical_date):
-        if moment is not None:
-            return moment.date()
-    raise AirflowFailException("this run has no as-of date: trigger it with conf {'as_of': 'YYYY-MM-DD'}")
-
-
-def customer_run_keys(as_of: date) -> tuple[str, str]:
-    """(period, batch name) under which one customer-credit run stages its batch-wide files.
-
-    :param as_of: the date the customers are assessed for
-    """
-    from frontier_provider.periods import FiscalPeriod
-
-    return str(FiscalPeriod.containing(as_of)), f"as-of-{as_of.isoformat()}"
-
-
-def extract_customer_profiles(
-    *,
-    as_of: date,
-    salesforce_conn_id: str = SALESFORCE_CONN_ID,
-    dry_run: bool | str = False,
-    staging_root: str | None = None,
-) -> dict[str, Any]:
-    """Read customer Accounts with their Opportunities and stage their credit-risk profiles.
-
-    A dry run without the Salesforce connection reads the bundled demo customers, so the DAG runs
-    on a machine with no external system. Without a dry run the connection must exist.
-
-    :param as_of: the assessment day
-    :param salesforce_conn_id: Airflow connection of type ``salesforce``
-    :param dry_run: the run publishes nothing (the ``dry_run`` param or ``settings.publish: dry_run``)
-    :param staging_root: staging root; defaults to the configured one
-    :return: ``{"path", "period", "as_of", "batch", "customers", "source"}``
-    """
-    from frontier_provider.hooks.salesforce import FrontierSalesforceHook
-    from frontier_provider.storage import Staging
-
-    hook = FrontierSalesforceHook(salesforce_conn_id)
-    try:
-        hook.get_connection(salesforce_conn_id)
-    except AirflowNotFoundException:
-        if not requested_dry_run(dry_run):
-            raise PublishConnectionError(
-                f"Salesforce connection {salesforce_conn_id!r} is not defined in Airflow, so there are no "
-                f"customers to read. Create it (`airflow connections add {salesforce_conn_id} --conn-type "
-                "salesforce ...`), or correct settings.salesforce_conn_id in the entities file. A dry run "
-                "(the dry_run param, or settings.publish: dry_run) reads the bundled demo customers instead."
-            ) from None
-        hook.log.warning(
-            "Dry run and no connection '%s': using the bundled demo customers", salesforce_conn_id
-        )
-        accounts, source = [a for a in demo_accounts() if is_customer(a)], "demo"
-    else:
-        accounts = hook.call("reading customer Accounts with Opportunities", extract_customer_accounts)
-        source = "salesforce"
-    period, batch = customer_run_keys(as_of)
-    profiles = [customer_profile(account, as_of=as_of) for account in accounts]
-    staging = Staging(staging_root)
-    path = staging.write_json(staging.period_file(CUSTOMER_PROFILES, period, batch, ".json"), profiles)
-    hook.log.info("Staged %d customer profile(s) from %s as of %s in %s", len(profiles), source, as_of, path)
-    return {
-        "path": str(path),
-        "period": period,
-        "as_of": as_of.isoformat(),
-        "batch": batch,
-        "customers": len(profiles),
-        "source": source,
-    }
-
-
-def assess_customer_credit(
-    *,
-    profiles_path: str,
-    as_of: date,
-    frontier_conn_id: str = FRONTIER_CONN_ID,
-    staging_root: str | None = None,
-) -> dict[str, Any]:
-    """Assess each customer's credit risk with Frontier and stage the Account insights as JSON lines.
-
-    :param profiles_path: the staged profiles of ``extract_customer_profiles``
-    :param as_of: the assessment day, written as the Accounts' last analysis date
-    :param frontier_conn_id: the Frontier connection (embedded engine when missing)
-    :param staging_root: staging root; defaults to the configured one
-    :return: ``{"path", "customers", "risk_levels"}``
-    """
-    from frontier_provider.hooks.frontier import FrontierHook
-    from frontier_provider.storage import Staging
-
-    staging = Staging(staging_root)
-    profiles = staging.read_json(staged_path(profiles_path))
-    frontier = FrontierHook(frontier_conn_id)
-    insights = [
-        account_insight(profile["customer_id"], frontier.assess_customer_credit_risk(profile), as_of=as_of)
-        for profile in profiles
-    ]
-    period, batch = customer_run_keys(as_of)
-    lines = "".join(json.dumps(insight, sort_keys=True, allow_nan=False) + "\n" for insight in insights)
-    path = staging.write_bytes(
-        staging.period_file(CUSTOMER_INSIGHTS, period, batch, ".jsonl"), lines.encode()
-    )
-    levels: dict[str, int] = {}
-    for insight in insights:
-        level = insight["risk_level"] or "unrated"
-        levels[level] = levels.get(level, 0) + 1
-    frontier.log.info(
-        "Assessed %d customer(s) as of %s: %s; insights in %s", len(insights), as_of, levels, path
-    )
-    return {"path": str(path), "customers": len(insights), "risk_levels": dict(sorted(levels.items()))}
-
-
-def analyze_customer_portfolio(
-    *,
-    profiles_path: str,
-    as_of: date,
-    frontier_conn_id: str = FRONTIER_CONN_ID,
-    staging_root: str | None = None,
-) -> dict[str, Any]:
-    """Analyse the whole customer portfolio with Frontier and stage the result.
-
-    :param profiles_path: the staged profiles of ``extract_customer_profiles``
-    :param as_of: the analysis day
-    :param frontier_conn_id: the Frontier connection (embedded engine when missing)
-    :param staging_root: staging root; defaults to the configured one
-    :return: ``{"path", "portfolio_health_score", "high_risk_customers"}`` (the count)
-    """
-    from frontier_provider.hooks.frontier import FrontierHook
-    from frontier_provider.storage import Staging
-
-    staging = Staging(staging_root)
-    profiles = staging.read_json(staged_path(profiles_path))
-    period, batch = customer_run_keys(as_of)
-    if not profiles:
-        raise AirflowFailException(f"no customer Accounts to analyse as of {as_of}")
-    frontier = FrontierHook(frontier_conn_id)
-    portfolio = frontier.analyze_customer_portfolio(portfolio_request(profiles, as_of=as_of))
-    document = {**portfolio, "as_of": as_of.isoformat(), "period": period}
-    path = staging.write_json(staging.period_file(CUSTOMER_PORTFOLIO, period, batch, ".json"), document)
-    frontier.log.info(
-        "Portfolio of %d customer(s) as of %s: health %s, %d high-risk; result in %s",
-        len(profiles),
-        as_of,
-        portfolio.get("portfolio_health_score"),
-        len(portfolio.get("high_risk_customers") or []),
-        path,
-    )
-    return {
-        "path": str(path),
-        "portfolio_health_score": portfolio.get("portfolio_health_score"),
-        "high_risk_customers": len(portfolio.get("high_risk_customers") or []),
-    }
 
 
 def _summary(

@@ -16,14 +16,23 @@ Sales metrics, in the usual CRM sense:
 - average deal size: closed-won amount / closed-won opportunities, ``None`` without wins.
 
 Money stays exact (``Decimal``) and travels as decimal strings.
+
+Without a Salesforce org (the demo), ``read_customer_accounts`` reads the
+customer accounts from a JSON file instead: a list of Accounts in the shape
+above (``settings.customers_file`` of the entities file).
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
 from typing import Any, Protocol
+
+from frontier_provider.failures import Category
 
 # One query, one round trip per page: the Opportunities come with their Account through the
 # relationship subquery instead of one query per customer.
@@ -34,6 +43,12 @@ CUSTOMER_ACCOUNTS_SOQL = (
     "FROM Account WHERE Type = 'Customer' AND AnnualRevenue != NULL ORDER BY Id"
 )
 CENT = Decimal("0.01")
+
+
+class CustomersFileError(ValueError):
+    """A customers file is missing, or is not a JSON list of Accounts."""
+
+    category = Category.CONFIGURATION
 
 
 class SoqlClient(Protocol):
@@ -61,6 +76,30 @@ def extract_customer_accounts(client: SoqlClient, soql: str = CUSTOMER_ACCOUNTS_
         account["Opportunities"] = _all_children(client, record.get("Opportunities"))
         accounts.append(account)
     return accounts
+
+
+def read_customer_accounts(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The customer accounts of a JSON file, in Id order, like ``extract_customer_accounts`` reads them.
+
+    Accounts that are not customers (``is_customer``) are left out, as the SOQL query leaves them out.
+
+    :param path: a JSON file holding a list of Accounts, see the module docstring
+    :raises CustomersFileError: the file does not exist, is not JSON, or is not a list of Accounts with an Id
+    """
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CustomersFileError(f"customers file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CustomersFileError(f"customers file {path} is not readable JSON: {err}") from None
+    if not isinstance(document, list) or not all(
+        isinstance(account, dict) and isinstance(account.get("Id"), str) for account in document
+    ):
+        raise CustomersFileError(f"customers file {path} must hold a JSON list of Accounts, each with its Id")
+    return sorted(
+        (account for account in document if is_customer(account)), key=lambda account: account["Id"]
+    )
 
 
 def is_customer(account: Mapping[str, Any]) -> bool:
@@ -111,23 +150,6 @@ def portfolio_request(
     :param name: the portfolio's name in the result
     """
     return {"portfolio_name": name, "as_of": as_of.isoformat(), "customers": list(profiles)}
-
-
-def account_insight(customer_id: str, assessment: Mapping[str, Any], *, as_of: date) -> dict[str, Any]:
-    """The Account write-back insight of one credit-risk assessment.
-
-    :param customer_id: the Account Id
-    :param assessment: the Frontier assess-customer-credit-risk response
-    :param as_of: the assessment day, written as the Account's last analysis date
-    """
-    return {
-        "key": customer_id,
-        "financial_health_score": assessment.get("financial_health_score"),
-        "risk_level": assessment.get("risk_level"),
-        "growth_potential_score": assessment.get("growth_potential_score"),
-        "analysis_date": as_of.isoformat(),
-        "recommendations": [str(text) for text in assessment.get("recommendations") or []],
-    }
 
 
 def _all_children(client: SoqlClient, relationship: Mapping[str, Any] | None) -> list[dict[str, Any]]:

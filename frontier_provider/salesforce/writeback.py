@@ -1,17 +1,7 @@
 """Frontier insights as Salesforce Account records, and what Salesforce says back about them.
 
-An insight is what the analysis knows about one Account::
-
-    {"key": "001...", "financial_health_score": 7.25, "risk_level": "Low",
-     "growth_potential_score": 6.1, "analysis_date": "2024-12-31",
-     "recommendations": ["Reduce days sales outstanding", ...]}
-
-An insight of the financial close also names its entity and period and says how
-final its figures are (``close_status`` "final" or "preliminary", and ``as_of``,
-when the ledger was read)::
-
-    {"key": "SAP-1000", ..., "entity": "SAP-1000", "period": "2024-12",
-     "close_status": "final", "as_of": "2025-01-06T07:15:02Z"}
+An insight (``frontier_provider.salesforce.insights``) is what the analysis knows
+about one Account; it arrives here as the dict of ``AccountInsight.as_dict``.
 
 ``build_account_records`` turns insights into the exact records sent to
 Salesforce: one per key, sorted, with each value fitted to its field (text cut
@@ -35,8 +25,17 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
+from frontier_provider.failures import Category
 from frontier_provider.manifest import CLOSE_STATUSES
 from frontier_provider.publication import Publication, check_against_close
+from frontier_provider.salesforce.insights import (
+    CLOSE_LABELS,
+    CLOSE_STATUS_ATTRIBUTES,
+    DEFAULT_FIELD_MAP,
+    DEFAULT_FIELD_SPECS,
+    INSIGHT_ATTRIBUTES,
+    FieldSpec,
+)
 
 if TYPE_CHECKING:
     from frontier_provider.manifest import Manifest
@@ -44,20 +43,6 @@ if TYPE_CHECKING:
 ACCOUNT = "Account"
 ID_FIELD = "Id"
 
-DEFAULT_FIELD_MAP: dict[str, str] = {
-    "financial_health_score": "Frontier_Financial_Score__c",
-    "risk_level": "Frontier_Risk_Level__c",
-    "growth_potential_score": "Frontier_Growth_Potential__c",
-    "analysis_date": "Frontier_Last_Analysis__c",
-    "recommendations": "Frontier_Recommendations__c",
-    "close_status": "Frontier_Close_Status__c",
-    "as_of": "Frontier_Close_As_Of__c",
-}
-INSIGHT_ATTRIBUTES = tuple(DEFAULT_FIELD_MAP)
-#: What an insight of the financial close names besides its Account key and figures.
-CLOSE_LABELS = ("entity", "period", "close_status", "as_of")
-#: The insight attributes that say how final a close's figures are; a close write-back writes both.
-CLOSE_STATUS_ATTRIBUTES = ("close_status", "as_of")
 #: Recommendations are sentences ("Extend terms."): the field reads them as a paragraph.
 RECOMMENDATION_SEPARATOR = " "
 _SENTENCE_ENDS = (".", "!", "?", "…")
@@ -72,69 +57,14 @@ TRANSIENT_ERROR_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "API_TEMPORARILY_UNAVAI
 COLLECTION_SIZE = 200
 
 _SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
-_TEXT_TYPES = frozenset(
-    {
-        "string",
-        "textarea",
-        "picklist",
-        "multipicklist",
-        "url",
-        "email",
-        "phone",
-        "encryptedstring",
-        "combobox",
-    }
-)
-_NUMBER_TYPES = frozenset({"double", "currency", "percent", "int", "long"})
 
 
 class InsightError(ValueError):
     """Insights that cannot become Account records; the message names each key and attribute."""
 
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """What Salesforce allows in one Account field.
-
-    :param name: API name of the field
-    :param type: describe() type: "double", "string", "textarea", "picklist", "date", ...
-    :param length: maximum length in characters for text fields, 0 otherwise
-    :param scale: decimal places kept by number fields
-    """
-
-    name: str
-    type: str
-    length: int = 0
-    scale: int | None = None
-    updateable: bool = True
-    external_id: bool = False
-
-    @classmethod
-    def from_describe(cls, field: Mapping[str, Any]) -> FieldSpec:
-        """Read one entry of ``describe()["fields"]``."""
-        return cls(
-            name=field["name"],
-            type=field.get("type") or "string",
-            length=int(field.get("length") or 0),
-            scale=field.get("scale") if field.get("type") in _NUMBER_TYPES else None,
-            updateable=bool(field.get("updateable", True)),
-            external_id=bool(field.get("externalId", False)),
-        )
+    category = Category.DATA
 
 
-# The fields as the Frontier package creates them in Salesforce. Used only when Salesforce
-# cannot be asked (a dry run); a live write reads the org's own field definitions.
-DEFAULT_FIELD_SPECS: dict[str, FieldSpec] = {
-    "Frontier_Financial_Score__c": FieldSpec("Frontier_Financial_Score__c", "double", scale=2),
-    "Frontier_Risk_Level__c": FieldSpec("Frontier_Risk_Level__c", "picklist", length=255),
-    "Frontier_Growth_Potential__c": FieldSpec("Frontier_Growth_Potential__c", "double", scale=2),
-    "Frontier_Last_Analysis__c": FieldSpec("Frontier_Last_Analysis__c", "date"),
-    # A Long Text Area is created with 32,768 characters unless an admin chose otherwise.
-    "Frontier_Recommendations__c": FieldSpec("Frontier_Recommendations__c", "textarea", length=32768),
-    # "final" or "preliminary"; a picklist restricted to those two values.
-    "Frontier_Close_Status__c": FieldSpec("Frontier_Close_Status__c", "picklist", length=255),
-    "Frontier_Close_As_Of__c": FieldSpec("Frontier_Close_As_Of__c", "datetime"),
-}
 # Requests one Bulk API 2.0 job takes: create, upload, close, poll, job info, failed results.
 BULK_JOB_REQUESTS = 6
 
@@ -504,9 +434,9 @@ def _field_value(attribute: str, value: Any, spec: FieldSpec) -> tuple[Any, bool
         return _iso_datetime(value), False
     if spec.type == "date":
         return _iso_date(value), False
-    if spec.type in _NUMBER_TYPES:
+    if spec.is_number:
         return _number(value, spec), False
-    if spec.type in _TEXT_TYPES:
+    if spec.is_text:
         if not isinstance(value, str):
             raise ValueError(f"must be text, got {type(value).__name__}")
         fitted = truncate_text(value, spec.length)

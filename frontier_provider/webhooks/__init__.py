@@ -5,5 +5,7 @@
 * :mod:`.models`: what each endpoint accepts and the DAG run ``conf`` it produces
 * :mod:`.app`: the FastAPI receiver, built from injected parts (no Airflow)
 * :mod:`.deployment`: the receiver bound to Airflow (connection secrets, metadata DB, DAG runs)
-* :mod:`.runs`: the work of the DAG runs the webhooks trigger
+
+The work of the DAG runs the webhooks trigger is in ``frontier_provider.tasks``
+(``adhoc_analysis``, ``compliance_review``): the receiver imports no task code.
 """

@@ -16,7 +16,7 @@ import pytest
 
 from frontier_provider.webhooks.signature import DELIVERY_HEADER, SIGNATURE_HEADER, sign
 from tests.e2e.harness import AirflowStack, StackError, deadline_loop
-from tests.unit.webhooks.receiver import COMPANY, REGULATORY_UPDATE
+from tests.webhook_receiver import COMPANY, REGULATORY_UPDATE
 
 pytestmark = pytest.mark.e2e
 

@@ -54,7 +54,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from frontier_provider.salesforce.demo import demo_accounts
+from frontier_provider.demo.salesforce import demo_accounts
 
 API_VERSION = "59.0"
 USERNAME = "integration@frontier.example"

@@ -11,7 +11,7 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.utils.state import DagRunState
 
 from frontier_provider.analysis import assess_customer_credit_risk
-from frontier_provider.salesforce.demo import demo_accounts
+from frontier_provider.demo.salesforce import demo_accounts
 from tests.fakes.salesforce import running_fake_salesforce
 from tests.helpers import REPO, live_entities_file
 

@@ -29,8 +29,8 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from frontier_provider.dag_defaults import default_args
+from frontier_provider.demo.salesforce import demo_accounts
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
-from frontier_provider.salesforce.demo import demo_accounts
 from tests.fakes.salesforce import CONNECTION_DROPPED, FakeSalesforce, running_fake_salesforce
 from tests.faults import FAULTS, FaultCase, FaultMatrix, TaskFailedForGood, run_like_airflow
 

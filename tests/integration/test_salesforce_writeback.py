@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from frontier_provider.demo.salesforce import DEMO_ENTITY_ACCOUNTS, account_id
 from frontier_provider.hooks.salesforce import (
     FrontierSalesforceHook,
     SalesforceApiLimitError,
@@ -21,7 +22,6 @@ from frontier_provider.hooks.salesforce import (
 )
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
 from frontier_provider.salesforce.customers import extract_customer_accounts
-from frontier_provider.salesforce.demo import DEMO_ENTITY_ACCOUNTS, account_id
 from tests.fakes.salesforce import running_fake_salesforce
 
 PERIOD = "2024-12"

@@ -7,7 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from frontier_provider.salesforce.customers import account_insight, customer_profile
+from frontier_provider.frontier.contract import CustomerCreditAssessment
+from frontier_provider.salesforce.customers import customer_profile
+from frontier_provider.salesforce.insights import insight_from_analysis, insight_from_credit_assessment
 from frontier_provider.salesforce.writeback import (
     DEFAULT_FIELD_MAP,
     DEFAULT_FIELD_SPECS,
@@ -189,14 +191,14 @@ def test_a_customer_without_closed_deals_has_no_win_rate_or_deal_size() -> None:
 
 
 def test_an_assessment_becomes_an_insight_dated_by_the_run() -> None:
-    assessment = {
-        "financial_health_score": 4.2,
-        "risk_level": "high",
-        "growth_potential_score": None,
-        "recommendations": ["Require prepayment."],
-    }
+    assessment = CustomerCreditAssessment.model_construct(
+        financial_health_score=4.2,
+        risk_level="high",
+        growth_potential_score=None,
+        recommendations=["Require prepayment."],
+    )
 
-    assert account_insight(ID_A, assessment, as_of=date(2024, 12, 30)) == {
+    assert insight_from_credit_assessment(ID_A, assessment, as_of=date(2024, 12, 30)).as_dict() == {
         "key": ID_A,
         "financial_health_score": 4.2,
         "risk_level": "high",
@@ -307,3 +309,35 @@ def test_a_date_time_read_back_in_salesforce_form_counts_as_written() -> None:
     }
 
     assert records_not_yet_written(records, stored, "Id") == records[1:]
+
+
+def test_a_close_analysis_becomes_an_insight_that_keeps_the_accounts_growth_potential() -> None:
+    analysis = {
+        "financial_health_score": 7.5,
+        "risk_assessment": {"overall_risk": "low"},
+        "analysis_date": "2024-12-31",
+        "recommendations": ["Extend terms."],
+        "close_status": "final",
+        "as_of": "2025-01-06T07:15:02Z",
+    }
+
+    insight = insight_from_analysis("SAP-1000", analysis, entity="SAP-1000", period="2024-12").as_dict()
+
+    assert insight == {
+        "key": "SAP-1000",
+        "financial_health_score": 7.5,
+        "risk_level": "low",
+        "analysis_date": "2024-12-31",
+        "recommendations": ["Extend terms."],
+        "entity": "SAP-1000",
+        "period": "2024-12",
+        "close_status": "final",
+        "as_of": "2025-01-06T07:15:02Z",
+    }
+    records, _ = build_account_records(
+        [insight],
+        key_field="Frontier_Entity_Id__c",
+        field_map=resolve_field_map(None),
+        field_specs=DEFAULT_FIELD_SPECS,
+    )
+    assert DEFAULT_FIELD_MAP["growth_potential_score"] not in records[0]

@@ -1,9 +1,9 @@
-"""The write-back operator's dry run, its inputs, and the customer-credit run date; no server involved."""
+"""The write-back operator's dry run and its inputs; no server involved."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from frontier_provider.operators.salesforce import SalesforceWriteBackOperator, resolve_as_of
+from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
 from frontier_provider.publishing import PublishConnectionError
 
 ID_A, ID_B = "001000000000001AAA", "001000000000002AAA"
@@ -184,18 +184,6 @@ def test_insights_are_read_from_staged_parquet(staging_root: Path, tmp_path: Pat
 def test_bad_input_fails_without_retry_and_says_what_is_wrong(staging_root: Path, options, message) -> None:
     with pytest.raises(AirflowFailException, match=message):
         dry_run(staging_root, **options)
-
-
-def test_the_as_of_date_comes_from_the_param_then_the_schedule_never_the_clock() -> None:
-    fired = datetime(2024, 12, 30, 5, 0, tzinfo=UTC)
-
-    assert resolve_as_of("2024-11-30", data_interval_end=fired) == date(2024, 11, 30)
-    assert resolve_as_of(None, data_interval_end=fired, logical_date=None) == date(2024, 12, 30)
-    assert resolve_as_of("", logical_date=fired) == date(2024, 12, 30)
-    with pytest.raises(AirflowFailException, match="conf"):
-        resolve_as_of(None)
-    with pytest.raises(AirflowFailException, match="YYYY-MM-DD"):
-        resolve_as_of("30/12/2024")
 
 
 def test_renamed_fields_keep_the_definition_of_the_field_they_replace(staging_root: Path) -> None:

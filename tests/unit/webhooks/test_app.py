@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from frontier_provider.webhooks.app import WebhookUnavailable, create_webhook_app
 from frontier_provider.webhooks.signature import DELIVERY_HEADER, SIGNATURE_HEADER, sign
-from tests.unit.webhooks.receiver import (
+from tests.webhook_receiver import (
     COMPANY,
     NOW,
     PREVIOUS_SECRET,

@@ -1,14 +1,19 @@
 """A deterministic demo Salesforce org: the group's entity Accounts and generated customers.
 
-``frontier_customer_credit`` reads these when no Salesforce connection exists (the
-demo runs on a fresh machine), and the test double of Salesforce seeds its Accounts
-from the same function, so both see the same customers.
+The test double of Salesforce seeds its Accounts from ``demo_accounts``. The demo's
+entities file names ``dags/config/demo_customers.json`` as ``settings.customers_file``,
+which a dry run of ``frontier_customer_credit`` reads when no Salesforce connection
+exists (the demo runs on a fresh machine): the customers of ``demo_accounts()``,
+written by ``python -m frontier_provider.demo.salesforce dags/config/demo_customers.json``.
 """
 
 from __future__ import annotations
 
+import json
 import random
+import sys
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 # The group's own companies, matched by the external id Frontier_Entity_Id__c (see
@@ -88,6 +93,21 @@ def demo_accounts(
     return accounts
 
 
+def demo_customers() -> list[dict[str, Any]]:
+    """The customer Accounts of ``demo_accounts()``: the content of the demo's customers file."""
+    return [account for account in demo_accounts() if account["Type"] == "Customer"]
+
+
+def write_demo_customers(path: str | Path) -> Path:
+    """Write ``demo_customers()`` as a customers file (``settings.customers_file``).
+
+    :param path: the JSON file to write
+    """
+    path = Path(path)
+    path.write_text(json.dumps(demo_customers(), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 def _account(
     number: int,
     name: str,
@@ -130,3 +150,7 @@ def _opportunity(account_number: int, index: int, rng: random.Random, as_of: dat
         "IsClosed": closed,
         "IsWon": won,
     }
+
+
+if __name__ == "__main__":
+    print(write_demo_customers(sys.argv[1]))
