@@ -9,7 +9,9 @@ def get_provider_info() -> dict:
     """Describe this provider to Airflow's ProvidersManager.
 
     Connection forms are declared here (``conn-fields``, ``ui-field-behaviour``), the Airflow 3
-    way: the UI renders them without importing the hooks.
+    way: the UI renders them without importing the hooks. The demo SAP system is a connection
+    type of its own (``sap_rfc_demo``) whose hook lives in the demo package: it is named here,
+    and Airflow imports it only for a connection of that type.
     """
     from frontier_provider import connection_types as types
 
@@ -33,6 +35,11 @@ def get_provider_info() -> dict:
                 "conn-fields": types.SAP_RFC_CONNECTION_FIELDS,
                 "ui-field-behaviour": types.SAP_RFC_UI_FIELD_BEHAVIOUR,
             },
+            {
+                "connection-type": types.SAP_RFC_DEMO_CONN_TYPE,
+                "hook-class-name": "frontier_provider.demo.sap_hook.DemoSapRfcHook",
+                "hook-name": "SAP (RFC) demo system",
+                "ui-field-behaviour": types.SAP_RFC_DEMO_UI_FIELD_BEHAVIOUR,
+            },
         ],
-        "plugins": [{"name": "frontier", "plugin-class": "frontier_provider.plugins.FrontierPlugin"}],
     }

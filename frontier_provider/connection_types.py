@@ -52,11 +52,6 @@ SAP_RFC_CONNECTION_FIELDS = {
     "msserv": {"label": "Message server service/port", "schema": {"type": ["string", "null"]}},
     "sysid": {"label": "System ID", "schema": {"type": ["string", "null"]}},
     "group": {"label": "Logon group", "schema": {"type": ["string", "null"]}},
-    "demo_system": {
-        "label": "Demo system file",
-        "description": "path of a demo SAP SQLite file; when set, no SAP system is contacted",
-        "schema": {"type": ["string", "null"]},
-    },
 }
 """``conn-fields`` of the ``sap_rfc`` connection type, for ``get_provider_info()``."""
 
@@ -69,3 +64,13 @@ SAP_RFC_UI_FIELD_BEHAVIOUR = {
     },
 }
 """``ui-field-behaviour`` of the ``sap_rfc`` connection type, for ``get_provider_info()``."""
+
+SAP_RFC_DEMO_CONN_TYPE = "sap_rfc_demo"
+"""The connection type of the bundled demo SAP system: its host is the path of the demo SAP file."""
+
+SAP_RFC_DEMO_UI_FIELD_BEHAVIOUR = {
+    "hidden-fields": ["schema", "port", "login", "password", "extra"],
+    "relabeling": {"host": "Demo SAP system file"},
+    "placeholders": {"host": "path of the demo SAP SQLite file, e.g. airflow_home/demo/sap.sqlite"},
+}
+"""``ui-field-behaviour`` of the ``sap_rfc_demo`` connection type (the bundled demo SAP system, no RFC)."""

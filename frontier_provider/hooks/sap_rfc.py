@@ -1,4 +1,4 @@
-"""SapRfcHook: an SAP system over RFC (pyrfc), or the bundled demo SAP system.
+"""SapRfcHook: an SAP system over RFC (pyrfc).
 
 pyrfc is archived upstream and needs SAP's proprietary NW RFC SDK, so it is an
 optional extra (``pip install 'airflow-provider-frontier[sap]'`` plus the SDK)
@@ -6,13 +6,15 @@ imported only when a real connection is opened. The hook hands out a client
 with one method, ``call(function_name, **params) -> dict``, which is all the
 readers in :mod:`frontier_provider.sources.sap` use.
 
-Connection fields: host = application server (``ashost``), login/password;
-extras ``sysnr`` (system number, e.g. "00"), ``client`` (e.g. "100"), ``lang``
-(default "EN"), ``saprouter``; for logon groups instead of one application
-server, extras ``mshost`` (message server), ``msserv`` or ``sysid``, and
-``group``. An extra ``demo_system`` holding the path of a demo SQLite file
-(``frontier_provider.demo.ledger``) makes the hook return
-:class:`~frontier_provider.demo.sap_system.DemoSapSystem` instead.
+Connection fields (connection type ``sap_rfc``): host = application server
+(``ashost``), login/password; extras ``sysnr`` (system number, e.g. "00"),
+``client`` (e.g. "100"), ``lang`` (default "EN"), ``saprouter``; for logon
+groups instead of one application server, extras ``mshost`` (message server),
+``msserv`` or ``sysid``, and ``group``.
+
+Other connection types may stand for an SAP system too (the bundled demo
+registers ``sap_rfc_demo``): :func:`sap_rfc_hook` finds the hook of a
+connection by its type, the way Airflow does, so callers never name the class.
 """
 
 from __future__ import annotations
@@ -21,28 +23,41 @@ import importlib
 from functools import cached_property
 from typing import Any
 
-from airflow.exceptions import AirflowOptionalProviderFeatureException
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowOptionalProviderFeatureException,
+)
 from airflow.sdk.log import mask_secret
 
-from frontier_provider import connection_types
-from frontier_provider.demo.sap_system import DemoSapSystem
-from frontier_provider.sources.sap import RfcClient, RfcTableReader
-
-CONNECTION_FIELDS = connection_types.SAP_RFC_CONNECTION_FIELDS
-UI_FIELD_BEHAVIOUR = connection_types.SAP_RFC_UI_FIELD_BEHAVIOUR
+from frontier_provider.connection_types import SAP_RFC_DEMO_CONN_TYPE
+from frontier_provider.failures import Category
+from frontier_provider.sources.sap import RfcClient
 
 PYRFC_MISSING = (
     "SAP RFC needs pyrfc and SAP's NW RFC SDK: install the extra with "
     "`pip install 'airflow-provider-frontier[sap]'` and the SAP NW RFC SDK (from SAP's support portal, "
-    "with SAPNWRFC_HOME set), or set the connection extra demo_system to use the demo SAP system"
+    f"with SAPNWRFC_HOME set), or use a connection of type {SAP_RFC_DEMO_CONN_TYPE} for the demo SAP system"
 )
 
 _EXTRAS = ("sysnr", "client", "lang", "saprouter", "mshost", "msserv", "sysid", "group")
 
 
+class SapConnectionError(AirflowFailException, ValueError):
+    """The SAP connection is missing a setting or has one it must not have; retrying cannot help."""
+
+    category = Category.CONFIGURATION
+
+
+class SapRfcUnavailableError(AirflowOptionalProviderFeatureException, AirflowFailException):
+    """pyrfc or SAP's NW RFC SDK is not installed where the task runs."""
+
+    category = Category.CONFIGURATION
+
+
 class SapRfcHook(BaseHook):
-    """Open an RFC connection to SAP (or the demo system) from an Airflow connection.
+    """Open an RFC connection to SAP from an Airflow connection.
 
     :param sap_conn_id: the ``sap_rfc`` connection.
     """
@@ -58,12 +73,7 @@ class SapRfcHook(BaseHook):
 
     @cached_property
     def client(self) -> RfcClient:
-        """A ``pyrfc.Connection``, or a ``DemoSapSystem`` when the connection names a demo file."""
-        connection = self.get_connection(self.sap_conn_id)
-        demo_system = self._extra(connection.extra_dejson, "demo_system")
-        if demo_system:
-            self.log.info("SAP connection %r uses the demo SAP system %s", self.sap_conn_id, demo_system)
-            return DemoSapSystem(demo_system)
+        """A ``pyrfc.Connection``."""
         parameters = self.logon_parameters()
         pyrfc = _import_pyrfc()
         self.log.info(
@@ -80,9 +90,18 @@ class SapRfcHook(BaseHook):
         return self.client
 
     def logon_parameters(self) -> dict[str, str]:
-        """pyrfc logon parameters from the connection (the password is registered as a secret)."""
+        """pyrfc logon parameters from the connection (the password is registered as a secret).
+
+        :raises SapConnectionError: the connection lacks a host or client, or still names a demo file.
+        """
         connection = self.get_connection(self.sap_conn_id)
         extras = connection.extra_dejson
+        if self._extra(extras, "demo_system"):
+            raise SapConnectionError(
+                f"SAP connection {self.sap_conn_id!r} sets the extra demo_system, which connections of type "
+                f"{self.conn_type} do not read: for the demo SAP system use a connection of type "
+                f"{SAP_RFC_DEMO_CONN_TYPE} with the demo file's path as host"
+            )
         settings = {name: self._extra(extras, name) for name in _EXTRAS}
         parameters: dict[str, str] = {}
         if settings["mshost"]:
@@ -94,11 +113,13 @@ class SapRfcHook(BaseHook):
             parameters["ashost"] = connection.host
             parameters["sysnr"] = settings["sysnr"] or "00"
         else:
-            raise ValueError(
+            raise SapConnectionError(
                 f"SAP connection {self.sap_conn_id!r} needs a host (application server) or the extra mshost"
             )
         if not settings["client"]:
-            raise ValueError(f"SAP connection {self.sap_conn_id!r} needs the extra client, e.g. '100'")
+            raise SapConnectionError(
+                f"SAP connection {self.sap_conn_id!r} needs the extra client, e.g. '100'"
+            )
         parameters["client"] = settings["client"]
         parameters["lang"] = settings["lang"] or "EN"
         if settings["saprouter"]:
@@ -111,14 +132,9 @@ class SapRfcHook(BaseHook):
         return parameters
 
     def test_connection(self) -> tuple[bool, str]:
-        """Ping SAP (``RFC_PING``); for the demo system, read ``T001``."""
+        """Ping SAP (``RFC_PING``)."""
         try:
-            client = self.client
-            if isinstance(client, DemoSapSystem):
-                reader = RfcTableReader(client)
-                company_codes = sum(len(page) for page in reader.read("T001", ["BUKRS", "WAERS"]))
-                return True, f"demo SAP system {client.path}: {company_codes} company code(s) in T001"
-            client.call("RFC_PING")
+            self.client.call("RFC_PING")
         except Exception as err:
             return False, f"{type(err).__name__}: {err}"
         return True, "RFC_PING succeeded"
@@ -129,8 +145,35 @@ class SapRfcHook(BaseHook):
         return None if value in (None, "") else str(value)
 
 
+def sap_rfc_hook(sap_conn_id: str) -> SapRfcHook:
+    """The hook of an SAP connection, chosen by the connection's type as Airflow registers it.
+
+    ``sap_rfc`` gives :class:`SapRfcHook`; another type gives the hook its provider registers
+    for it (``sap_rfc_demo``: the demo SAP system), which must be a :class:`SapRfcHook`.
+
+    :param sap_conn_id: the Airflow connection of the SAP system.
+    :raises SapConnectionError: the connection's type stands for no SAP system.
+    """
+    connection = BaseHook.get_connection(sap_conn_id)
+    if connection.conn_type == SapRfcHook.conn_type:
+        return SapRfcHook(sap_conn_id=sap_conn_id)
+    try:
+        hook = connection.get_hook()
+    except (AirflowException, ImportError) as err:
+        hook, reason = None, f" ({err})"
+    else:
+        reason = f" (its hook is {type(hook).__name__})"
+    if isinstance(hook, SapRfcHook):
+        return hook
+    raise SapConnectionError(
+        f"connection {sap_conn_id!r} has the type {connection.conn_type!r}, which is no SAP RFC "
+        f"connection type{reason}: use {SapRfcHook.conn_type}, "
+        f"or {SAP_RFC_DEMO_CONN_TYPE} for the demo SAP system"
+    )
+
+
 def _import_pyrfc() -> Any:
     try:
         return importlib.import_module("pyrfc")
     except ImportError as err:
-        raise AirflowOptionalProviderFeatureException(PYRFC_MISSING) from err
+        raise SapRfcUnavailableError(PYRFC_MISSING) from err

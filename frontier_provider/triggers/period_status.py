@@ -25,6 +25,9 @@ from frontier_provider.periods import FiscalPeriod
 def source_connection(entity: EntityConfig) -> Iterator[Any]:
     """The entity's source, open for the duration of the block: a DB-API connection or an RFC client.
 
+    The hook is the one Airflow registers for the connection's type (for SAP: ``sap_rfc``, or
+    ``sap_rfc_demo`` for the demo SAP system).
+
     :param entity: the entity; ``conn_id`` names its Airflow connection.
     """
     if entity.source == "oracle_ebs":
@@ -32,9 +35,9 @@ def source_connection(entity: EntityConfig) -> Iterator[Any]:
 
         connection = BaseHook.get_connection(entity.conn_id).get_hook().get_conn()
     else:
-        from frontier_provider.hooks.sap_rfc import SapRfcHook
+        from frontier_provider.hooks.sap_rfc import sap_rfc_hook
 
-        connection = SapRfcHook(sap_conn_id=entity.conn_id).get_conn()
+        connection = sap_rfc_hook(entity.conn_id).get_conn()
     try:
         yield connection
     finally:

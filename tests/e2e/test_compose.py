@@ -120,7 +120,7 @@ def test_demo_connections_point_into_the_demo_volume(compose: dict) -> None:
     for conn_id, spec in demo_connections(Path("/opt/airflow/demo")).items():
         composed = json.loads(env[f"AIRFLOW_CONN_{conn_id.upper()}"])
         assert composed["conn_type"] == json.loads(spec)["conn_type"]
-        path = composed.get("host") or composed["extra"]["demo_system"]
+        path = composed["host"]
         assert any(path.startswith(f"{mount}/") for mount in mounts), f"{conn_id}: {path} is in no volume"
     frontier = json.loads(env["AIRFLOW_CONN_FRONTIER_DEFAULT"])
     api_keys = environment(compose["services"]["frontier-api"])["FRONTIER_API_KEYS"]

@@ -1,30 +1,34 @@
-"""SapRfcHook: the demo system by connection extra, pyrfc logon parameters, a clear message without pyrfc."""
+"""SapRfcHook: pyrfc logon parameters, clear messages (no pyrfc, the old demo extra), the hook by type."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from airflow.exceptions import AirflowOptionalProviderFeatureException
+from airflow.sdk.exceptions import AirflowFailException
 
-from frontier_provider.demo.sap_system import DemoSapSystem
-from frontier_provider.hooks.sap_rfc import CONNECTION_FIELDS, UI_FIELD_BEHAVIOUR, SapRfcHook
+from frontier_provider.connection_types import SAP_RFC_CONNECTION_FIELDS, SAP_RFC_UI_FIELD_BEHAVIOUR
+from frontier_provider.failures import Category
+from frontier_provider.hooks.sap_rfc import (
+    SapConnectionError,
+    SapRfcHook,
+    SapRfcUnavailableError,
+    sap_rfc_hook,
+)
 
 PASSWORD = "Sup3r-Secret-Passw0rd"
 
 
-def _connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: object) -> None:
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "sap_rfc", **fields}))
-
-
-@pytest.fixture
-def demo_file(tmp_path: Path) -> Path:
-    path = tmp_path / "sap.sqlite"
-    DemoSapSystem.create(path, {"T001": [{"BUKRS": "1000", "WAERS": "EUR", "KTOPL": "INT"}]})
-    return path
+def _connection(
+    monkeypatch: pytest.MonkeyPatch, conn_id: str, conn_type: str = "sap_rfc", **fields: object
+) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": conn_type, **fields}))
 
 
 def test_hook_identity() -> None:
@@ -34,27 +38,46 @@ def test_hook_identity() -> None:
         "SAP (RFC)",
     )
     assert SapRfcHook.conn_name_attr == "sap_conn_id"
-    assert {"sysnr", "client", "lang", "saprouter", "mshost", "group", "demo_system"} <= set(
-        CONNECTION_FIELDS
+    assert {"sysnr", "client", "lang", "saprouter", "mshost", "group"} <= set(SAP_RFC_CONNECTION_FIELDS)
+    # The demo SAP system is a connection type of its own, not a field of the real one.
+    assert "demo_system" not in SAP_RFC_CONNECTION_FIELDS
+    assert "host" in SAP_RFC_UI_FIELD_BEHAVIOUR["relabeling"]
+
+
+def test_the_hook_module_does_not_import_the_demo() -> None:
+    code = (
+        "import sys, frontier_provider.hooks.sap_rfc; "
+        "print(any(m.startswith('frontier_provider.demo') for m in sys.modules))"
     )
-    assert "host" in UI_FIELD_BEHAVIOUR["relabeling"]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
 
 
-def test_demo_system_extra_gives_the_demo_client(monkeypatch: pytest.MonkeyPatch, demo_file: Path) -> None:
-    _connection(monkeypatch, "sap_demo", extra={"demo_system": str(demo_file)})
+def test_the_old_demo_system_extra_says_to_use_the_demo_connection_type(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _connection(monkeypatch, "sap_demo", extra={"demo_system": str(tmp_path / "sap.sqlite")})
     hook = SapRfcHook(sap_conn_id="sap_demo")
-    client = hook.get_conn()
-    assert isinstance(client, DemoSapSystem)
-    assert client is hook.get_conn()
-    assert client.call("RFC_PING") == {}
-    assert hook.test_connection() == (True, f"demo SAP system {demo_file}: 1 company code(s) in T001")
-
-
-def test_test_connection_reports_a_missing_demo_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    _connection(monkeypatch, "sap_demo", extra={"demo_system": str(tmp_path / "missing.sqlite")})
-    ok, message = SapRfcHook(sap_conn_id="sap_demo").test_connection()
+    with pytest.raises(SapConnectionError, match="type sap_rfc_demo") as caught:
+        hook.get_conn()
+    assert isinstance(caught.value, AirflowFailException)
+    assert caught.value.category is Category.CONFIGURATION
+    ok, message = hook.test_connection()
     assert not ok
-    assert "missing.sqlite" in message
+    assert "sap_rfc_demo" in message
+
+
+def test_the_hook_of_a_connection_follows_its_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    _connection(monkeypatch, "sap_real", host="sapapp01", extra={"client": "100"})
+    hook = sap_rfc_hook("sap_real")
+    assert type(hook) is SapRfcHook
+    assert hook.sap_conn_id == "sap_real"
+    _connection(monkeypatch, "not_sap", conn_type="sqlite", host="/tmp/ebs.sqlite")
+    with pytest.raises(SapConnectionError, match="'sqlite', which is no SAP RFC connection type"):
+        sap_rfc_hook("not_sap")
+    _connection(monkeypatch, "unknown_type", conn_type="no_such_type")
+    with pytest.raises(SapConnectionError, match="'no_such_type', which is no SAP RFC connection type"):
+        sap_rfc_hook("unknown_type")
 
 
 def test_logon_parameters_for_an_application_server(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,6 +150,8 @@ def test_without_pyrfc_the_error_says_what_to_install(
     hook = SapRfcHook(sap_conn_id="sap_real")
     with caplog.at_level(logging.DEBUG), pytest.raises(AirflowOptionalProviderFeatureException) as caught:
         hook.get_conn()
+    assert isinstance(caught.value, SapRfcUnavailableError)
+    assert caught.value.category is Category.CONFIGURATION
     message = str(caught.value)
     assert "airflow-provider-frontier[sap]" in message
     assert "NW RFC SDK" in message
