@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from frontier_provider.failures import Category
 from frontier_provider.ledger.controls import FINAL, PRELIMINARY
 
 if TYPE_CHECKING:
@@ -74,6 +75,8 @@ _TEXT_FIGURES = ("close_status", "as_of")
 
 class ManifestError(ValueError):
     """A manifest cannot be built or read; the message says which file to restage."""
+
+    category = Category.DATA
 
 
 class ManifestMismatchError(ManifestError):

@@ -4,33 +4,49 @@ Attach it through ``default_args={"on_failure_callback": FrontierFailureNotifier
 When a task fails for good (after its retries, or at once for
 ``AirflowFailException``), the notifier
 
-1. classifies the failure from the exception, its causes and their messages:
+1. classifies the failure with :func:`frontier_provider.failures.classify`:
 
    ==============  ==================================================================  ============
    category        evidence                                                             retried?
    ==============  ==================================================================  ============
-   credentials     401/403, rejected or expired credentials, invalid login/session      no
-   configuration   connection not defined, bad entities file or mapping reference,      no
-                   missing module
-   quota           an API allocation used up (``SalesforceApiLimitError``): wait for    no
-                   it to reset, a sooner retry only spends more of it
-   request         the run asked for something that does not exist (an entity id the    no
-                   entities file lacks): trigger it again with a valid request
-   data            unbalanced trial balance, unmapped accounts, invalid statements,     no
-                   period or SAP number, a request Frontier refused (4xx), any other
+   credentials     a 401/403, ``SalesforceAuthenticationFailed``/``ExpiredSession``,    no
+                   ``INVALID_SESSION_ID``, Tableau's ``NotSignedInError``, pyrfc's
+                   ``LogonError``, ``SalesforceSessionError``, ``FrontierAuthError``
+   configuration   ``AirflowNotFoundException`` (a connection not defined),             no
+                   ``AirflowConfigException``, ``ImportError``, ``YAMLError``,
+                   ``EntityConfigError``, an invalid account mapping file, a
+                   publishing connection that is missing
+   quota           an API allocation used up (``SalesforceApiLimitError``,              no
+                   ``REQUEST_LIMIT_EXCEEDED``): wait for it to reset, a sooner
+                   retry only spends more of it
+   request         the run asked for something that does not exist                     no
+                   (``UnknownEntityError``): trigger it again with a valid request
+   data            unbalanced trial balance or statements, unmapped accounts,          no
+                   invalid statements, period or document (``ValidationError``,
+                   ``AnalysisInputError``), another 4xx, any other
                    ``AirflowFailException``
-   transient       timeouts, connection errors, 429 and 5xx, locked rows,              yes, with
-                   temporarily unavailable services                                     backoff
+   transient       timeouts, dropped connections, 429 and 5xx, ``UNABLE_TO_LOCK_ROW``   yes, with
+                   and the other temporary Salesforce codes                             backoff
    unknown         none of the above                                                    as set
    ==============  ==================================================================  ============
 
-   An exception class says what it is by declaring ``failure_category`` (one of the
-   values above, e.g. ``failure_category = "quota"``); that declaration is the
-   evidence first looked for. Other exceptions are recognised by class name.
+   The first exception of the ``__cause__``/``__context__`` chain whose class declares a
+   ``category`` decides; else the table of upstream exception types, Salesforce error
+   codes and HTTP statuses in :mod:`frontier_provider.failures`; messages are never read;
 
-2. names the entity and period, from the task's close ``unit``, the run's
-   params (``period``, ``entities``, an ad-hoc ``company``) or the ``period``
-   XCom of the run's ``plan`` task;
+2. names the entity and period the task works on, from what the task or its error
+   declares, whatever the DAG (its params and other tasks' XComs are not read), the first
+   of these that has it:
+
+   - the task's close ``unit``: a mapping with ``entity`` (an id, or a mapping with
+     ``id``) and ``period``, as every per-entity close stage has;
+   - the task's own ``entity`` and ``period`` attributes, templated fields rendered
+     before the task ran (the close's publishing tasks take ``period``);
+   - the ``entity`` and ``period`` attributes of the exception or one of its causes
+     (an unbalanced trial balance names both; an invalid analysis request the company
+     and the period it gives).
+
+   Only a ``YYYY-PP`` fiscal period counts as a period;
 3. logs a summary with the steps that resolve it;
 4. writes a JSON alert record, atomically, to
    ``<staging root>/alerts/period=<period>/<dag_id>/<run_id>.<task_id>.<map_index>.json``
@@ -58,14 +74,14 @@ import importlib
 import json
 import os
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from enum import Enum
 from typing import Any
 
 from airflow.sdk import BaseNotifier
 
+from frontier_provider.failures import Category, classify, exception_chain
+from frontier_provider.periods import FiscalPeriod, InvalidPeriodError
 from frontier_provider.storage import Staging
 
 NOTIFIERS_ENV = "FRONTIER_ALERT_NOTIFIERS"
@@ -74,55 +90,43 @@ ALERTS = "alerts"
 MAX_MESSAGE_CHARS = 4000
 
 
-class FailureCategory(str, Enum):
-    """What kind of failure a task had, which decides who fixes it and whether a retry helps."""
-
-    TRANSIENT = "transient"
-    CONFIGURATION = "configuration"
-    CREDENTIALS = "credentials"
-    QUOTA = "quota"
-    REQUEST = "request"
-    DATA = "data"
-    UNKNOWN = "unknown"
-
-
-RESOLUTION_STEPS: dict[FailureCategory, tuple[str, ...]] = {
-    FailureCategory.TRANSIENT: (
+RESOLUTION_STEPS: dict[Category, tuple[str, ...]] = {
+    Category.TRANSIENT: (
         "The remote system was unreachable, slow or overloaded; the task already retried with backoff.",
         "Check the service's status (SAP / Oracle EBS / Frontier / Salesforce / Tableau) and the network.",
         "Clear the failed task once the service answers again: outputs are replaced, nothing duplicates.",
     ),
-    FailureCategory.CONFIGURATION: (
+    Category.CONFIGURATION: (
         "Check that every connection the task names exists in Admin > Connections (ids are in the log).",
         "Check the entities file ($FRONTIER_ENTITIES_FILE, else <dags_folder>/config/frontier_entities.yaml) "
         "and the account mapping it references.",
         "Fix the configuration, then clear the failed task; no retry can fix this on its own.",
     ),
-    FailureCategory.CREDENTIALS: (
+    Category.CREDENTIALS: (
         "The remote system refused the credentials: renew the password, API key, token or OAuth secret "
         "in the task's connection (Admin > Connections).",
         "Check that the account is not locked and still has the permissions the task needs.",
         "Clear the failed task after updating the connection; retrying with the same secret cannot work.",
     ),
-    FailureCategory.QUOTA: (
+    Category.QUOTA: (
         "The remote system's API allocation is used up (Salesforce: the org's requests in the last "
         "24 hours, Setup > Company Information > API Requests); the message says how much is left.",
         "Wait until the allocation resets, then clear the failed task: outputs are replaced, nothing "
         "duplicates. Do not clear it sooner: every retry spends more of what other integrations share.",
         "If closes keep running out, ask for a larger allocation or spread the org's other API jobs.",
     ),
-    FailureCategory.REQUEST: (
+    Category.REQUEST: (
         "The run asked for something that does not exist: the message lists what it asked for and "
         "what exists.",
         "Trigger the run again with entity ids from the list (or none, to close every entity); "
         "the configuration is fine and clearing the task would ask the same again.",
     ),
-    FailureCategory.DATA: (
+    Category.DATA: (
         "The input is wrong for this entity and period: the message names the figures or fields.",
         "Correct it at the source (the ledger, the mapping, the sent document), then rerun the task; "
         "it did not retry, because a retry reads the same data.",
     ),
-    FailureCategory.UNKNOWN: (
+    Category.UNKNOWN: (
         "Read the task log: the error was not recognised as transient, configuration, credentials, quota, "
         "request or data.",
         "If it is a defect, report it with the log; otherwise clear the task to run it again.",
@@ -136,171 +140,12 @@ EVIDENCE_STEPS: dict[str, str] = {
     "or set settings.unmapped_accounts: warn to close with them reported.",
     "MappingError": "Fix the account mapping file: the message names the overlapping or invalid rules.",
     "InvalidPeriodError": "Use a fiscal period written YYYY-MM (2024-12; 13-16 are special periods).",
-    "SapNumberError": "A SAP amount could not be read exactly: check the named row in the source table.",
     "AnalysisInputError": "Correct the listed fields of the statements or update and send it again.",
     "AirflowNotFoundException": "Create the named connection (Admin > Connections) or fix its id "
     "in the entities file settings.",
     "EntityConfigError": "Fix the entities file: the message names the entity and the key.",
 }
 """Steps that fit one kind of evidence, listed before the category's general steps."""
-
-_CLASS_EVIDENCE: dict[FailureCategory, frozenset[str]] = {
-    FailureCategory.CREDENTIALS: frozenset(
-        {
-            "SalesforceAuthenticationFailed",
-            "SalesforceExpiredSession",
-            "NotSignedInError",
-            "InvalidCredentials",
-            "SalesforceSessionError",
-            "LogonError",
-        }
-    ),
-    FailureCategory.QUOTA: frozenset(),
-    FailureCategory.REQUEST: frozenset(),
-    FailureCategory.CONFIGURATION: frozenset(
-        {
-            "AirflowNotFoundException",
-            "EntityConfigError",
-            "ModuleNotFoundError",
-            "ImportError",
-            "AirflowConfigException",
-            "PoolNotFound",
-        }
-    ),
-    FailureCategory.DATA: frozenset(
-        {
-            "TrialBalanceError",
-            "StatementsError",
-            "MappingError",
-            "AnalysisInputError",
-            "InvalidPeriodError",
-            "SapNumberError",
-            "ValidationError",
-            "ParamValidationError",
-            "InsightError",
-            "AnalysisDocumentError",
-        }
-    ),
-    FailureCategory.TRANSIENT: frozenset(
-        {
-            "TimeoutError",
-            "ConnectionError",
-            "AirflowTaskTimeout",
-            "TimeoutException",
-            "NetworkError",
-            "RemoteProtocolError",
-            "SalesforceRefusedRequest",
-            "SalesforceGeneralError",
-            "CommunicationError",
-        }
-    ),
-}
-
-_MESSAGE_EVIDENCE: tuple[tuple[FailureCategory, re.Pattern[str]], ...] = (
-    (
-        FailureCategory.CREDENTIALS,
-        re.compile(
-            r"\b40[13]\b|unauthori[sz]ed|forbidden|invalid[_ ](credentials?|client|grant|login|session"
-            r"|api[_ ]key|token)|authentication failed|expired (token|session|password)|access denied"
-            r"|bad credentials|wrong (password|secret)",
-            re.IGNORECASE,
-        ),
-    ),
-    (
-        FailureCategory.CONFIGURATION,
-        re.compile(
-            r"conn(ection)?(_id)? .*(isn't|is not|not) (defined|found|exist)|entities file|not configured"
-            r"|no such (connection|pool|variable)|account mapping .*(not found|does not exist)"
-            r"|unknown (connection|conn_id)",
-            re.IGNORECASE,
-        ),
-    ),
-    (
-        FailureCategory.DATA,
-        re.compile(
-            r"unbalanced|unmapped|debits .*credits|invalid (company|statements|regulatory|fiscal|close unit)"
-            r"|malformed|overflowed|not a decimal|does not balance|not covered by account mapping"
-            r"|validation error|refused the request",
-            re.IGNORECASE,
-        ),
-    ),
-    (
-        FailureCategory.TRANSIENT,
-        re.compile(
-            r"timed? ?out|timeout|connection (refused|reset|aborted|error)|temporar(il)?y unavailable"
-            r"|\b(429|500|502|503|504)\b|too many requests|service unavailable|unable_to_lock_row"
-            r"|api_temporarily_unavailable|server closed the connection",
-            re.IGNORECASE,
-        ),
-    ),
-)
-
-_PRIORITY = (
-    FailureCategory.CREDENTIALS,
-    FailureCategory.CONFIGURATION,
-    FailureCategory.QUOTA,
-    FailureCategory.REQUEST,
-    FailureCategory.DATA,
-    FailureCategory.TRANSIENT,
-)
-
-
-@dataclass(frozen=True)
-class FailureClassification:
-    """The category of a failure and the evidence that decided it.
-
-    :param category: transient, configuration, credentials, quota, request, data or unknown
-    :param evidence: what matched, e.g. ``"UnbalancedTrialBalanceError"`` or ``"HTTP 503"``
-    """
-
-    category: FailureCategory
-    evidence: str
-
-
-def classify_failure(exception: BaseException | None) -> FailureClassification:
-    """Classify a task failure from the exception, its causes and their messages.
-
-    Exception types decide first (anywhere in the ``__cause__``/``__context__``
-    chain): the ``failure_category`` a class declares, else its name; then HTTP
-    status codes carried by the exceptions, then messages. Within each kind of
-    evidence credentials beat configuration, which beats quota, then request,
-    data, then transient: a retry can fix only the last.
-
-    :param exception: the task's exception (None when the task was failed from outside)
-    """
-    if exception is None:
-        return FailureClassification(FailureCategory.UNKNOWN, "no exception (failed externally or killed)")
-    chain = list(_exception_chain(exception))
-    names = {cls.__name__: error for error in chain for cls in type(error).__mro__}
-    for category in _PRIORITY:
-        declared = next((error for error in chain if _declared_category(error) is category), None)
-        if declared is not None:
-            return FailureClassification(category, type(declared).__name__)
-        for name in sorted(_CLASS_EVIDENCE[category] & names.keys()):
-            # The evidence names the exception's own class, e.g. UnbalancedTrialBalanceError
-            # found through its base TrialBalanceError.
-            return FailureClassification(category, type(names[name]).__name__)
-    for error in chain:
-        # Only a status the error itself carries: AirflowException has a class-level status_code of 500.
-        status = vars(error).get("status_code") or getattr(
-            getattr(error, "response", None), "status_code", None
-        )
-        if isinstance(status, int):
-            if status in (401, 403):
-                return FailureClassification(FailureCategory.CREDENTIALS, f"HTTP {status}")
-            if status == 429 or status >= 500:
-                return FailureClassification(FailureCategory.TRANSIENT, f"HTTP {status}")
-            if 400 <= status < 500:
-                return FailureClassification(FailureCategory.DATA, f"HTTP {status}")
-    messages = " | ".join(str(error) for error in chain)
-    for category, pattern in _MESSAGE_EVIDENCE:
-        match = pattern.search(messages)
-        if match:
-            return FailureClassification(category, f"message: {match.group(0)!r}")
-    if "AirflowFailException" in names:
-        # Raised on purpose where a retry cannot help: a data check.
-        return FailureClassification(FailureCategory.DATA, "AirflowFailException")
-    return FailureClassification(FailureCategory.UNKNOWN, type(exception).__name__)
 
 
 class FrontierFailureNotifier(BaseNotifier):
@@ -373,8 +218,8 @@ def failure_alert(context: Any) -> dict[str, Any]:
     exception = context.get("exception")
     if isinstance(exception, str):
         exception = RuntimeError(exception)
-    classification = classify_failure(exception)
-    entity, period = _entity_and_period(context)
+    classification = classify(exception)
+    entity, period = _entity_and_period(context.get("task"), exception)
     dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", None) or "unknown"
     task_id = getattr(ti, "task_id", None) or getattr(task, "task_id", None) or "unknown"
     map_index = getattr(ti, "map_index", -1)
@@ -403,7 +248,7 @@ def failure_alert(context: Any) -> dict[str, Any]:
         "try_number": getattr(ti, "try_number", None),
         "category": classification.category.value,
         "evidence": classification.evidence,
-        "retryable": classification.category is FailureCategory.TRANSIENT,
+        "retryable": classification.category.retried,
         "entity": entity,
         "period": period,
         "exception": {
@@ -431,70 +276,38 @@ def write_alert(alert: dict[str, Any], staging_root: str | None = None) -> Any:
     return staging.write_json(path, alert)
 
 
-def _entity_and_period(context: Any) -> tuple[str | None, str | None]:
-    task = context.get("task")
-    params = context.get("params") or {}
-    entity = period = None
+def _entity_and_period(task: Any, exception: BaseException | None) -> tuple[str | None, str | None]:
+    """The entity and period a failed task worked on, as the task or its error declares them."""
+    declarations: list[tuple[Any, Any]] = []
     unit = getattr(task, "unit", None)
-    if isinstance(unit, dict):
-        unit_entity = unit.get("entity")
-        entity = unit_entity.get("id") if isinstance(unit_entity, dict) else unit_entity
-        period = unit.get("period")
-    company = params.get("company")
-    if isinstance(company, dict) and company:
-        entity = entity or company.get("entity") or company.get("company_name")
-        reporting = company.get("reporting_period")
-        if period is None and isinstance(reporting, dict):
-            try:
-                period = f"{int(reporting['year']):04d}-{int(reporting['period']):02d}"
-            except (KeyError, TypeError, ValueError):
-                period = None
-    update = params.get("update")
-    if entity is None and isinstance(update, dict) and update.get("title"):
-        entity = f"regulatory update {update['title']!r}"
-    if entity is None and params.get("entities"):
-        entity = ",".join(str(item) for item in params["entities"])
-    period = period or params.get("period") or _planned_period(context)
-    if period is not None and not _is_period(str(period)):
-        period = None
-    return (str(entity) if entity else None), (str(period) if period else None)
+    if isinstance(unit, Mapping):
+        declarations.append((unit.get("entity"), unit.get("period")))
+    declarations.append((getattr(task, "entity", None), getattr(task, "period", None)))
+    if exception is not None:
+        declarations += [
+            (getattr(error, "entity", None), getattr(error, "period", None))
+            for error in exception_chain(exception)
+        ]
+    entity = next(filter(None, (_entity_id(entity) for entity, _ in declarations)), None)
+    period = next(filter(None, (_fiscal_period(period) for _, period in declarations)), None)
+    return entity, period
 
 
-def _planned_period(context: Any) -> str | None:
-    ti = context.get("ti")
-    if ti is None:
+def _entity_id(entity: Any) -> str | None:
+    if isinstance(entity, Mapping):
+        entity = entity.get("id")
+    return entity if isinstance(entity, str) and entity.strip() else None
+
+
+def _fiscal_period(period: Any) -> str | None:
+    """``period`` as ``YYYY-PP`` if it is one; an unrendered template or other text is none."""
+    if period is None:
         return None
+    text = str(period)
     try:
-        return ti.xcom_pull(task_ids="plan", key="period")
-    except Exception:
-        return None
-
-
-def _is_period(text: str) -> bool:
-    from frontier_provider.periods import FiscalPeriod, InvalidPeriodError
-
-    try:
-        return str(FiscalPeriod.parse(text)) == text
+        return text if str(FiscalPeriod.parse(text)) == text else None
     except InvalidPeriodError:
-        return False
-
-
-def _declared_category(error: BaseException) -> FailureCategory | None:
-    """The ``failure_category`` the error's class declares, if it is one of the categories."""
-    declared = getattr(type(error), "failure_category", None)
-    try:
-        return FailureCategory(declared) if declared else None
-    except ValueError:
         return None
-
-
-def _exception_chain(exception: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exception
-    while current is not None and id(current) not in seen and len(seen) < 20:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
 
 
 def _instantiate(spec: dict) -> Any:

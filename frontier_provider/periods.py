@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
+from frontier_provider.failures import Category
+
 PERIOD_PATTERN = re.compile(r"^(?P<year>[0-9]{4})-(?P<number>[0-9]{2})$")
 REGULAR_PERIODS = 12
 LAST_SPECIAL_PERIOD = 16
@@ -27,6 +29,8 @@ LAST_SPECIAL_PERIOD = 16
 
 class InvalidPeriodError(ValueError):
     """A fiscal period could not be parsed or resolved."""
+
+    category = Category.DATA
 
 
 @dataclass(frozen=True, order=True)

@@ -17,6 +17,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from frontier_provider.config import PUBLISH_DRY_RUN
+from frontier_provider.failures import Category
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ _FALSE = frozenset({"false", "0", "no", "off", "", "none"})
 class PublishConnectionError(AirflowFailException):
     """A publishing task's connection is not defined in Airflow; a retry cannot create it."""
 
-    failure_category = "configuration"
+    category = Category.CONFIGURATION
 
 
 def requested_dry_run(value: bool | str | None) -> bool:

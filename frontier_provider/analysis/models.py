@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from frontier_provider.failures import Category
 from frontier_provider.periods import LAST_SPECIAL_PERIOD, FiscalCalendar, FiscalPeriod
 
 
@@ -40,11 +41,24 @@ class AnalysisInputError(ValueError):
 
     :param message: human-readable summary, one line per problem
     :param errors: the problems as ``{"field": "a.b.c", "message": "..."}`` items
+    :param entity: the company the document is about, when it names one
+    :param period: the fiscal period it reports, ``YYYY-PP``, when that part is valid
     """
 
-    def __init__(self, message: str, errors: list[dict[str, str]] | None = None) -> None:
+    category = Category.DATA
+
+    def __init__(
+        self,
+        message: str,
+        errors: list[dict[str, str]] | None = None,
+        *,
+        entity: str | None = None,
+        period: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.errors = errors or []
+        self.entity = entity
+        self.period = period
 
 
 def parse_money(value: Any) -> Decimal:
@@ -308,9 +322,24 @@ def validate_request(model: type[_Document], document: Any) -> Any:
             for item in err.errors(include_url=False)
         ]
         lines = "; ".join(f"{error['field'] or '<body>'}: {error['message']}" for error in errors)
+        entity, period = _subject(document)
         raise AnalysisInputError(
-            f"invalid {model.__name__} ({len(errors)} problem(s)): {lines}", errors
+            f"invalid {model.__name__} ({len(errors)} problem(s)): {lines}",
+            errors,
+            entity=entity,
+            period=period,
         ) from None
+
+
+def _subject(document: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The company and period an invalid document is about, as far as it says, for the failure alert."""
+    names = (document.get("entity"), document.get("company_name"))
+    entity = next((name for name in names if isinstance(name, str) and name.strip()), None)
+    try:
+        period = str(ReportingPeriod.model_validate(document.get("reporting_period")).fiscal_period)
+    except (ValidationError, ValueError):
+        period = None
+    return entity, period
 
 
 def _describe(item: dict[str, Any]) -> str:

@@ -91,6 +91,7 @@ from simple_salesforce.exceptions import (
 from simple_salesforce.login import SalesforceLogin, token_login
 from simple_salesforce.util import exception_handler
 
+from frontier_provider.failures import Category
 from frontier_provider.salesforce.writeback import (
     COLLECTION_SIZE,
     ID_FIELD,
@@ -124,19 +125,25 @@ _JOB_RUNNING = ("UploadComplete", "InProgress")
 class SalesforceApiLimitError(AirflowFailException):
     """The org's daily API allocation is exhausted, or a write would take too much of what remains."""
 
-    failure_category = "quota"  # the alert says: wait for the allocation to reset, do not retry sooner
+    category = Category.QUOTA
 
 
 class SalesforceSessionError(AirflowFailException):
     """Salesforce refused the login, or the session of a fresh login: fix the connection or the user."""
 
+    category = Category.CREDENTIALS
+
 
 class SalesforceBulkJobError(AirflowFailException):
     """A Bulk API 2.0 job ended Failed, or was aborted by someone else: a person must look at it."""
 
+    category = Category.DATA
+
 
 class SalesforceWriteDeadlineError(AirflowException):
     """The write used up its deadline; the next task try continues it."""
+
+    category = Category.TRANSIENT
 
 
 class FrontierSalesforceHook(SalesforceHook):
@@ -751,6 +758,8 @@ class OutcomeUnknown(Exception):
     :param description: what the request did
     :param cause: the error that took the answer away
     """
+
+    category = Category.TRANSIENT
 
     def __init__(self, description: str, cause: BaseException) -> None:
         super().__init__(f"{description} got no usable answer ({type(cause).__name__}: {cause})")

@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from frontier_provider.failures import Category
 from frontier_provider.periods import CALENDAR_YEAR, FiscalCalendar
 
 FINAL = "final"
@@ -47,6 +48,8 @@ _ZERO = Decimal(0)
 
 class CloseControlError(ValueError):
     """A close control refused the period; the message names what to fix in the source."""
+
+    category = Category.DATA
 
 
 class CarryforwardError(CloseControlError):
@@ -67,6 +70,12 @@ class OpenPeriodError(CloseControlError):
 
 class FiscalCalendarError(CloseControlError):
     """The source's fiscal calendar cannot be read as months, or the entities file contradicts it."""
+
+
+class FiscalCalendarMismatchError(FiscalCalendarError):
+    """The entities file states a fiscal year other than the source's: the entities file is corrected."""
+
+    category = Category.CONFIGURATION
 
 
 # -- period status -------------------------------------------------------------------------------
@@ -262,10 +271,10 @@ def fiscal_calendar_for(
     :param source: the calendar read from the source.
     :param stated: the calendar the entities file states (``EntityConfig.fiscal_calendar``), or None.
     :param entity: the entity id, for the message.
-    :raises FiscalCalendarError: the two disagree.
+    :raises FiscalCalendarMismatchError: the two disagree.
     """
     if source.calendar is not None and stated is not None and not same_fiscal_year(source.calendar, stated):
-        raise FiscalCalendarError(
+        raise FiscalCalendarMismatchError(
             f"{entity}: the entities file says the fiscal year {describe_calendar(stated)} "
             f"(fiscal_year_start_month {stated.start_month}, fiscal_year_named_by {stated.named_by}), but "
             f"the source says it {describe_calendar(source.calendar)} ({source.where}). Correct "

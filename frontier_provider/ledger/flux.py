@@ -54,6 +54,7 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
+from frontier_provider.failures import Category
 from frontier_provider.ledger.mapping import BALANCE_SHEET, EBS_ACCOUNT_SIDES, INCOME_STATEMENT
 from frontier_provider.ledger.schema import MONEY
 from frontier_provider.periods import FiscalPeriod, InvalidPeriodError
@@ -108,6 +109,8 @@ _LISTED = 20
 
 class FluxError(ValueError):
     """The flux review cannot be computed from these documents; the message names what to rerun or fix."""
+
+    category = Category.DATA
 
 
 class ExplanationsFileError(FluxError):

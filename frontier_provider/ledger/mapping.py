@@ -64,6 +64,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from frontier_provider.failures import Category
+
 if TYPE_CHECKING:
     from frontier_provider.ledger.trial_balance import TrialBalance
 
@@ -141,7 +143,13 @@ _SIDE_FIX = (
 
 
 class MappingError(Exception):
-    """An account mapping is invalid or cannot classify the accounts it is given."""
+    """An account mapping is invalid or cannot classify the accounts it is given.
+
+    A mapping that cannot be loaded or whose rules overlap is a configuration error; the
+    subclasses are about the ledger's accounts, which is data.
+    """
+
+    category = Category.CONFIGURATION
 
 
 class UnmappedAccountsError(MappingError):
@@ -151,6 +159,8 @@ class UnmappedAccountsError(MappingError):
     :param mapping: the mapping's name, for the message.
     :param context: who the accounts belong to, e.g. "entity SAP-1000, period 2024-12".
     """
+
+    category = Category.DATA
 
     def __init__(self, accounts: Iterable[str], mapping: str, context: str = "") -> None:
         self.accounts = tuple(accounts)
@@ -163,6 +173,12 @@ class UnmappedAccountsError(MappingError):
             f"{listed}. Add rules for them to the mapping, or map with unmapped='warn' to publish "
             f"statements that leave them out."
         )
+
+
+class InconsistentAccountError(MappingError):
+    """An account whose source attributes differ between its currencies, so that it maps to two rules."""
+
+    category = Category.DATA
 
 
 @dataclass(frozen=True)
@@ -195,6 +211,8 @@ class WrongStatementError(MappingError):
     :param mapping: the mapping's name, for the message.
     :param context: who the accounts belong to, e.g. "entity SAP-1000, period 2024-12".
     """
+
+    category = Category.DATA
 
     def __init__(self, conflicts: Iterable[SideConflict], mapping: str, context: str = "") -> None:
         self.conflicts = tuple(conflicts)
@@ -343,10 +361,6 @@ class AccountAssignment:
     rule_by_account: Mapping[str, MappingRule]
     unmapped_accounts: tuple[str, ...]
 
-    def accounts_for(self, line: str) -> tuple[str, ...]:
-        """The accounts that feed a leaf line, sorted."""
-        return tuple(sorted(account for account, rule in self.rule_by_account.items() if rule.line == line))
-
 
 def load_account_mapping(reference: str | os.PathLike) -> AccountMapping:
     """Load and validate an account mapping file.
@@ -402,7 +416,7 @@ def map_accounts(
             continue
         previous = rule_by_account.setdefault(row.account, rule)
         if previous != rule:
-            raise MappingError(
+            raise InconsistentAccountError(
                 f"account {row.account} maps to {previous.describe()} in one currency and to "
                 f"{rule.describe()} in another: its attributes differ between currencies"
             )

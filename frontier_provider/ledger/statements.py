@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from frontier_provider.failures import Category
 from frontier_provider.ledger.mapping import (
     INCOME_STATEMENT,
     STATEMENT_LINES,
@@ -76,6 +77,8 @@ _ZERO = Decimal(0)
 
 class StatementsError(Exception):
     """Financial statements cannot be built from this trial balance and mapping."""
+
+    category = Category.DATA
 
 
 class UnbalancedStatementsError(StatementsError):

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from frontier_provider.failures import Category
 from frontier_provider.ledger.schema import TRIAL_BALANCE_SCHEMA
 from frontier_provider.periods import FiscalPeriod
 
@@ -42,6 +43,8 @@ _ACCOUNTS_IN_MESSAGE = 20
 
 class TrialBalanceError(Exception):
     """The GL rows cannot make a trustworthy trial balance; rerunning will not help."""
+
+    category = Category.DATA
 
 
 class UnbalancedTrialBalanceError(TrialBalanceError):

@@ -39,6 +39,7 @@ from typing import Any
 import pyarrow as pa
 
 from frontier_provider.config import EntityConfig
+from frontier_provider.failures import Category
 from frontier_provider.ledger.controls import (
     PeriodNotInCalendarError,
     PeriodWithoutBalancesError,
@@ -73,6 +74,8 @@ class ComparativePeriodError(ValueError):
     :param role: which comparative it is, e.g. ``"prior_year_period"``, when known.
     """
 
+    category = Category.DATA
+
     def __init__(self, period: FiscalPeriod, detail: str, role: str | None = None) -> None:
         super().__init__(f"comparative period {period}{f' ({role})' if role else ''}: {detail}")
         self.period = period
@@ -85,6 +88,8 @@ class PeriodUnavailable(Exception):
 
     :param reason: why, in words.
     """
+
+    category = Category.DATA
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

@@ -49,6 +49,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from frontier_provider.failures import Category
 from frontier_provider.ledger.controls import (
     FiscalCalendarError,
     PeriodNotInCalendarError,
@@ -94,6 +95,8 @@ class SapRfcError(Exception):
     :param key: the ABAP exception name.
     :param message: a human-readable explanation.
     """
+
+    category = Category.CONFIGURATION
 
     def __init__(self, key: str, message: str = "") -> None:
         super().__init__(f"{key}: {message}" if message else key)

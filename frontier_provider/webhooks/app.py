@@ -39,6 +39,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from frontier_provider.failures import Category
 from frontier_provider.webhooks.deliveries import Delivery, DeliveryLedger, ReplayedDelivery
 from frontier_provider.webhooks.models import (
     ENDPOINTS,
@@ -69,6 +70,8 @@ class TriggerDagRun(Protocol):
 
 class WebhookUnavailable(Exception):
     """The receiver cannot accept deliveries right now (no secret, DAG missing...): the sender retries."""
+
+    category = Category.TRANSIENT
 
 
 def create_webhook_app(

@@ -31,6 +31,8 @@ from sqlalchemy import Column, DateTime, MetaData, String, Table, delete, insert
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
+from frontier_provider.failures import Category
+
 log = logging.getLogger(__name__)
 
 DEFAULT_RETENTION = timedelta(days=7)
@@ -53,6 +55,8 @@ class ReplayedDelivery(Exception):
 
     :param message: which delivery it repeats and when that one arrived
     """
+
+    category = Category.REQUEST
 
 
 @dataclass(frozen=True)

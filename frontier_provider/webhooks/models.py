@@ -23,6 +23,7 @@ from frontier_provider.analysis.models import (
     RegulatoryUpdate,
     validate_request,
 )
+from frontier_provider.failures import Category
 
 ADHOC_ANALYSIS_DAG_ID = "frontier_adhoc_analysis"
 COMPLIANCE_REVIEW_DAG_ID = "frontier_compliance_review"
@@ -36,6 +37,8 @@ class PayloadError(ValueError):
     :param reason: one line naming every problem
     :param errors: the problems as ``{"field": "a.b", "message": "..."}`` items
     """
+
+    category = Category.DATA
 
     def __init__(self, reason: str, errors: list[dict[str, str]] | None = None) -> None:
         super().__init__(reason)

@@ -24,6 +24,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from frontier_provider.failures import Category
+
 SIGNATURE_HEADER = "X-Frontier-Signature"
 DELIVERY_HEADER = "X-Frontier-Delivery"
 SIGNATURE_SCHEME = "v1"
@@ -41,6 +43,8 @@ class SignatureError(ValueError):
 
     :param reason: what is wrong, safe to return to the sender (it reveals no secret)
     """
+
+    category = Category.CREDENTIALS
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

@@ -15,7 +15,7 @@ from frontier_provider.analysis import (
     assess_customer_credit_risk,
     process_regulatory_update,
 )
-from tests.unit.webhooks.receiver import COMPANY, REGULATORY_UPDATE
+from tests.webhook_receiver import COMPANY, REGULATORY_UPDATE
 
 json_scalars = st.one_of(
     st.none(),

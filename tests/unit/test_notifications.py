@@ -3,33 +3,34 @@
 from __future__ import annotations
 
 import email
+import importlib
 import json
-import socketserver
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
-from simple_salesforce.exceptions import SalesforceRefusedRequest
+import requests
+import yaml
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowTaskTimeout
+from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
+    SalesforceGeneralError,
+    SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
+)
+from tableauserverclient.server.endpoint.exceptions import ServerResponseError
 
-from frontier_provider.analysis.models import AnalysisInputError
+from frontier_provider.analysis.models import AnalysisInputError, AnalyzeCompanyRequest, validate_request
 from frontier_provider.config import EntityConfigError
+from frontier_provider.failures import UPSTREAM_CATEGORIES, Category, classify
 from frontier_provider.hooks.frontier import FrontierAuthError, FrontierRequestError, FrontierUnavailableError
 from frontier_provider.hooks.salesforce import SalesforceApiLimitError
 from frontier_provider.ledger import UnbalancedTrialBalanceError, UnmappedAccountsError
-from frontier_provider.notifications import (
-    FailureCategory,
-    FrontierFailureNotifier,
-    classify_failure,
-    failure_alert,
-)
+from frontier_provider.notifications import FrontierFailureNotifier, failure_alert
 from frontier_provider.periods import InvalidPeriodError
-from tests.helpers import run_airflow
+from tests.fakes.smtp import EMAIL_NOTIFIER, smtp_connection, smtp_server
 
 
 def raised(error: BaseException, wrapper: type[BaseException] | None = None) -> BaseException:
@@ -45,8 +46,16 @@ def raised(error: BaseException, wrapper: type[BaseException] | None = None) -> 
         return final
 
 
+def http_error(status: int, reason: str, url: str) -> requests.HTTPError:
+    """The error ``requests`` raises for an HTTP error answer (``raise_for_status``)."""
+    response = requests.Response()
+    response.status_code, response.reason, response.url = status, reason, url
+    return requests.HTTPError(f"{status} Client Error: {reason} for url: {url}", response=response)
+
+
+SALESFORCE_URL = "https://example.my.salesforce.com/services/data/v59.0/composite/sobjects"
 REQUEST_LIMIT_EXCEEDED = SalesforceRefusedRequest(
-    "https://example.my.salesforce.com/services/data/v59.0/composite/sobjects",
+    SALESFORCE_URL,
     403,
     "composite/sobjects",
     [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}],
@@ -92,13 +101,40 @@ UNBALANCED = UnbalancedTrialBalanceError(
             "credentials",
             None,
         ),
-        (RuntimeError("HTTP 403 Forbidden from Tableau sign-in"), "credentials", None),
-        (RuntimeError("INVALID_LOGIN: Invalid username, password, security token"), "credentials", None),
+        (
+            http_error(403, "Forbidden", "https://tableau.example.com/api/3.22/auth/signin"),
+            "credentials",
+            "HTTP 403",
+        ),
+        (
+            SalesforceAuthenticationFailed("INVALID_LOGIN", "Invalid username, password, security token"),
+            "credentials",
+            "SalesforceAuthenticationFailed",
+        ),
         (raised(FrontierUnavailableError("still 503 after 5 retries", status_code=503)), "transient", None),
         (raised(httpx.ConnectTimeout("timed out")), "transient", "ConnectTimeout"),
         (raised(ConnectionRefusedError(111, "Connection refused")), "transient", "ConnectionRefusedError"),
-        (RuntimeError("Salesforce answered 503 Service Unavailable"), "transient", None),
-        (RuntimeError("UNABLE_TO_LOCK_ROW on 3 records"), "transient", None),
+        (
+            SalesforceGeneralError(SALESFORCE_URL, 503, "composite/sobjects", b"Service Unavailable"),
+            "transient",
+            "HTTP 503",
+        ),
+        (
+            # Salesforce refuses a locked row with 400: the error code, not the status, decides.
+            SalesforceMalformedRequest(
+                SALESFORCE_URL,
+                400,
+                "composite/sobjects",
+                [
+                    {
+                        "errorCode": "UNABLE_TO_LOCK_ROW",
+                        "message": "unable to obtain exclusive access to 3 records",
+                    }
+                ],
+            ),
+            "transient",
+            "UNABLE_TO_LOCK_ROW",
+        ),
         (RuntimeError("something nobody anticipated"), "unknown", None),
         (ALLOCATION_USED_UP, "quota", "SalesforceApiLimitError"),
         (
@@ -113,34 +149,79 @@ UNBALANCED = UnbalancedTrialBalanceError(
         ),
     ],
 )
-def test_failures_are_classified_by_type_status_and_message(
+def test_failures_are_classified_by_type_error_code_and_status(
     error, category: str, evidence: str | None
 ) -> None:
-    classification = classify_failure(error)
-    assert classification.category == FailureCategory(category)
+    classification = classify(error)
+    assert classification.category == Category(category)
     if evidence is not None:
         assert classification.evidence == evidence
 
 
+def _yaml_error() -> BaseException:
+    try:
+        yaml.safe_load("rules: [")
+    except yaml.YAMLError as error:
+        return error
+    raise AssertionError("valid YAML")
+
+
+@pytest.mark.parametrize(
+    ("error", "category", "evidence"),
+    [
+        (AirflowTaskTimeout(), "transient", "AirflowTaskTimeout"),
+        (requests.ConnectionError("connection reset by peer"), "transient", "ConnectionError"),
+        (_yaml_error(), "configuration", "ParserError"),
+        (
+            ServerResponseError("401002", "Signin Error", "Error signing in to Tableau Server"),
+            "credentials",
+            None,
+        ),
+        (ServerResponseError("409093", "Resource Conflict", "Datasource already exists"), "data", "HTTP 409"),
+        (REQUEST_LIMIT_EXCEEDED, "quota", "REQUEST_LIMIT_EXCEEDED"),
+        (SalesforceRefusedRequest(SALESFORCE_URL, 403, "sobjects", []), "transient", None),
+        (raised(ValueError("not a number"), RuntimeError), "unknown", "RuntimeError"),
+    ],
+)
+def test_upstream_exceptions_are_classified_by_the_table(error, category: str, evidence: str | None) -> None:
+    classification = classify(error)
+    assert classification.category == Category(category)
+    if evidence is not None:
+        assert classification.evidence == evidence
+
+
+# pyrfc needs SAP's NW RFC SDK, which cannot be installed here: its paths follow pyrfc's source.
+@pytest.mark.parametrize("path", sorted(p for p in UPSTREAM_CATEGORIES if not p.startswith("pyrfc.")))
+def test_every_upstream_class_path_names_an_installed_class(path: str) -> None:
+    module_name, _, name = path.rpartition(".")
+    cls = getattr(importlib.import_module(module_name), name)
+    assert f"{cls.__module__}.{cls.__qualname__}" == path
+
+
 def test_credentials_win_over_a_transient_looking_message() -> None:
     error = raised(FrontierAuthError("401 after retrying a timeout", status_code=401))
-    assert classify_failure(error).category is FailureCategory.CREDENTIALS
+    assert classify(error).category is Category.CREDENTIALS
 
 
 def test_a_declared_failure_category_decides_whatever_the_class_is_called() -> None:
     class AllowanceSpent(RuntimeError):
-        failure_category = "quota"
+        category = Category.QUOTA
 
     class NotACategory(RuntimeError):
-        failure_category = "weather"
+        category = "weather"
 
-    assert classify_failure(raised(AllowanceSpent("503 while counting"))).category is FailureCategory.QUOTA
-    # An undeclared value is no evidence: the message decides, as for any other exception.
-    assert classify_failure(raised(NotACategory("503 from Tableau"))).category is FailureCategory.TRANSIENT
+    unavailable = http_error(503, "Service Unavailable", "https://tableau.example.com/api/3.22/sites")
+    assert classify(raised(unavailable, AllowanceSpent)).category is Category.QUOTA
+    # An undeclared value is no evidence: the cause decides, as for any other exception.
+    assert classify(raised(unavailable, NotACategory)).category is Category.TRANSIENT
+
+
+def test_messages_are_no_evidence() -> None:
+    assert classify(RuntimeError("HTTP 503 Service Unavailable: timed out")).category is Category.UNKNOWN
 
 
 def test_a_task_failed_from_outside_is_unknown() -> None:
-    assert classify_failure(None).category is FailureCategory.UNKNOWN
+    assert classify(None).category is Category.UNKNOWN
 
 
 def close_context(error: BaseException, **ti_fields) -> dict:
@@ -178,7 +259,8 @@ def test_a_used_up_api_allocation_tells_the_on_call_to_wait_for_the_reset(
 ) -> None:
     """Through the notifier: the staged and emailed alert says quota, wait, do not retry; not the ledger."""
     context = close_context(raised(REQUEST_LIMIT_EXCEEDED, SalesforceApiLimitError))
-    context["task"] = SimpleNamespace(task_id="salesforce_writeback")
+    # The write-back's templated period field, as rendered before the task ran.
+    context["task"] = SimpleNamespace(task_id="salesforce_writeback", period="2024-12")
     context["ti"].task_id = "salesforce_writeback"
     context["ti"].map_index = -1
     with smtp_server() as (port, messages):
@@ -210,88 +292,33 @@ def test_a_used_up_api_allocation_tells_the_on_call_to_wait_for_the_reset(
     assert "Wait until the allocation resets" in html
 
 
-def test_the_period_comes_from_the_plan_xcom_when_the_task_has_no_unit() -> None:
+def test_the_period_comes_from_the_tasks_period_field_when_the_task_has_no_unit() -> None:
     context = close_context(raised(httpx.ReadTimeout("read timed out")))
-    context["task"] = SimpleNamespace(task_id="tableau_publish")
+    context["task"] = SimpleNamespace(task_id="tableau_publish", period="2024-12")
     alert = failure_alert(context)
     assert (alert["entity"], alert["period"], alert["category"]) == (None, "2024-12", "transient")
 
 
+def test_the_run_params_and_other_tasks_xcoms_are_not_read() -> None:
+    context = close_context(raised(httpx.ReadTimeout("read timed out")))
+    context["task"] = SimpleNamespace(task_id="tableau_refresh", period="{{ ti.xcom_pull(task_ids='plan') }}")
+    context["params"] = {"period": "2024-12", "entities": ["SAP-1000"]}
+    alert = failure_alert(context)
+    assert (alert["entity"], alert["period"]) == (None, None)
+    assert alert["subject"].endswith("(unknown entity and period)")
+
+
 def test_an_adhoc_run_names_the_company_and_its_reporting_period() -> None:
-    context = close_context(raised(AnalysisInputError("bad"), AirflowFailException))
+    """The invalid request names the company and period it gives, whatever the DAG calls its params."""
+    company = {"company_name": "Acme Trading Ltd", "reporting_period": {"year": 2024, "period": 13}}
+    with pytest.raises(AnalysisInputError) as invalid:
+        validate_request(AnalyzeCompanyRequest, company)  # no financial statements
+    context = close_context(raised(invalid.value, AirflowFailException))
     context["task"] = SimpleNamespace(task_id="analyze")
-    context["params"] = {
-        "company": {"company_name": "Acme Trading Ltd", "reporting_period": {"year": 2024, "period": 13}}
-    }
-    context["ti"].xcom_pull = lambda **kwargs: None
+    context["params"] = {"company": company}
     alert = failure_alert(context)
     assert (alert["entity"], alert["period"]) == ("Acme Trading Ltd", "2024-13")
-
-
-class _SmtpSession(socketserver.StreamRequestHandler):
-    """Just enough SMTP for smtplib: greet, accept one or more messages, store their data."""
-
-    def handle(self) -> None:
-        self.wfile.write(b"220 localhost test SMTP\r\n")
-        while line := self.rfile.readline():
-            command = line.decode("ascii", "replace").strip().upper()
-            if command.startswith(("EHLO", "HELO")):
-                self.wfile.write(b"250 localhost\r\n")
-            elif command == "DATA":
-                self.wfile.write(b"354 end with <CRLF>.<CRLF>\r\n")
-                lines = []
-                while (data := self.rfile.readline()) not in (b".\r\n", b""):
-                    lines.append(data)
-                self.server.messages.append(b"".join(lines).decode("utf-8", "replace"))
-                self.wfile.write(b"250 queued\r\n")
-            elif command == "QUIT":
-                self.wfile.write(b"221 bye\r\n")
-                return
-            else:
-                self.wfile.write(b"250 OK\r\n")
-
-
-@contextmanager
-def smtp_server() -> Iterator[tuple[int, list[str]]]:
-    """An SMTP server on a free loopback port that keeps the messages it receives."""
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SmtpSession)
-    server.daemon_threads = True
-    server.messages = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], server.messages
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-def smtp_connection(port: int) -> str:
-    return json.dumps(
-        {
-            "conn_type": "smtp",
-            "host": "127.0.0.1",
-            "port": port,
-            "extra": {
-                "disable_tls": True,
-                "disable_ssl": True,
-                "from_email": "airflow@example.com",
-                "retry_limit": 0,
-            },
-        }
-    )
-
-
-EMAIL_NOTIFIER = {
-    "class": "airflow.providers.smtp.notifications.smtp.SmtpNotifier",
-    "kwargs": {
-        "to": "close-oncall@example.com",
-        "smtp_conn_id": "smtp_alerts",
-        "subject": "{{ frontier_alert.subject }}",
-        "html_content": "<pre>{{ frontier_alert.text }}</pre>",
-    },
-}
+    assert alert["category"] == "data"
 
 
 def test_the_notifier_stages_the_alert_and_emails_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -327,31 +354,3 @@ def test_notifiers_are_read_from_the_environment(tmp_path: Path, monkeypatch: py
         monkeypatch.setenv("FRONTIER_ALERT_NOTIFIERS", json.dumps([EMAIL_NOTIFIER]))
         FrontierFailureNotifier(staging_root=str(tmp_path)).notify(close_context(RuntimeError("x")))
     assert len(messages) == 1
-
-
-@pytest.mark.integration
-def test_a_data_error_fails_at_once_and_is_reported(airflow_db, staging_root: Path, monkeypatch) -> None:
-    """An invalid ad-hoc document fails the task on its first try although the DAG retries, and the
-    failure is staged and emailed through the configured notifier."""
-    with smtp_server() as (port, messages):
-        result = run_airflow(
-            "dags",
-            "test",
-            "frontier_adhoc_analysis",
-            "-c",
-            json.dumps({"company": {"company_name": "Acme Trading Ltd"}, "delivery_id": "dlv-bad-1"}),
-            env={
-                "AIRFLOW_CONN_SMTP_ALERTS": smtp_connection(port),
-                "FRONTIER_ALERT_NOTIFIERS": json.dumps([EMAIL_NOTIFIER]),
-            },
-        )
-    assert "state=failed" in result.stdout + result.stderr
-    [alert_file] = (staging_root / "alerts").rglob("*.json")
-    alert = json.loads(alert_file.read_text())
-    assert alert["dag_id"] == "frontier_adhoc_analysis"
-    assert alert["category"] == "data"
-    assert alert["try_number"] == 1  # the DAG allows 3 retries; a data error uses none
-    assert alert["entity"] == "Acme Trading Ltd"
-    assert "reporting_period: Field required" in alert["exception"]["message"]
-    assert len(messages) == 1
-    assert "data failure: frontier_adhoc_analysis.analyze" in messages[0]
