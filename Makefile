@@ -33,9 +33,11 @@ test: $(VENV)/.installed system-packages lint
 system-packages:
 	@bash tests/e2e/install_system_packages.sh
 
+# ruff, then the import contracts of pyproject.toml's [tool.importlinter] (the layers of docs/architecture.md).
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from frontier_provider.webhooks.signature import DELIVERY_HEADER, SIGNATURE_HEADER, sign
-from tests.unit.webhooks.receiver import COMPANY, NOW, REGULATORY_UPDATE, SECRET, make_receiver
+from tests.webhook_receiver import COMPANY, NOW, REGULATORY_UPDATE, SECRET, make_receiver
 
 PATHS = st.sampled_from(["/financial-data", "/compliance-update"])
 header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=200)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,13 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from frontier_provider.webhooks.app import create_webhook_app
-from frontier_provider.webhooks.deliveries import DeliveryLedger
+from frontier_provider.webhooks.deliveries import Delivery, DeliveryLedger
 from frontier_provider.webhooks.signature import DELIVERY_HEADER, SIGNATURE_HEADER, sign
 
 SECRET = "whsec_current_3f9c2a"
 PREVIOUS_SECRET = "whsec_previous_81d0e4"
 NOW = 1_735_689_600  # 2025-01-01T00:00:00Z
+RECEIVED = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 COMPANY = {
     "entity": "ACME-01",
@@ -125,3 +127,25 @@ def signed_headers(
 
 def body_of(document: Any) -> bytes:
     return json.dumps(document).encode()
+
+
+def delivery(
+    delivery_id: str = "dlv_1", body: bytes = b'{"a": 1}', received_at: datetime = RECEIVED
+) -> Delivery:
+    """A delivery to the financial-data endpoint, as the receiver hands it to the ledger."""
+    return Delivery(
+        delivery_id=delivery_id,
+        endpoint="financial-data",
+        signed_payload=b"1735689600." + body,
+        received_at=received_at,
+    )
+
+
+def run_created(runs: list[str], run_id: str):
+    """The ledger's work for an accepted delivery: records ``run_id`` in ``runs`` and names the run."""
+
+    def work(session):
+        runs.append(run_id)
+        return "frontier_adhoc_analysis", run_id
+
+    return work

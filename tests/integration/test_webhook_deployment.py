@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from frontier_provider.webhooks.deployment import create_airflow_webhook_app, webhook_secrets
 from frontier_provider.webhooks.signature import sign
 from tests.helpers import airflow_cli
-from tests.unit.webhooks.receiver import COMPANY, PREVIOUS_SECRET, REGULATORY_UPDATE, SECRET, body_of
+from tests.webhook_receiver import COMPANY, PREVIOUS_SECRET, REGULATORY_UPDATE, SECRET, body_of
 
 pytestmark = pytest.mark.integration
 
