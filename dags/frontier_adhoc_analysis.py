@@ -24,12 +24,11 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from frontier_provider.config import load_close_config
-from frontier_provider.dag_defaults import FRONTIER_CALL_TIMEOUT, default_args
+from frontier_provider.dag_defaults import FRONTIER_CALL_TIMEOUT, default_args, load_entities
 from frontier_provider.tasks.adhoc_analysis import analyze_adhoc_company
 from frontier_provider.tasks.webhook_runs import delivery_id_param
 
-FRONTIER_CONN_ID = load_close_config().settings.frontier_conn_id
+FRONTIER_CONN_ID = load_entities().settings.frontier_conn_id
 
 
 @dag(

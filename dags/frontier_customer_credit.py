@@ -33,13 +33,18 @@ import pendulum
 from airflow.sdk import Asset, Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from frontier_provider.config import default_entities_file, load_close_config
-from frontier_provider.dag_defaults import FRONTIER_CALL_TIMEOUT, FRONTIER_CALLS_TIMEOUT, default_args
+from frontier_provider.dag_defaults import (
+    FRONTIER_CALL_TIMEOUT,
+    FRONTIER_CALLS_TIMEOUT,
+    default_args,
+    entities_file,
+    load_entities,
+)
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
 from frontier_provider.tasks import customer_credit as credit
 
-ENTITIES_FILE = default_entities_file()
-SETTINGS = load_close_config(ENTITIES_FILE).settings
+ENTITIES_FILE = entities_file()
+SETTINGS = load_entities(ENTITIES_FILE).settings
 SALESFORCE_CONN_ID = SETTINGS.salesforce_conn_id
 FRONTIER_CONN_ID = SETTINGS.frontier_conn_id
 CUSTOMERS_FILE = credit.resolve_customers_file(SETTINGS.customers_file, ENTITIES_FILE)

@@ -49,13 +49,13 @@ from functools import partial
 import pendulum
 from airflow.sdk import DAG, Asset, Param, task, task_group
 
-from frontier_provider.config import load_close_config
 from frontier_provider.dag_defaults import (
     EXTRACT_TIMEOUT,
     FRONTIER_CALL_TIMEOUT,
     TABLEAU_PUBLISH_TIMEOUT,
     TABLEAU_REFRESH_TIMEOUT,
     default_args,
+    load_entities,
     waiting_sensor_timeout,
 )
 from frontier_provider.operators.close import (
@@ -120,7 +120,7 @@ params = {
 
 
 def financial_close(dag_id: str, schedule, description: str, *, month_to_date: bool = False) -> DAG:
-    settings = load_close_config().settings
+    settings = load_entities().settings
     # A month-to-date close runs on an open period by design: it never waits or fails on one, and
     # labels its figures preliminary even when the period is closed.
     open_period = "preliminary" if month_to_date else settings.open_period

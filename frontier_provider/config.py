@@ -19,6 +19,11 @@ from typing import Any
 
 import yaml
 
+from frontier_provider.connection_types import (
+    FRONTIER_DEFAULT_CONN_ID,
+    SALESFORCE_DEFAULT_CONN_ID,
+    TABLEAU_DEFAULT_CONN_ID,
+)
 from frontier_provider.failures import Category
 from frontier_provider.ledger.controls import OPEN_PERIOD_POLICIES
 from frontier_provider.periods import FiscalCalendar, FiscalPeriod, InvalidPeriodError
@@ -121,13 +126,13 @@ class CloseSettings:
     """
 
     publish: str = PUBLISH_LIVE  # PUBLISH_SETTINGS
-    frontier_conn_id: str = "frontier_default"
-    salesforce_conn_id: str = "salesforce_default"
+    frontier_conn_id: str = FRONTIER_DEFAULT_CONN_ID
+    salesforce_conn_id: str = SALESFORCE_DEFAULT_CONN_ID
     salesforce_key_field: str = "Frontier_Entity_Id__c"
     # A JSON file of customer Accounts, relative to the entities file's folder, that a dry run of the
     # customer-credit DAG reads when the Salesforce connection does not exist (the demo's customers).
     customers_file: str | None = None
-    tableau_conn_id: str = "tableau_default"
+    tableau_conn_id: str = TABLEAU_DEFAULT_CONN_ID
     tableau_project: str = "Finance"
     tableau_datasource: str = "Frontier Financial Analysis"
     tableau_refresh_workbooks: tuple[str, ...] = ()
@@ -193,15 +198,15 @@ class CloseConfig:
         return [known[entity_id] for entity_id in dict.fromkeys(entity_ids)]
 
 
-def default_entities_file(dags_folder: str | os.PathLike | None = None) -> Path:
+def default_entities_file(dags_folder: str | os.PathLike) -> Path:
     """The entities file the DAGs read: ``$FRONTIER_ENTITIES_FILE``, else the DAGs folder's.
 
     An explicit setting wins, and one that names no file is an error rather than a reason to fall
     back on another file. Without it the file is ``<dags_folder>/config/frontier_entities.yaml``,
     which is where the DAGs live however the package is installed (a wheel lives in site-packages).
+    In Airflow, :func:`frontier_provider.dag_defaults.entities_file` passes ``[core] dags_folder``.
 
-    :param dags_folder: Airflow's DAGs folder; defaults to ``[core] dags_folder`` of Airflow's
-        configuration.
+    :param dags_folder: Airflow's DAGs folder.
     """
     configured = os.environ.get(ENTITIES_FILE_ENV)
     if configured:
@@ -212,11 +217,6 @@ def default_entities_file(dags_folder: str | os.PathLike | None = None) -> Path:
                 f"entities file, or unset it to use <dags_folder>/{DAGS_FOLDER_ENTITIES_FILE}"
             )
         return path
-    if dags_folder is None:
-        # Imported here: DAG files import this module, and Airflow has read its configuration by then.
-        from airflow.configuration import conf
-
-        dags_folder = conf.get("core", "dags_folder")
     path = Path(dags_folder).expanduser() / DAGS_FOLDER_ENTITIES_FILE
     if not path.is_file():
         raise EntityConfigError(
@@ -227,9 +227,13 @@ def default_entities_file(dags_folder: str | os.PathLike | None = None) -> Path:
     return path
 
 
-def load_close_config(path: str | os.PathLike | None = None) -> CloseConfig:
-    """Read and validate the entities file."""
-    path = Path(path) if path is not None else default_entities_file()
+def load_close_config(path: str | os.PathLike) -> CloseConfig:
+    """Read and validate the entities file.
+
+    :param path: the entities file; in Airflow, :func:`frontier_provider.dag_defaults.load_entities`
+        finds the deployment's.
+    """
+    path = Path(path)
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -7,6 +7,13 @@ so this module imports nothing.
 
 from __future__ import annotations
 
+# The connection each task uses unless the entities file or the task names another. The hooks'
+# ``default_conn_name`` and the entities file's defaults are these.
+FRONTIER_DEFAULT_CONN_ID = "frontier_default"
+SALESFORCE_DEFAULT_CONN_ID = "salesforce_default"
+TABLEAU_DEFAULT_CONN_ID = "tableau_default"
+SAP_RFC_DEFAULT_CONN_ID = "sap_default"
+
 FRONTIER_CONNECTION_FIELDS = {
     "auth": {
         "label": "Authentication",

@@ -10,9 +10,14 @@ with these defaults). The README's "Retries and timeouts" states them per task.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+from airflow.configuration import conf
+
+from frontier_provider.config import CloseConfig, default_entities_file, load_close_config
 from frontier_provider.notifications import FrontierFailureNotifier
 
 TASK_TRIES = 4
@@ -71,3 +76,13 @@ def waiting_sensor_timeout(timeout: float, poke_interval: float) -> timedelta:
     :param poke_interval: the sensor's ``poke_interval`` in seconds
     """
     return timedelta(seconds=timeout + 2 * poke_interval, minutes=10)
+
+
+def entities_file() -> Path:
+    """This deployment's entities file: ``$FRONTIER_ENTITIES_FILE``, else the one in Airflow's DAGs folder."""
+    return default_entities_file(conf.get("core", "dags_folder"))
+
+
+def load_entities(path: str | os.PathLike | None = None) -> CloseConfig:
+    """Read and validate an entities file: ``path`` when given, else :func:`entities_file`."""
+    return load_close_config(path if path else entities_file())

@@ -39,6 +39,9 @@ def airflow_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 
 
 # A materiality above every move of the demo ledger: no variance is material, so the monthly close
 # has nothing to sign off. For deployments that test other stages than the sign-off.
+DEMO_ENTITIES = REPO / "dags" / "config" / "frontier_entities.yaml"
+"""The entities file the DAGs folder ships: the demo's four entities."""
+
 NOTHING_MATERIAL = "1000000000"
 
 

@@ -36,6 +36,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundExceptio
 from airflow.sdk.log import mask_secret
 
 from frontier_provider import analysis
+from frontier_provider.connection_types import FRONTIER_DEFAULT_CONN_ID
 from frontier_provider.frontier import client
 from frontier_provider.frontier.client import (
     ApiKey,
@@ -125,7 +126,7 @@ class FrontierHook(BaseHook):
     """
 
     conn_name_attr = "frontier_conn_id"
-    default_conn_name = "frontier_default"
+    default_conn_name = FRONTIER_DEFAULT_CONN_ID
     conn_type = "frontier"
     hook_name = "Frontier Business Operations"
 

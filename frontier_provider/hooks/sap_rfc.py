@@ -31,7 +31,7 @@ from airflow.sdk.exceptions import (
 )
 from airflow.sdk.log import mask_secret
 
-from frontier_provider.connection_types import SAP_RFC_DEMO_CONN_TYPE
+from frontier_provider.connection_types import SAP_RFC_DEFAULT_CONN_ID, SAP_RFC_DEMO_CONN_TYPE
 from frontier_provider.failures import Category
 from frontier_provider.sources.sap import RfcClient
 
@@ -63,7 +63,7 @@ class SapRfcHook(BaseHook):
     """
 
     conn_name_attr = "sap_conn_id"
-    default_conn_name = "sap_default"
+    default_conn_name = SAP_RFC_DEFAULT_CONN_ID
     conn_type = "sap_rfc"
     hook_name = "SAP (RFC)"
 

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from frontier_provider.config import EntityConfig, EntityConfigError, UnknownEntityError, load_close_config
+from frontier_provider.config import EntityConfig, EntityConfigError, UnknownEntityError
+from frontier_provider.connection_types import FRONTIER_DEFAULT_CONN_ID
+from frontier_provider.dag_defaults import load_entities
 from frontier_provider.ledger.controls import FINAL
 from frontier_provider.manifest import (
     ANALYSIS,
@@ -112,7 +114,7 @@ class PlanCloseOperator(BaseOperator):
                 run_after=getattr(dag_run, "run_after", None),
                 month_to_date=self.month_to_date,
             )
-            config = load_close_config(self.entities_file)
+            config = load_entities(self.entities_file)
             entities = config.select(params.get("entities") or None)
         except (InvalidPeriodError, EntityConfigError, UnknownEntityError) as err:
             raise AirflowFailException(f"plan: {err}") from err
@@ -463,7 +465,7 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
     template_fields = (*CloseUnitOperator.template_fields, "frontier_conn_id")
     stage = "analyze"
 
-    def __init__(self, *, frontier_conn_id: str = "frontier_default", **kwargs: Any) -> None:
+    def __init__(self, *, frontier_conn_id: str = FRONTIER_DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.frontier_conn_id = frontier_conn_id
 

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from frontier_provider.config import CloseSettings, EntityConfig, EntityConfigError, default_entities_file
+from frontier_provider.config import CloseSettings, EntityConfig, EntityConfigError, load_close_config
+from frontier_provider.dag_defaults import entities_file
 from frontier_provider.manifest import COMPARATIVES, FLUX, STATEMENTS, TRIAL_BALANCE
 from frontier_provider.operators.close import CloseUnitOperator, close_summaries
 from frontier_provider.storage import Staging
@@ -159,18 +160,17 @@ class FluxReviewOperator(CloseUnitOperator):
         }
 
     def _file_explanations(self, period: str) -> list[Explanation]:
-        from frontier_provider.config import load_close_config
         from frontier_provider.ledger.flux import explanations_file, load_explanations_file
 
         try:
-            entities_file = Path(self.entities_file) if self.entities_file else default_entities_file()
-            config = load_close_config(entities_file)
+            path = Path(self.entities_file) if self.entities_file else entities_file()
+            config = load_close_config(path)
         except EntityConfigError as err:
             raise AirflowFailException(f"flux {period}: {err}") from err
         folder = (
             Path(self.explanations_dir)
             if self.explanations_dir
-            else entities_file.parent / config.settings.flux_explanations_dir
+            else path.parent / config.settings.flux_explanations_dir
         )
         path = explanations_file(folder, period)
         if not path.is_file():

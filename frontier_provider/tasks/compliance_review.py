@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from frontier_provider.analysis.models import RegulatoryUpdate
-from frontier_provider.config import load_close_config
+from frontier_provider.dag_defaults import load_entities
 from frontier_provider.frontier.contract import RegulatoryUpdateResult
 from frontier_provider.hooks.frontier import FrontierHook
 from frontier_provider.periods import FiscalPeriod
@@ -35,7 +35,7 @@ def configured_entities(entities_file: str | None = None) -> list[dict[str, str 
     """
     return [
         {"id": entity.id, "name": entity.name, "salesforce_account_key": entity.salesforce_account_key}
-        for entity in load_close_config(entities_file).entities
+        for entity in load_entities(entities_file).entities
     ]
 
 

@@ -432,10 +432,11 @@ def test_close_analyze_retry_after_a_lost_response_is_not_computed_twice(serve, 
     from frontier_provider.config import load_close_config
     from frontier_provider.operators.close import AnalyzeStatementsOperator
     from frontier_provider.storage import Staging
+    from tests.helpers import DEMO_ENTITIES
 
     server = serve(retry_after_seconds=None)
     connect(server, max_retries=0)  # the lost response fails try 1, as a persistent fault would
-    entity = load_close_config().select(["SAP-1000"])[0]
+    entity = load_close_config(DEMO_ENTITIES).select(["SAP-1000"])[0]
     staging = Staging(str(staging_root))
     # A statements document as the statements stage writes it: the request plus its labels.
     statements = {

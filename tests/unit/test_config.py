@@ -10,6 +10,8 @@ from frontier_provider.config import (
     default_entities_file,
     load_close_config,
 )
+from frontier_provider.dag_defaults import entities_file, load_entities
+from tests.helpers import DEMO_ENTITIES
 
 EBS = """
   - id: EBS-US01
@@ -30,7 +32,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_the_demo_configuration_loads_four_entities() -> None:
-    config = load_close_config()
+    config = load_close_config(DEMO_ENTITIES)
     assert [entity.id for entity in config.entities] == ["EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000"]
     assert {entity.source for entity in config.entities} == {"oracle_ebs", "sap"}
     assert config.settings.unmapped_accounts == "fail"
@@ -43,7 +45,7 @@ def test_publishing_is_live_unless_the_file_asks_for_dry_runs(tmp_path) -> None:
 
 
 def test_select_keeps_order_and_refuses_unknown_ids(tmp_path) -> None:
-    config = load_close_config()
+    config = load_close_config(DEMO_ENTITIES)
     assert [e.id for e in config.select(["SAP-1000", "EBS-US01"])] == ["SAP-1000", "EBS-US01"]
     assert len(config.select([])) == 4
     with pytest.raises(UnknownEntityError, match=r"\['NOPE'\] is not in the entities file") as refused:
@@ -101,8 +103,8 @@ def test_without_the_setting_the_file_is_read_from_airflows_dags_folder(tmp_path
     folder = dags_folder_with_entities(tmp_path, "entities:" + EBS)
     monkeypatch.delenv("FRONTIER_ENTITIES_FILE", raising=False)
     monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(folder))
-    assert default_entities_file() == folder / "config" / "frontier_entities.yaml"
-    assert [entity.id for entity in load_close_config().entities] == ["EBS-US01"]
+    assert entities_file() == folder / "config" / "frontier_entities.yaml"
+    assert [entity.id for entity in load_entities().entities] == ["EBS-US01"]
 
 
 def test_the_setting_wins_over_the_dags_folder(tmp_path, monkeypatch) -> None:
@@ -110,7 +112,7 @@ def test_the_setting_wins_over_the_dags_folder(tmp_path, monkeypatch) -> None:
     explicit = write(tmp_path, "entities:" + EBS.replace("EBS-US01", "EBS-DE01"))
     monkeypatch.setenv("FRONTIER_ENTITIES_FILE", str(explicit))
     monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(folder))
-    assert [entity.id for entity in load_close_config().entities] == ["EBS-DE01"]
+    assert [entity.id for entity in load_entities().entities] == ["EBS-DE01"]
 
 
 def test_a_setting_that_names_no_file_is_an_error_naming_it(tmp_path, monkeypatch) -> None:
@@ -124,7 +126,7 @@ def test_no_file_in_either_place_names_both_and_the_fix(tmp_path, monkeypatch) -
     monkeypatch.delenv("FRONTIER_ENTITIES_FILE", raising=False)
     monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path / "dags"))
     with pytest.raises(EntityConfigError) as refused:
-        load_close_config()
+        load_entities()
     message = str(refused.value)
     assert "$FRONTIER_ENTITIES_FILE is not set" in message
     assert str(tmp_path / "dags" / "config" / "frontier_entities.yaml") in message

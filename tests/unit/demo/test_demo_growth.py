@@ -25,8 +25,9 @@ from frontier_provider.sources.books import (
     comparatives_document,
     with_fiscal_calendar,
 )
+from tests.helpers import DEMO_ENTITIES
 
-CONFIG = load_close_config()
+CONFIG = load_close_config(DEMO_ENTITIES)
 ENTITIES = {entity.id: entity for entity in CONFIG.entities}
 
 

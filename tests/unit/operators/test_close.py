@@ -18,9 +18,9 @@ from frontier_provider.operators.close import (
     PlanCloseOperator,
 )
 from frontier_provider.storage import Staging
-from tests.helpers import REPO
+from tests.helpers import DEMO_ENTITIES, REPO
 
-ENTITY = load_close_config().select(["EBS-US01"])[0]
+ENTITY = load_close_config(DEMO_ENTITIES).select(["EBS-US01"])[0]
 UNIT = {"period": "2024-12", "entity": ENTITY.to_dict(), "dry_run": False}
 
 

@@ -19,8 +19,9 @@ from frontier_provider.operators.close import (
     BuildTrialBalanceOperator,
 )
 from frontier_provider.storage import Staging
+from tests.helpers import DEMO_ENTITIES
 
-ENTITY = load_close_config().select(["EBS-US01"])[0]
+ENTITY = load_close_config(DEMO_ENTITIES).select(["EBS-US01"])[0]
 AS_OF = "2025-01-13T05:59:58Z"
 # account, type, opening, debit, credit of a small balanced EBS ledger.
 LEDGER = [

@@ -15,8 +15,9 @@ from frontier_provider.operators.close import (
     ComparativeStatementsOperator,
     ExtractGLBalancesOperator,
 )
+from tests.helpers import DEMO_ENTITIES
 
-ENTITIES = {entity.id: entity for entity in load_close_config().entities}
+ENTITIES = {entity.id: entity for entity in load_close_config(DEMO_ENTITIES).entities}
 
 
 def unit(entity: str, period: str, **calendar: object) -> dict:

@@ -295,9 +295,10 @@ def test_the_demo_explains_every_material_variance_of_its_final_figures_and_not_
         ComparativeStatementsOperator,
         ExtractGLBalancesOperator,
     )
+    from tests.helpers import DEMO_ENTITIES
 
     summaries = {}
-    for entity in load_close_config().entities:
+    for entity in load_close_config(DEMO_ENTITIES).entities:
         unit = {"unit": {"period": "2024-12", "entity": entity.to_dict(), "dry_run": True}}
         ExtractGLBalancesOperator(task_id="extract", open_period="preliminary", **unit).execute({})
         BuildTrialBalanceOperator(task_id="trial_balance", **unit).execute({})

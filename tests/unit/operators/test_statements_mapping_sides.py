@@ -14,6 +14,7 @@ from frontier_provider.operators.close import (
     BuildTrialBalanceOperator,
     ExtractGLBalancesOperator,
 )
+from tests.helpers import DEMO_ENTITIES
 
 SHIPPED = resources.files("frontier_provider.ledger.mappings").joinpath("sap_int.yaml").read_text()
 # A chart change that is easy to make: revenue booked to "deferred income" on the balance sheet,
@@ -27,7 +28,7 @@ MISMAPPED = SHIPPED.replace(
 def close_to_statements(tmp_path, mapping_text: str) -> dict:
     mapping = tmp_path / "sap_int_changed.yaml"
     mapping.write_text(mapping_text)
-    (entity,) = load_close_config().select(["SAP-1000"])
+    (entity,) = load_close_config(DEMO_ENTITIES).select(["SAP-1000"])
     unit = {
         "period": "2024-11",
         "entity": dataclasses.asdict(dataclasses.replace(entity, mapping=str(mapping))),
