@@ -23,8 +23,8 @@ from pathlib import Path
 from frontier_provider.config import default_entities_file, load_close_config
 from frontier_provider.connection_types import SAP_RFC_DEMO_CONN_TYPE
 from frontier_provider.demo import EBS_CONN_ID, SAP_CONN_ID
+from frontier_provider.demo.flux import flux_table
 from frontier_provider.frontier.contract import StagedAnalysis
-from frontier_provider.ledger.flux import flux_table
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "frontier_financial_close"

@@ -44,7 +44,6 @@ Nothing here imports Airflow.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -556,73 +555,6 @@ def explanation_index(document: Mapping[str, Any] | None) -> dict[tuple[str, str
 # -- the demo's and the close log's table --------------------------------------------------------------------
 
 
-def flux_table(staging_root: str | Path, period: str, *, limit: int = 10) -> str:
-    """A short text table of a period's flux review: counts per entity, then material variances.
-
-    The largest unexplained and the largest explained material variances are listed, half of
-    ``limit`` each when there are enough of both; the line under the table says how many more
-    there are.
-
-    :param staging_root: a local staging root.
-    :param period: the fiscal period, ``YYYY-MM``.
-    :param limit: how many material variances to list.
-    """
-    import pyarrow.parquet as pq
-
-    folder = Path(staging_root) / "flux" / f"period={FiscalPeriod.parse(period)}"
-    explanations_path = folder / "explanations.json"
-    index = explanation_index(
-        json.loads(explanations_path.read_text(encoding="utf-8")) if explanations_path.exists() else None
-    )
-    files = sorted(folder.glob("entity=*.parquet"))
-    if not files:
-        return f"Flux review {period}: nothing staged under {folder}"
-    counts = [("Entity", "Close", "Rows", "Material", "Explained", "Unexplained")]
-    unexplained: list[dict[str, Any]] = []
-    explained: list[dict[str, Any]] = []
-    for path in files:
-        rows = pq.read_table(str(path)).to_pylist()
-        flagged = [row for row in rows if row["material"]]
-        done = [row for row in flagged if variance_key(row) in index]
-        figures = (len(rows), len(flagged), len(done), len(flagged) - len(done))
-        close_status = rows[0]["close_status"] if rows else "-"
-        counts.append((path.stem.removeprefix("entity="), close_status, *(str(figure) for figure in figures)))
-        explained += done
-        unexplained += [row for row in flagged if variance_key(row) not in index]
-    for rows in (unexplained, explained):
-        rows.sort(
-            key=lambda row: (
-                -abs(row["change_amount"]),
-                row["entity"],
-                LEVELS.index(row["level"]),
-                row["item"],
-            )
-        )
-    shown_unexplained = min(len(unexplained), max(limit // 2, limit - len(explained)))
-    shown = unexplained[:shown_unexplained] + explained[: limit - shown_unexplained]
-    listed = [
-        (
-            row["entity"],
-            row["item"],
-            f"vs {row['comparative_period']}",
-            f"by {index[variance_key(row)].explained_by}" if variance_key(row) in index else "UNEXPLAINED",
-            _amount(row["current_amount"]),
-            _amount(row["comparative_amount"]),
-            _amount(row["change_amount"]),
-            "n/a" if row["change_percent"] is None else f"{row['change_percent']:+.1f}%",
-        )
-        for row in shown
-    ]
-    header = ("Entity", "Item", "Against", "Explained", "Current", "Comparative", "Change", "Change %")
-    lines = [f"Flux review {period} (material: above both thresholds)", *_columns(counts, left=2)]
-    if listed:
-        lines += ["", *_columns([header, *listed], left=4)]
-    more = len(unexplained) + len(explained) - len(shown)
-    if more:
-        lines.append(f"... and {more} more material variances in {folder}")
-    return "\n".join(lines)
-
-
 # -- figures of one period -----------------------------------------------------------------------------------
 
 
@@ -938,19 +870,3 @@ def _amount_of(value: Any, where: str) -> Decimal:
 
 def _float(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
-
-
-def _amount(value: Decimal) -> str:
-    return f"{value:,.2f}"
-
-
-def _columns(rows: Sequence[Sequence[str]], *, left: int) -> list[str]:
-    """Rows as aligned text columns: the first ``left`` columns left-aligned, the others right-aligned."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for index, row in enumerate(rows):
-        cells = [cell.ljust(widths[i]) if i < left else cell.rjust(widths[i]) for i, cell in enumerate(row)]
-        lines.append("  ".join(cells).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * width for width in widths))
-    return lines

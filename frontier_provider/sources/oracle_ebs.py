@@ -145,7 +145,6 @@ CLOSING_STATUSES = {
 }
 _CLOSED_STATUSES = frozenset("CP")
 
-_LEDGER_CURRENCY_SQL = "SELECT CURRENCY_CODE FROM GL_LEDGERS WHERE LEDGER_ID = :ledger_id"
 
 # The periods of one fiscal year in the ledger's calendar; the outer join tells a missing ledger
 # (no row) from a year the calendar does not hold (one row without a period).
@@ -396,18 +395,6 @@ def ebs_fiscal_calendar(connection: Any, *, ledger_id: int, fiscal_year: int) ->
     if not regular or any(start is None or end is None for _, start, end in regular):
         return SourceCalendar(fiscal_year, None, numbers, where)
     return SourceCalendar(fiscal_year, _calendar_of_months(regular, fiscal_year, where), numbers, where)
-
-
-def ebs_ledger_currency(connection: Any, ledger_id: int) -> str:
-    """The currency of a ledger (``GL_LEDGERS.CURRENCY_CODE``).
-
-    :param connection: a DB-API connection.
-    :param ledger_id: ``GL_LEDGERS.LEDGER_ID``.
-    """
-    rows = _fetch(connection, _LEDGER_CURRENCY_SQL, {"ledger_id": ledger_id})
-    if not rows:
-        raise ValueError(f"ledger {ledger_id} does not exist in GL_LEDGERS")
-    return str(rows[0][0])
 
 
 def _calendar_of_months(

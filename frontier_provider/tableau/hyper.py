@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from tableauhyperapi import (
     TableName,
     Telemetry,
 )
-from tableauhyperapi import Date as HyperDate
 
 from frontier_provider.tableau.rows import (
     ANALYSIS_EXTRACT,
@@ -119,29 +117,6 @@ def write_extract(rows: Sequence[ExtractRow], path: str | Path, kind: ExtractKin
             inserter.add_rows([row.get(name) for name in names] for row in rows)
             inserter.execute()
         return connection.execute_scalar_query(f"SELECT COUNT(*) FROM {EXTRACT_TABLE}")
-
-
-def read_extract(path: str | Path, kind: ExtractKind = ANALYSIS_EXTRACT) -> list[ExtractRow]:
-    """Read the rows of an extract back, in the extract's order (period, entity, ...), with Python types.
-
-    :param path: a local .hyper file written by :func:`write_extract`.
-    :param kind: the extract the file holds.
-    """
-    names = kind.column_names
-    selected = ", ".join(f'"{name}"' for name in names)
-    order = ", ".join(f'"{name}"' for name in kind.order_by)
-    query = f"SELECT {selected} FROM {EXTRACT_TABLE} ORDER BY {order}"
-    with hyper_process() as process, Connection(process.endpoint, str(path)) as connection:
-        records = connection.execute_list_query(query)
-    return [
-        {name: _python_value(value) for name, value in zip(names, record, strict=True)} for record in records
-    ]
-
-
-def _python_value(value: Any) -> Any:
-    if isinstance(value, HyperDate):
-        return date(value.year, value.month, value.day)
-    return value
 
 
 def replace_rows_actions(period: str, entities: Sequence[str]) -> list[dict[str, Any]]:

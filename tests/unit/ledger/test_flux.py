@@ -13,13 +13,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from frontier_provider.demo.flux import flux_table
 from frontier_provider.ledger.flux import (
     FLUX_SCHEMA,
     ExplanationsFileError,
     FluxError,
     check_explained_items,
     explanation_index,
-    flux_table,
     load_explanations_file,
     merge_explanations,
     review_flux,

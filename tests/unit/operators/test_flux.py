@@ -288,7 +288,7 @@ def test_the_demo_explains_every_material_variance_of_its_final_figures_and_not_
 ):
     """``make demo`` never waits for a sign-off, and its flux table still shows unexplained variances."""
     from frontier_provider.config import load_close_config
-    from frontier_provider.ledger.flux import flux_table
+    from frontier_provider.demo.flux import flux_table
     from frontier_provider.operators.close import (
         BuildStatementsOperator,
         BuildTrialBalanceOperator,

@@ -11,7 +11,7 @@ import pytest
 from frontier_provider.ledger.controls import PeriodWithoutBalancesError
 from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
 from frontier_provider.periods import FiscalPeriod
-from frontier_provider.sources.oracle_ebs import ebs_gl_balances, ebs_ledger_currency
+from frontier_provider.sources.oracle_ebs import ebs_gl_balances
 
 SCHEMA = """
 CREATE TABLE GL_LEDGERS (LEDGER_ID INTEGER, NAME TEXT, CURRENCY_CODE TEXT,
@@ -248,10 +248,3 @@ def test_amounts_are_read_exactly_and_floats_are_refused(ebs: sqlite3.Connection
     with pytest.raises(ValueError, match="PERIOD_NET_CR arrived as float"):
         _read(floats, "2024-12")
     floats.close()
-
-
-def test_ledger_currency(ebs: sqlite3.Connection) -> None:
-    assert ebs_ledger_currency(ebs, 2021) == "USD"
-    assert ebs_ledger_currency(ebs, 2022) == "EUR"
-    with pytest.raises(ValueError, match="ledger 9 does not exist"):
-        ebs_ledger_currency(ebs, 9)

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from frontier_provider.ledger.flux import Explanation, review_flux
-from frontier_provider.tableau.hyper import read_extract, write_extract
+from frontier_provider.tableau.hyper import write_extract
 from frontier_provider.tableau.rows import (
     FLUX_EXTRACT,
     ExtractRowsError,
@@ -16,6 +16,7 @@ from frontier_provider.tableau.rows import (
     rows_digest,
 )
 from tests.flux_books import AS_OF, ENTITY, MARCH, PERIOD, THRESHOLDS, comparatives, statements, trial_balance
+from tests.hyper import read_extract
 
 CASH = ("statement_line", "balance_sheet.cash_and_equivalents", "prior_period")
 

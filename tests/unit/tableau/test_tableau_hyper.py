@@ -7,9 +7,10 @@ from decimal import Decimal
 
 from tableauhyperapi import Connection, HyperProcess, Nullability, SqlType, TableName, Telemetry
 
-from frontier_provider.tableau.hyper import read_extract, replace_rows_actions, write_extract
+from frontier_provider.tableau.hyper import replace_rows_actions, write_extract
 from frontier_provider.tableau.rows import analysis_rows, rows_digest
 from tests.fakes.tableau import sample_analysis as analysis_document
+from tests.hyper import read_extract
 
 
 def test_extract_has_tableau_types_exact_money_and_nulls(tmp_path):
@@ -18,7 +19,7 @@ def test_extract_has_tableau_types_exact_money_and_nulls(tmp_path):
             analysis_document(
                 "SAP-1000", key_figures={"revenue": "45000000000000.1234", "net_income": "-12.5"}
             ),
-            analysis_document("EBS-US01", financial_health_score=None, analysis_date=None),
+            analysis_document("EBS-US01", financial_health_score=None),
         ]
     )
     path = tmp_path / "analysis.hyper"
