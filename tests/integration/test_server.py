@@ -29,7 +29,9 @@ from tests.fakes.frontier_server import (
 
 API_KEY = "test-api-key-0001"
 CLIENT_ID, CLIENT_SECRET = "close-pipeline", "client-secret-0001"
-STATEMENTS = json.loads((Path(__file__).parent / "analysis" / "statements_2024_12.json").read_text())
+STATEMENTS = json.loads(
+    (Path(__file__).parents[1] / "unit" / "analysis" / "statements_2024_12.json").read_text()
+)
 
 
 @pytest.fixture
