@@ -655,15 +655,28 @@ def salesforce_insights(
     Each insight names its entity and period and carries the analysis's ``close_status`` and
     ``as_of``: the write-back checks them against the close manifest and never lets preliminary
     figures replace final ones.
+
+    :raises AirflowFailException: a staged analysis does not match the analysis contract.
     """
+    from pydantic import ValidationError
+
+    from frontier_provider.frontier.contract import StagedAnalysis
+
     staging = Staging(staging_root)
     insights = []
     for summary in close_summaries(analyses):
         if not summary.get("salesforce_account_key"):
             continue
-        document = staging.read_json(staging.file(ANALYSIS, summary["period"], summary["entity"], ".json"))
+        location = staging.file(ANALYSIS, summary["period"], summary["entity"], ".json")
+        try:
+            analysis = StagedAnalysis.model_validate_json(location.read_bytes())
+        except ValidationError as error:
+            raise AirflowFailException(
+                f"staged analysis {location} does not match the analysis contract: rerun the analyze "
+                f"task of entity {summary['entity']} for {summary['period']}: {error}"
+            ) from error
         insight = insight_from_analysis(
-            summary["salesforce_account_key"], document, entity=summary["entity"], period=summary["period"]
+            summary["salesforce_account_key"], analysis, entity=summary["entity"], period=summary["period"]
         )
         insights.append(insight.as_dict())
     return sorted(insights, key=lambda insight: insight["key"])

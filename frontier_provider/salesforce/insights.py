@@ -3,11 +3,11 @@
 An insight is what the analysis knows about one Account. ``AccountInsight``
 is its type; the builders below make one from a customer's credit assessment
 (``insight_from_credit_assessment``, the customer-credit DAG) or from an
-entity's analysis document (``insight_from_analysis``, the financial close).
+entity's staged analysis (``insight_from_analysis``, the financial close).
 It travels (XCom, the staged JSON-lines file) as the dict of
 ``AccountInsight.as_dict``::
 
-    {"key": "001...", "financial_health_score": 7.25, "risk_level": "Low",
+    {"key": "001...", "financial_health_score": 7.25, "risk_level": "low",
      "growth_potential_score": 6.1, "analysis_date": "2024-12-31",
      "recommendations": ["Reduce days sales outstanding", ...]}
 
@@ -34,7 +34,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from frontier_provider.frontier.contract import CustomerCreditAssessment
+    from frontier_provider.frontier.contract import CustomerCreditAssessment, StagedAnalysis
 
 _TEXT_TYPES = frozenset(
     {
@@ -211,28 +211,28 @@ def insight_from_credit_assessment(
 
 
 def insight_from_analysis(
-    account_key: str, analysis: Mapping[str, Any], *, entity: str, period: str
+    account_key: str, analysis: StagedAnalysis, *, entity: str, period: str
 ) -> AccountInsight:
-    """The insight of one entity's close: its analysis document's figures, close status and as-of time.
+    """The insight of one entity's close: its analysis's figures, close status and as-of time.
 
     A company analysis has no growth-potential score: the insight leaves it unchanged, so the one
     the customer-credit DAG wrote on the Account stays.
 
     :param account_key: the entity's Salesforce account key (the external id value)
-    :param analysis: the staged analysis document of the entity and period
+    :param analysis: the staged analysis of the entity and period
     :param entity: the entity id
     :param period: the fiscal period of the close
     """
     return AccountInsight(
         key=account_key,
-        financial_health_score=analysis.get("financial_health_score"),
-        risk_level=analysis.get("risk_assessment", {}).get("overall_risk"),
-        analysis_date=analysis.get("analysis_date"),
-        recommendations=tuple(analysis.get("recommendations", [])),
+        financial_health_score=analysis.financial_health_score,
+        risk_level=analysis.risk_assessment.overall_risk,
+        analysis_date=analysis.analysis_date.isoformat(),
+        recommendations=tuple(analysis.recommendations),
         close=CloseLabels(
             entity=entity,
             period=period,
-            close_status=analysis.get("close_status"),
-            as_of=analysis.get("as_of"),
+            close_status=analysis.close_status,
+            as_of=analysis.as_of,
         ),
     )

@@ -1,11 +1,14 @@
 """Rows of the Tableau extracts: the analysis (one row per entity and period) and the flux review.
 
 An analysis document is the Frontier analyze-company response staged under
-``<root>/analysis/period=YYYY-PP/entity=<id>.json`` plus its ``entity`` and
-``period``. Dashboards need flat, typed columns: money stays exact
-(``Decimal``), ratios are floats, the analysis date is a date, and a ratio the
-engine could not compute (zero or missing denominator) is ``None``, never 0,
-so Tableau shows it as a null rather than a misleading number.
+``<root>/analysis/period=YYYY-PP/entity=<id>.json`` plus its ``entity``,
+``period`` and close labels: a
+:class:`~frontier_provider.frontier.contract.StagedAnalysis`, which every
+document is validated into before its fields are read. Dashboards need flat,
+typed columns: money stays exact (``Decimal``), ratios are floats, the analysis
+date is a date, and a ratio the engine could not compute (zero or missing
+denominator) is ``None``, never 0, so Tableau shows it as a null rather than a
+misleading number.
 
 Every row also says how final its figures are (``Close_Status``: final or
 preliminary) and when the ledger was read (``As_Of``, UTC ISO-8601), and names
@@ -28,10 +31,15 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from types import NoneType, UnionType
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 
+from pydantic import BaseModel, ValidationError
+
+from frontier_provider.failures import Category
+from frontier_provider.frontier.contract import StagedAnalysis
 from frontier_provider.manifest import STATEMENT_TOTALS
 from frontier_provider.periods import FiscalPeriod, InvalidPeriodError
 
@@ -162,17 +170,19 @@ FLUX_EXTRACT = ExtractKind(
 class ExtractRowsError(ValueError):
     """Staged outputs cannot be turned into extract rows; the message names entity and field."""
 
+    category = Category.DATA
+
 
 class AnalysisDocumentError(ExtractRowsError):
     """An analysis document cannot be turned into an extract row; the message names entity and field."""
 
 
-def analysis_rows(documents: Iterable[Mapping[str, Any]]) -> list[AnalysisRow]:
+def analysis_rows(documents: Iterable[StagedAnalysis | Mapping[str, Any]]) -> list[AnalysisRow]:
     """Build extract rows from analysis documents, ordered by period then entity.
 
-    :param documents: parsed analysis JSON documents.
-    :raises AnalysisDocumentError: a document lacks entity/period, has a malformed value, or two
-        documents describe the same entity and period.
+    :param documents: staged analyses, typed or as parsed JSON documents.
+    :raises AnalysisDocumentError: a document does not match the analysis contract, has a malformed
+        value, or two documents describe the same entity and period.
     """
     rows = [analysis_row(document) for document in documents]
     seen: set[tuple[str, str]] = set()
@@ -187,11 +197,58 @@ def analysis_rows(documents: Iterable[Mapping[str, Any]]) -> list[AnalysisRow]:
     return sorted(rows, key=lambda row: (row["Period"], row["Entity"]))
 
 
-def analysis_row(document: Mapping[str, Any]) -> AnalysisRow:
+def analysis_row(document: StagedAnalysis | Mapping[str, Any]) -> AnalysisRow:
     """Flatten one analysis document into an extract row keyed by column name.
 
-    :param document: a parsed analysis JSON document.
+    :param document: a staged analysis, typed or as a parsed JSON document.
+    :raises AnalysisDocumentError: the document does not match the analysis contract or has a
+        malformed value; the message names the entity and each offending field.
     """
+    analysis = typed_analysis(document)
+    figures = _Figures(analysis.entity)
+    profile = analysis.company_profile
+    ratios = analysis.financial_ratios
+    risk = analysis.risk_assessment
+    key_figures = analysis.key_figures
+    # Columns the document does not hold (the manifest's) stay null until with_manifest fills them.
+    row: AnalysisRow = dict.fromkeys(COLUMN_NAMES)
+    row |= {
+        "Company": profile.company_name or analysis.entity,
+        "Entity": analysis.entity,
+        "Period": figures.period(analysis.period),
+        "Industry": profile.industry or None,
+        "Currency": profile.currency or None,
+        "Financial_Health_Score": figures.ratio("financial_health_score", analysis.financial_health_score),
+        "Current_Ratio": figures.ratio("current_ratio", ratios.liquidity.get("current_ratio")),
+        "Quick_Ratio": figures.ratio("quick_ratio", ratios.liquidity.get("quick_ratio")),
+        "ROE": figures.ratio("roe", ratios.profitability.get("roe")),
+        "ROA": figures.ratio("roa", ratios.profitability.get("roa")),
+        "Net_Margin": figures.ratio("net_margin", ratios.profitability.get("net_margin")),
+        "Debt_To_Equity": figures.ratio("debt_to_equity", ratios.leverage.get("debt_to_equity")),
+        "Altman_Z": figures.ratio("altman_z_double_prime", risk.altman_z_double_prime),
+        "Risk_Level": risk.overall_risk,
+        "Credit_Rating": risk.credit_rating or None,
+        "Revenue": figures.money("revenue", key_figures.revenue),
+        "Net_Income": figures.money("net_income", key_figures.net_income),
+        "Total_Assets": figures.money("total_assets", key_figures.total_assets),
+        "Analysis_Date": analysis.analysis_date,
+        "Analysis_Id": analysis.analysis_id or None,
+        "Close_Status": analysis.close_status or None,
+        "As_Of": analysis.as_of or None,
+    }
+    return row
+
+
+def typed_analysis(document: StagedAnalysis | Mapping[str, Any]) -> StagedAnalysis:
+    """An analysis document read through the analysis contract.
+
+    :param document: a staged analysis, typed or as a parsed JSON document.
+    :raises AnalysisDocumentError: the document is no object, names no entity, or does not match
+        :class:`~frontier_provider.frontier.contract.StagedAnalysis`; the message names the entity
+        and each offending field with what it holds.
+    """
+    if isinstance(document, StagedAnalysis):
+        return document
     if not isinstance(document, Mapping):
         raise AnalysisDocumentError(
             f"an analysis document must be a JSON object, got {type(document).__name__}"
@@ -199,39 +256,13 @@ def analysis_row(document: Mapping[str, Any]) -> AnalysisRow:
     entity = document.get("entity")
     if not isinstance(entity, str) or not entity:
         raise AnalysisDocumentError("analysis document has no 'entity'")
-    reader = _DocumentReader(document, entity)
-    period = reader.period()
-    profile = reader.section("company_profile")
-    ratios = reader.section("financial_ratios")
-    risk = reader.section("risk_assessment")
-    figures = reader.section("key_figures")
-    # Columns the document does not hold (the manifest's) stay null until with_manifest fills them.
-    row: AnalysisRow = dict.fromkeys(COLUMN_NAMES)
-    row |= {
-        "Company": reader.text(profile, "company_name") or reader.text(document, "company_name") or entity,
-        "Entity": entity,
-        "Period": period,
-        "Industry": reader.text(profile, "industry") or reader.text(document, "industry"),
-        "Currency": reader.text(profile, "currency") or reader.text(document, "currency"),
-        "Financial_Health_Score": reader.ratio(document, "financial_health_score"),
-        "Current_Ratio": reader.ratio(reader.subsection(ratios, "liquidity"), "current_ratio"),
-        "Quick_Ratio": reader.ratio(reader.subsection(ratios, "liquidity"), "quick_ratio"),
-        "ROE": reader.ratio(reader.subsection(ratios, "profitability"), "roe"),
-        "ROA": reader.ratio(reader.subsection(ratios, "profitability"), "roa"),
-        "Net_Margin": reader.ratio(reader.subsection(ratios, "profitability"), "net_margin"),
-        "Debt_To_Equity": reader.ratio(reader.subsection(ratios, "leverage"), "debt_to_equity"),
-        "Altman_Z": reader.ratio(risk, "altman_z_double_prime"),
-        "Risk_Level": reader.text(risk, "overall_risk"),
-        "Credit_Rating": reader.text(risk, "credit_rating"),
-        "Revenue": reader.money(figures, "revenue"),
-        "Net_Income": reader.money(figures, "net_income"),
-        "Total_Assets": reader.money(figures, "total_assets"),
-        "Analysis_Date": reader.date(document, "analysis_date"),
-        "Analysis_Id": reader.text(document, "analysis_id"),
-        "Close_Status": reader.text(document, "close_status"),
-        "As_Of": reader.text(document, "as_of"),
-    }
-    return row
+    try:
+        return StagedAnalysis.model_validate(document)
+    except ValidationError as error:
+        problems = [_contract_problem(detail) for detail in error.errors(include_url=False)]
+        if len(problems) > _MAX_PROBLEMS:
+            problems[_MAX_PROBLEMS:] = [f"and {len(problems) - _MAX_PROBLEMS} more"]
+        raise AnalysisDocumentError(f"analysis of entity {entity}: {'; '.join(problems)}") from None
 
 
 def manifest_figures(row: AnalysisRow) -> dict[str, Any]:
@@ -376,75 +407,96 @@ def _canonical_value(value: Any) -> Any:
     return value
 
 
-class _DocumentReader:
-    """Typed access to one analysis document; every error names the entity and the field."""
+_MAX_PROBLEMS = 5
+"""Contract problems one message lists; the rest are counted."""
 
-    def __init__(self, document: Mapping[str, Any], entity: str) -> None:
-        self.document = document
+
+def _contract_problem(detail: Mapping[str, Any]) -> str:
+    """One field that does not match the analysis contract, as ``<field> <what is wrong>``.
+
+    A field inside a section is named by its own name, then by its dotted path in parentheses.
+    """
+    location = tuple(detail["loc"])
+    path = ".".join(str(part) for part in location)
+    name = str(location[-1]) if location else "the document"
+    kind, value = detail["type"], detail.get("input")
+    if kind == "missing":
+        problem = "is missing"
+    elif kind == "extra_forbidden":
+        problem = "is not a field of the analysis contract"
+    elif kind == "string_type" and location[:1] == ("key_figures",):
+        # A float has already lost the exact amount: the contract carries money as a decimal string.
+        problem = f"must be an exact decimal string, got {value!r}"
+    elif kind == "string_type":
+        problem = f"must be text, got {value!r}"
+    elif kind in ("float_type", "float_parsing", "finite_number"):
+        null = " or null" if _accepts_null(location) else ""
+        problem = f"must be a number{null}, got {value!r}"
+    elif kind in ("date_type", "date_parsing", "date_from_datetime_parsing"):
+        problem = f"is not an ISO date ({value!r})"
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        problem = f"must be an object, got {type(value).__name__}"
+    else:
+        problem = f"does not match the analysis contract: {detail['msg']}, got {value!r}"
+    return f"{name} {problem}" if not path or path == name else f"{name} {problem} (at {path})"
+
+
+def _accepts_null(location: tuple[Any, ...]) -> bool:
+    """Whether the contract allows ``None`` at ``location`` (a validation error's ``loc``)."""
+    annotation: Any = StagedAnalysis
+    for part in location:
+        annotation = _not_none(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return False
+            annotation = field.annotation
+        elif get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+        elif get_origin(annotation) is list:
+            annotation = get_args(annotation)[0]
+        else:
+            return False
+    return NoneType in get_args(annotation)
+
+
+def _not_none(annotation: Any) -> Any:
+    """``X`` of ``X | None``; any other annotation as it is."""
+    if get_origin(annotation) in (Union, UnionType):
+        others = [arg for arg in get_args(annotation) if arg is not NoneType]
+        if len(others) == 1:
+            return others[0]
+    return annotation
+
+
+class _Figures:
+    """The checks a typed analysis still needs for the extract; every error names the entity and field."""
+
+    def __init__(self, entity: str) -> None:
         self.entity = entity
 
     def fail(self, field: str, problem: str) -> AnalysisDocumentError:
         return AnalysisDocumentError(f"analysis of entity {self.entity}: {field} {problem}")
 
-    def period(self) -> str:
-        value = self.document.get("period")
+    def period(self, value: str) -> str:
         try:
             return str(FiscalPeriod.parse(value))
         except (InvalidPeriodError, TypeError) as error:
             raise self.fail("period", f"is not a fiscal period like '2024-12' ({value!r})") from error
 
-    def section(self, name: str) -> Mapping[str, Any]:
-        value = self.document.get(name)
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            raise self.fail(name, "must be an object")
-        return value
-
-    def subsection(self, section: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-        value = section.get(name)
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            raise self.fail(name, "must be an object")
-        return value
-
-    def text(self, section: Mapping[str, Any], name: str) -> str | None:
-        value = section.get(name)
-        if value is None or value == "":
-            return None
-        if isinstance(value, Mapping):
-            # Risk fields may arrive as {"level": ..., "reason": ...}; the label is what dashboards show.
-            value = value.get("value", value.get("level"))
-            if value is None:
-                return None
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise self.fail(name, f"must be text, got {type(value).__name__}")
-        return str(value)
-
-    def ratio(self, section: Mapping[str, Any], name: str) -> float | None:
-        value = section.get(name)
-        if isinstance(value, Mapping):
-            # A ratio the engine could not compute comes as {"value": null, "reason": ...}.
-            value = value.get("value", value.get("score"))
+    def ratio(self, name: str, value: float | None) -> float | None:
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-            raise self.fail(name, f"must be a number or null, got {value!r}")
         number = float(value)
         if not math.isfinite(number):
             raise self.fail(name, f"must be finite, got {value!r}")
         return number
 
-    def money(self, section: Mapping[str, Any], name: str) -> Decimal | None:
-        value = section.get(name)
+    def money(self, name: str, value: str | None) -> Decimal | None:
         if value is None:
             return None
-        if isinstance(value, (bool, float)):
-            # A float has already lost the exact amount: the contract carries money as a decimal string.
-            raise self.fail(name, f"must be an exact decimal string, got {value!r}")
         try:
-            amount = Decimal(str(value))
+            amount = Decimal(value)
         except InvalidOperation as error:
             raise self.fail(name, f"is not a decimal amount ({value!r})") from error
         if not amount.is_finite():
@@ -453,18 +505,3 @@ class _DocumentReader:
         if quantized != amount:
             raise self.fail(name, f"has more than {MONEY_SCALE} decimals ({value!r}); it would not be exact")
         return quantized
-
-    def date(self, section: Mapping[str, Any], name: str) -> date | None:
-        value = section.get(name)
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str):
-            raise self.fail(name, f"must be an ISO date string, got {value!r}")
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-        try:
-            return datetime.fromisoformat(value).date()
-        except ValueError as error:
-            raise self.fail(name, f"is not an ISO date ({value!r})") from error

@@ -67,8 +67,8 @@ def analyze_adhoc_company(
         request.company_name,
         key,
         period,
-        summary["financial_health_score"],
-        summary["credit_rating"],
+        analysis.financial_health_score,
+        analysis.risk_assessment.credit_rating,
         path,
     )
     return summary

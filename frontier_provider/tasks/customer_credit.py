@@ -182,17 +182,19 @@ def assess_customer_credit(
     insights = [
         insight_from_credit_assessment(
             profile["customer_id"], frontier.assess_customer_credit_risk(profile), as_of=as_of
-        ).as_dict()
+        )
         for profile in profiles
     ]
     period, batch = customer_run_keys(as_of)
-    lines = "".join(json.dumps(insight, sort_keys=True, allow_nan=False) + "\n" for insight in insights)
+    lines = "".join(
+        json.dumps(insight.as_dict(), sort_keys=True, allow_nan=False) + "\n" for insight in insights
+    )
     path = staging.write_bytes(
         staging.period_file(CUSTOMER_INSIGHTS, period, batch, ".jsonl"), lines.encode()
     )
     levels: dict[str, int] = {}
     for insight in insights:
-        level = insight["risk_level"] or "unrated"
+        level = insight.risk_level or "unrated"
         levels[level] = levels.get(level, 0) + 1
     frontier.log.info(
         "Assessed %d customer(s) as of %s: %s; insights in %s", len(insights), as_of, levels, path

@@ -955,25 +955,51 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def sample_analysis(entity: str = "SAP-1000", period: str = "2024-12", **overrides) -> dict:
-    """An analysis document (Frontier response plus entity and period) as the close stages it."""
-    document = {
-        "entity": entity,
-        "period": period,
-        "analysis_id": f"analysis-{entity}-{period}",
-        "analysis_date": "2024-12-31",
-        "financial_health_score": 7.25,
-        "financial_ratios": {
+    """An analysis document (Frontier response plus entity, period and close labels) as the close stages it.
+
+    A full :class:`~frontier_provider.frontier.contract.StagedAnalysis` built by
+    :func:`tests.helpers.staged_analysis` with the figures the Tableau tests read: health score 7.25,
+    a quick ratio the engine could not compute, low risk rated A, revenue 1,250,000.50, a net loss
+    of 3,400.1234 and no total assets.
+
+    ``entity``, ``period`` and ``overrides`` are not validated, so a test can stage a malformed
+    document; ``overrides`` are merged as :func:`tests.helpers.staged_analysis` merges them (a dict
+    value one level deep into its section).
+    """
+    from tests.helpers import staged_analysis
+
+    document = staged_analysis(
+        str(entity),
+        str(period),
+        analysis_id=f"analysis-{entity}-{period}",
+        analysis_date="2024-12-31",
+        financial_health_score=7.25,
+        financial_ratios={
             "liquidity": {"current_ratio": 1.8, "quick_ratio": None},
             "profitability": {"roe": 0.14, "roa": 0.06, "net_margin": 0.09},
             "leverage": {"debt_to_equity": 1.1},
+            "unavailable": {
+                "liquidity.quick_ratio": (
+                    "quick assets are missing: need cash, short-term investments or receivables, "
+                    "or current assets and inventory"
+                )
+            },
         },
-        "risk_assessment": {"overall_risk": "low", "credit_rating": "A", "altman_z_double_prime": 3.42},
-        "company_profile": {"company_name": "Frontier Retail GmbH", "industry": "Retail", "currency": "EUR"},
-        "key_figures": {"revenue": "1250000.50", "net_income": "-3400.1234", "total_assets": None},
-        "close_status": "final",
-        "as_of": "2025-01-06T07:15:02Z",
-    }
-    document.update(overrides)
+        risk_assessment={"overall_risk": "low", "credit_rating": "A", "altman_z_double_prime": 3.42},
+        company_profile={"company_name": "Frontier Retail GmbH", "industry": "Retail", "currency": "EUR"},
+        key_figures={
+            "revenue": "1250000.50",
+            "net_income": "-3400.1234",
+            "total_assets": None,
+            "shareholders_equity": None,
+        },
+    )
+    document.update(entity=entity, period=period)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(document.get(key), dict):
+            document[key] = {**document[key], **value}
+        else:
+            document[key] = value
     return document
 
 

@@ -36,7 +36,7 @@ import json, sys
 from airflow.configuration import conf
 from airflow.dag_processing.dagbag import DagBag
 import frontier_provider
-from tests.helpers import DEMO_ENTITIES
+from frontier_provider.dag_defaults import entities_file
 
 bag = DagBag(dag_folder=conf.get("core", "dags_folder"))
 sys.stdout.write("\\n")  # Airflow logs to stdout too: the report is the last line
@@ -45,7 +45,7 @@ json.dump(
         "dags": sorted(bag.dag_ids),
         "import_errors": bag.import_errors,
         "package": frontier_provider.__file__,
-        "entities_file": str(DEMO_ENTITIES),
+        "entities_file": str(entities_file()),
         "purelib": __import__("sysconfig").get_paths()["purelib"],
     },
     sys.stdout,

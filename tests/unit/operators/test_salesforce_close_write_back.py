@@ -15,6 +15,7 @@ from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
 from frontier_provider.publication import Publication, published, record_published
 from frontier_provider.salesforce.writeback import InsightError, plan_close_write_back, resolve_field_map
 from frontier_provider.storage import Staging
+from tests.helpers import staged_analysis
 from tests.salesforce_close import FINAL_AS_OF, PERIOD, PRELIMINARY_AS_OF, close_insights, stage_close
 
 KEY = "Frontier_Entity_Id__c"
@@ -39,7 +40,14 @@ def test_the_close_insights_name_entity_and_period_and_carry_the_close_status(st
     ):
         staging.write_json(
             staging.file(ANALYSIS, PERIOD, entity, ".json"),
-            {"financial_health_score": 7.5, "recommendations": [], "close_status": status, "as_of": as_of},
+            staged_analysis(
+                entity,
+                PERIOD,
+                close_status=status,
+                as_of=as_of,
+                financial_health_score=7.5,
+                recommendations=[],
+            ),
         )
     summaries = [
         {"entity": "SAP-1000", "period": PERIOD, "salesforce_account_key": "SAP-1000"},

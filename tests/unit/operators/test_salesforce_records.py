@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from frontier_provider.frontier.contract import CustomerCreditAssessment
+from frontier_provider.frontier.contract import CustomerCreditAssessment, StagedAnalysis
 from frontier_provider.salesforce.customers import customer_profile
 from frontier_provider.salesforce.insights import insight_from_analysis, insight_from_credit_assessment
 from frontier_provider.salesforce.writeback import (
@@ -23,6 +23,7 @@ from frontier_provider.salesforce.writeback import (
     resolve_field_map,
     truncate_text,
 )
+from tests.helpers import staged_analysis
 
 ID_A, ID_B = "001000000000001AAA", "001000000000002AAA"
 
@@ -312,14 +313,18 @@ def test_a_date_time_read_back_in_salesforce_form_counts_as_written() -> None:
 
 
 def test_a_close_analysis_becomes_an_insight_that_keeps_the_accounts_growth_potential() -> None:
-    analysis = {
-        "financial_health_score": 7.5,
-        "risk_assessment": {"overall_risk": "low"},
-        "analysis_date": "2024-12-31",
-        "recommendations": ["Extend terms."],
-        "close_status": "final",
-        "as_of": "2025-01-06T07:15:02Z",
-    }
+    analysis = StagedAnalysis.model_validate(
+        staged_analysis(
+            "SAP-1000",
+            "2024-12",
+            close_status="final",
+            as_of="2025-01-06T07:15:02Z",
+            financial_health_score=7.5,
+            risk_assessment={"overall_risk": "low"},
+            analysis_date="2024-12-31",
+            recommendations=["Extend terms."],
+        )
+    )
 
     insight = insight_from_analysis("SAP-1000", analysis, entity="SAP-1000", period="2024-12").as_dict()
 

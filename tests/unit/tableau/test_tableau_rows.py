@@ -63,7 +63,14 @@ def test_row_from_the_embedded_engine_output():
             },
         },
     }
-    document = {**analyze_company(statements), "entity": "EBS-US01", "period": "2024-06"}
+    document = {
+        **analyze_company(statements),
+        "entity": "EBS-US01",
+        "period": "2024-06",
+        "close_status": "final",
+        "as_of": "2024-07-02T06:00:00Z",
+        "closing_entries": {"detected": False, "reason": None, "period_analysed": "2024-06"},
+    }
 
     row = analysis_row(document)
 
