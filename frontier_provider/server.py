@@ -49,16 +49,11 @@ from frontier_provider.analysis import (
     process_regulatory_update,
 )
 from frontier_provider.frontier.contract import (
-    ANALYZE_COMPANY_PATH,
-    API_PREFIX,
-    CREDIT_RISK_PATH,
     IDEMPOTENCY_HEADER,
     IDEMPOTENT_REPLAYED_HEADER,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     OPERATIONS,
-    PORTFOLIO_PATH,
     PROFILE_PATH,
-    REGULATORY_UPDATE_PATH,
     RETRY_AFTER_HEADER,
     SERVICE_NAME,
     TOKEN_PATH,
@@ -79,14 +74,6 @@ from frontier_provider.frontier.contract import (
 )
 
 __all__ = [
-    "ANALYZE_COMPANY_PATH",
-    "API_PREFIX",
-    "CREDIT_RISK_PATH",
-    "IDEMPOTENCY_HEADER",
-    "PORTFOLIO_PATH",
-    "PROFILE_PATH",
-    "REGULATORY_UPDATE_PATH",
-    "TOKEN_PATH",
     "FieldProblem",
     "FrontierServerState",
     "ServerSettings",

@@ -45,7 +45,6 @@ from frontier_provider.frontier.client import (
     FrontierClient,
     OAuth2ClientCredentials,
     RetryPolicy,
-    idempotency_key,
 )
 from frontier_provider.frontier.contract import (
     TOKEN_PATH,
@@ -58,18 +57,14 @@ from frontier_provider.frontier.contract import (
 
 __all__ = [
     "AIRFLOW_ERRORS",
-    "EmbeddedFrontier",
     "FrontierApiError",
     "FrontierAuthError",
     "FrontierBatchError",
-    "FrontierClient",
     "FrontierHook",
     "FrontierRequestError",
     "FrontierResponseError",
     "FrontierServerError",
     "FrontierUnavailableError",
-    "RetryPolicy",
-    "idempotency_key",
     "task_instance_scope",
 ]
 

@@ -92,11 +92,11 @@ from simple_salesforce.login import SalesforceLogin, token_login
 from simple_salesforce.util import exception_handler
 
 from frontier_provider.failures import Category
+from frontier_provider.salesforce.insights import FieldSpec
 from frontier_provider.salesforce.writeback import (
     COLLECTION_SIZE,
     ID_FIELD,
     TRANSIENT_ERROR_CODES,
-    FieldSpec,
     RecordFailure,
     WriteOutcome,
     batch_digest,

@@ -478,8 +478,9 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
         return super().execute(context)
 
     def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
+        from frontier_provider.frontier.client import idempotency_key
         from frontier_provider.frontier.contract import StagedAnalysis
-        from frontier_provider.hooks.frontier import FrontierHook, idempotency_key
+        from frontier_provider.hooks.frontier import FrontierHook
         from frontier_provider.sources.books import analysis_request
 
         statements = staging.read_json(staging.file(STATEMENTS, str(period), entity.id, ".json"))

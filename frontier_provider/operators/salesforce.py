@@ -13,11 +13,11 @@ from airflow.sdk.exceptions import AirflowFailException
 from frontier_provider.manifest import ManifestError, read_manifests
 from frontier_provider.publication import held_back_message, published, record_published
 from frontier_provider.publishing import publishing_dry_run
+from frontier_provider.salesforce.insights import FieldSpec
 from frontier_provider.salesforce.writeback import (
     ACCOUNT,
     ID_FIELD,
     CloseWriteBack,
-    FieldSpec,
     InsightError,
     WriteOutcome,
     build_account_records,

@@ -12,7 +12,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from frontier_provider.dag_defaults import EXECUTION_TIMEOUT
-from frontier_provider.hooks.frontier import RetryPolicy
+from frontier_provider.frontier.client import RetryPolicy
 from tests.helpers import REPO, airflow_cli
 
 CLOSE_DAGS = ("frontier_financial_close", "frontier_close_nightly")

@@ -9,11 +9,14 @@ import pytest
 
 from frontier_provider.frontier.contract import CustomerCreditAssessment, StagedAnalysis
 from frontier_provider.salesforce.customers import customer_profile
-from frontier_provider.salesforce.insights import insight_from_analysis, insight_from_credit_assessment
-from frontier_provider.salesforce.writeback import (
+from frontier_provider.salesforce.insights import (
     DEFAULT_FIELD_MAP,
     DEFAULT_FIELD_SPECS,
     FieldSpec,
+    insight_from_analysis,
+    insight_from_credit_assessment,
+)
+from frontier_provider.salesforce.writeback import (
     InsightError,
     batch_digest,
     build_account_records,

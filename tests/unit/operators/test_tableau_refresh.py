@@ -13,8 +13,8 @@ from airflow.providers.tableau.hooks.tableau import TableauJobFailedException
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
-from frontier_provider.hooks.tableau import FrontierTableauHook
-from frontier_provider.operators.tableau import TableauJobTimeoutError, TableauRefreshOperator
+from frontier_provider.hooks.tableau import FrontierTableauHook, TableauJobTimeoutError
+from frontier_provider.operators.tableau import TableauRefreshOperator
 from frontier_provider.publishing import PublishConnectionError
 from frontier_provider.tableau.hyper import write_extract
 from frontier_provider.tableau.rows import analysis_rows
