@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from frontier_provider.failures import Category
+from frontier_provider.failures import SALESFORCE_ERROR_CODES, Category
 from frontier_provider.manifest import CLOSE_STATUSES
 from frontier_provider.publication import Publication, check_against_close
 from frontier_provider.salesforce.insights import (
@@ -49,9 +49,12 @@ _SENTENCE_ENDS = (".", "!", "?", "…")
 TRUNCATION_MARK = "…"
 
 # Errors after which the same record may well succeed: a row lock held by another
-# transaction, or a platform that is briefly unavailable. Everything else (validation
-# rules, bad ids, missing fields) fails the same way on every attempt.
-TRANSIENT_ERROR_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "API_TEMPORARILY_UNAVAILABLE", "SERVER_UNAVAILABLE"})
+# transaction, or a platform that is briefly unavailable (the transient codes of
+# failures.SALESFORCE_ERROR_CODES). Everything else (validation rules, bad ids, missing
+# fields) fails the same way on every attempt.
+TRANSIENT_ERROR_CODES = frozenset(
+    code for code, category in SALESFORCE_ERROR_CODES.items() if category is Category.TRANSIENT
+)
 
 # sObject Collections accept at most 200 records per request.
 COLLECTION_SIZE = 200
