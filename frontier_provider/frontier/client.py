@@ -86,12 +86,16 @@ class FrontierError(Exception):
     """
 
     category = Category.UNKNOWN
-    retryable = False
 
     def __init__(self, message: str, *, status_code: int | None = None, detail: Any = None) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.detail = detail
+
+    @property
+    def retryable(self) -> bool:
+        """Whether another try can succeed unchanged: only for a transient failure."""
+        return self.category.retried
 
 
 class FrontierRequestError(FrontierError):
@@ -110,14 +114,12 @@ class FrontierUnavailableError(FrontierError):
     """The service stayed unreachable, throttled or overloaded through every retry or until the deadline."""
 
     category = Category.TRANSIENT
-    retryable = True
 
 
 class FrontierServerError(FrontierError):
     """The service failed with a 5xx that is not a documented transient status."""
 
     category = Category.TRANSIENT
-    retryable = True
 
 
 class FrontierResponseError(FrontierError):
@@ -145,9 +147,8 @@ class FrontierBatchError(FrontierError):
         )
         self.failures = failures
         self.results = results
-        self.retryable = all(getattr(error, "retryable", False) for error in failures.values())
-        if not self.retryable:
-            permanent = next(e for e in failures.values() if not getattr(e, "retryable", False))
+        permanent = next((e for e in failures.values() if not getattr(e, "retryable", False)), None)
+        if permanent is not None:
             self.category = getattr(permanent, "category", Category.UNKNOWN)
 
 
