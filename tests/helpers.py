@@ -153,9 +153,15 @@ def staged_analysis(
         "as_of": as_of,
         "closing_entries": {"detected": False, "reason": None, "period_analysed": period},
     }
+    return StagedAnalysis.model_validate(merged(document, overrides)).model_dump(mode="json")
+
+
+def merged(document: dict, overrides: dict) -> dict:
+    """``document`` with ``overrides``: a dict value merged one level deep into that section, any
+    other value replacing the key. ``document`` is changed in place and returned."""
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(document.get(key), dict):
             document[key] = {**document[key], **value}
         else:
             document[key] = value
-    return StagedAnalysis.model_validate(document).model_dump(mode="json")
+    return document

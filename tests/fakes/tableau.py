@@ -966,7 +966,7 @@ def sample_analysis(entity: str = "SAP-1000", period: str = "2024-12", **overrid
     document; ``overrides`` are merged as :func:`tests.helpers.staged_analysis` merges them (a dict
     value one level deep into its section).
     """
-    from tests.helpers import staged_analysis
+    from tests.helpers import merged, staged_analysis
 
     document = staged_analysis(
         str(entity),
@@ -995,11 +995,7 @@ def sample_analysis(entity: str = "SAP-1000", period: str = "2024-12", **overrid
         },
     )
     document.update(entity=entity, period=period)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(document.get(key), dict):
-            document[key] = {**document[key], **value}
-        else:
-            document[key] = value
+    merged(document, overrides)
     return document
 
 
