@@ -25,6 +25,9 @@ GL_BALANCE_SCHEMA = pa.schema(
         pa.field("account_type", pa.string()),  # EBS ACCOUNT_TYPE: A L O R E
         pa.field("balance_sheet_account", pa.bool_()),  # SAP SKA1.XBILK = 'X'
         pa.field("pl_statement_type", pa.string()),  # SAP SKA1.GVTYP
+        # Trading partner (SAP RASSC; EBS intercompany segment or dedicated intercompany account);
+        # null when the balance is not intercompany.
+        pa.field("partner", pa.string()),
         pa.field("currency", pa.string(), nullable=False),
         pa.field("opening_balance", MONEY, nullable=False),
         pa.field("period_debit", MONEY, nullable=False),
@@ -33,7 +36,7 @@ GL_BALANCE_SCHEMA = pa.schema(
     ]
 )
 
-#: One row per entity, natural account and currency for one fiscal period: the
+#: One row per entity, natural account, currency and trading partner for one fiscal period: the
 #: GL rows of an account added up (staged under ``trial_balance/``). The account
 #: attributes are carried so that the account mapping can use them.
 TRIAL_BALANCE_SCHEMA = pa.schema(
@@ -45,6 +48,7 @@ TRIAL_BALANCE_SCHEMA = pa.schema(
         pa.field("account_type", pa.string()),
         pa.field("balance_sheet_account", pa.bool_()),
         pa.field("pl_statement_type", pa.string()),
+        pa.field("partner", pa.string()),  # trading partner id; null when not intercompany
         pa.field("opening_balance", MONEY, nullable=False),
         pa.field("period_debit", MONEY, nullable=False),
         pa.field("period_credit", MONEY, nullable=False),

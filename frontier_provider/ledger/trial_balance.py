@@ -1,7 +1,8 @@
 """The trial balance: every account's balances for one entity and fiscal period.
 
-Staged GL rows (``GL_BALANCE_SCHEMA``) are added up per account and currency
-into opening balance, period debits, period credits and closing balance, and
+Staged GL rows (``GL_BALANCE_SCHEMA``) are added up per account, currency and
+trading partner (null for balances that are not intercompany) into opening
+balance, period debits, period credits and closing balance, and
 the result is proved before anything downstream trusts it:
 
 - each source row is internally consistent: closing = opening + debit - credit
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TOLERANCE = Decimal("0.01")
 MONEY_COLUMNS = ("opening_balance", "period_debit", "period_credit", "closing_balance")
 ACCOUNT_ATTRIBUTES = ("account_type", "balance_sheet_account", "pl_statement_type")
-GL_COLUMNS = ("entity", "period", "account", "currency", *ACCOUNT_ATTRIBUTES, *MONEY_COLUMNS)
+GL_COLUMNS = ("entity", "period", "account", "currency", "partner", *ACCOUNT_ATTRIBUTES, *MONEY_COLUMNS)
 #: How many offending accounts an error message lists before it summarises.
 _ACCOUNTS_IN_MESSAGE = 20
 
@@ -112,7 +113,7 @@ class InconsistentBalanceError(TrialBalanceError):
 
 @dataclass(frozen=True)
 class TrialBalanceRow:
-    """One account in one currency; balances debit-positive (credit balances are negative)."""
+    """One account in one currency with one trading partner; balances debit-positive (credits negative)."""
 
     account: str
     currency: str
@@ -124,6 +125,8 @@ class TrialBalanceRow:
     period_credit: Decimal
     closing_balance: Decimal
     source_rows: int
+    #: The trading partner (SAP RASSC, EBS intercompany segment or account); None when not intercompany.
+    partner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -248,7 +251,7 @@ class TrialBalance:
                     for row in bad.select(["account", "currency"]).to_pylist()
                 ],
             )
-        table = table.sort_by([("currency", "ascending"), ("account", "ascending")])
+        table = table.sort_by([("currency", "ascending"), ("account", "ascending"), ("partner", "ascending")])
         return cls(entities[0], periods[0], table, tolerance=tolerance)
 
     def to_arrow(self) -> pa.Table:
@@ -305,6 +308,7 @@ SELECT
     account_type,
     balance_sheet_account,
     pl_statement_type,
+    partner,
     CAST(sum(opening_balance) AS DECIMAL(38, 4)) AS opening_balance,
     CAST(sum(period_debit) AS DECIMAL(38, 4)) AS period_debit,
     CAST(sum(period_credit) AS DECIMAL(38, 4)) AS period_credit,
@@ -315,8 +319,8 @@ SELECT
     ) AS BIGINT) AS inconsistent_rows
 FROM gl_balances
 WHERE entity = $entity AND period = $period
-GROUP BY account, currency, account_type, balance_sheet_account, pl_statement_type
-ORDER BY currency, account
+GROUP BY account, currency, partner, account_type, balance_sheet_account, pl_statement_type
+ORDER BY currency, account, partner NULLS LAST
 """
 
 
@@ -377,7 +381,7 @@ def _refuse_inconsistent_rows(entity: str, period: str, aggregated: pa.Table) ->
 
 
 def _refuse_conflicting_attributes(entity: str, period: str, aggregated: pa.Table) -> None:
-    groups = aggregated.group_by(["account", "currency"]).aggregate([("source_rows", "count")])
+    groups = aggregated.group_by(["account", "currency", "partner"]).aggregate([("source_rows", "count")])
     if groups.num_rows == aggregated.num_rows:
         return
     conflicting = groups.filter(pc.greater(groups["source_rows_count"], 1))

@@ -529,6 +529,7 @@ def _balance_table(
             "account_type": [k[1] for k in keys],
             "balance_sheet_account": [k[1] in _BALANCE_SHEET_TYPES for k in keys],
             "pl_statement_type": [None] * count,
+            "partner": [None] * count,
             "currency": [k[2] for k in keys],
             "opening_balance": openings,
             "period_debit": debits,

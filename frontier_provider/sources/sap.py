@@ -917,6 +917,7 @@ def _balance_batch(
         "account_type": [None] * count,
         "balance_sheet_account": [accounts[a][0] if a in accounts else None for a in names],
         "pl_statement_type": [accounts[a][1] if a in accounts else None for a in names],
+        "partner": [None] * count,
         "currency": [currency] * count,
         "opening_balance": openings,
         "period_debit": debits,
