@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, time, timezone
 from decimal import Decimal, InvalidOperation
@@ -39,6 +40,11 @@ PUBLISH_SETTINGS = (PUBLISH_LIVE, PUBLISH_DRY_RUN)
 SIGNOFF_TIMEOUT_POLICIES = ("fail", "publish")
 _ENTITY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+_SEGMENT_COLUMN = re.compile(r"SEGMENT(?:[1-9]|[12][0-9]|30)")
+# An EBS segment value (natural account, intercompany segment): letters and digits, '.', '_', '-'.
+_SEGMENT_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,24}")
+# SAP's company ID (trading partner, T880-RCOMP / VBUND / RASSC): CHAR 6, upper case as SAP stores it.
+_TRADING_PARTNER = re.compile(r"[A-Z0-9]{1,6}")
 
 
 class EntityConfigError(ValueError):
@@ -85,6 +91,11 @@ class EntityConfig:
     company_segment: str | None = None
     company_segment_column: str = "SEGMENT1"
     account_segment_column: str = "SEGMENT3"
+    # Intercompany: the code-combination column whose value is the trading partner (all zeros or blank:
+    # none), and/or dedicated intercompany accounts, natural account -> partner id. Stored as sorted
+    # (account, partner) pairs so the configuration stays hashable; a mapping is accepted and converted.
+    intercompany_segment_column: str | None = None
+    intercompany_accounts: tuple[tuple[str, str], ...] = ()
     # SAP
     company_code: str | None = None
     ledger: str = "0L"
@@ -98,9 +109,35 @@ class EntityConfig:
     # Flux review: a variance is material when it exceeds both; default settings.materiality_*.
     materiality_amount: str | None = None
     materiality_percent: str | None = None
+    # Groups: the id under which other entities' books name this one as trading partner (SAP company
+    # ID / VBUND, the EBS intercompany segment value).
+    trading_partner: str | None = None
+
+    def __post_init__(self) -> None:
+        # The entities file (and a JSON round trip of to_dict) gives a mapping or a list of pairs.
+        accounts = self.intercompany_accounts
+        if accounts is None:  # the key given without a value
+            pairs: Any = ()
+        elif isinstance(accounts, Mapping):
+            pairs = tuple(accounts.items())
+        elif isinstance(accounts, (list, tuple)) and all(
+            isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in accounts
+        ):
+            pairs = tuple(tuple(pair) for pair in accounts)
+        else:
+            return  # left as given for _entity to refuse, naming the file
+        if all(isinstance(value, str) for pair in pairs for value in pair):
+            pairs = tuple(sorted(pairs))
+        object.__setattr__(self, "intercompany_accounts", pairs)
 
     def to_dict(self) -> dict[str, Any]:
+        """The configuration as plain values; ``EntityConfig(**entity.to_dict())`` gives it back."""
         return asdict(self)
+
+    @property
+    def intercompany_partners(self) -> dict[str, str]:
+        """``intercompany_accounts`` as a mapping: natural account -> trading partner id."""
+        return dict(self.intercompany_accounts)
 
     @property
     def fiscal_calendar(self) -> FiscalCalendar | None:
@@ -356,6 +393,7 @@ def _entity(item: Any, path: Path, index: int) -> EntityConfig:
             raise EntityConfigError(f"{where}: a sap entity needs company_code")
         if entity.sap_table not in SAP_TABLES:
             raise EntityConfigError(f"{where}: sap_table must be one of {SAP_TABLES}")
+    _check_intercompany(entity, where)
     if entity.fiscal_year_start_month is not None or entity.fiscal_year_named_by is not None:
         try:
             _ = entity.fiscal_calendar
@@ -365,6 +403,60 @@ def _entity(item: Any, path: Path, index: int) -> EntityConfig:
         if getattr(entity, name) is not None:
             _non_negative_decimal(getattr(entity, name), f"{where}: {name}")
     return entity
+
+
+def _check_intercompany(entity: EntityConfig, where: str) -> None:
+    """Refuse intercompany keys that would read the wrong column or name partners that cannot match."""
+    ebs_keys = ("intercompany_segment_column", "intercompany_accounts")
+    if entity.source != "oracle_ebs":
+        for name in ebs_keys:
+            if getattr(entity, name):
+                raise EntityConfigError(
+                    f"{where}: {name} is for oracle_ebs entities; SAP books carry the trading partner "
+                    f"themselves (RASSC), so remove the key"
+                )
+    column = entity.intercompany_segment_column
+    if column is not None:
+        if not isinstance(column, str) or _SEGMENT_COLUMN.fullmatch(column) is None:
+            raise EntityConfigError(
+                f"{where}: intercompany_segment_column must be a code-combination column SEGMENT1 .. "
+                f"SEGMENT30, not {column!r}"
+            )
+        for name in ("company_segment_column", "account_segment_column"):
+            if column == getattr(entity, name):
+                raise EntityConfigError(
+                    f"{where}: intercompany_segment_column {column} is also the {name}; name the segment "
+                    f"that holds the trading partner"
+                )
+    accounts = entity.intercompany_accounts
+    shape = 'a mapping of natural account -> partner id, e.g. {"1650": EU1000}'
+    if not isinstance(accounts, tuple):
+        raise EntityConfigError(f"{where}: intercompany_accounts must be {shape}, not {accounts!r}")
+    seen: set[object] = set()
+    for account, partner in accounts:
+        if not isinstance(account, str) or _SEGMENT_VALUE.fullmatch(account) is None:
+            raise EntityConfigError(
+                f"{where}: intercompany_accounts: account {account!r} must be a natural account value "
+                f"written as a quoted string (letters, digits, '.', '_', '-'; e.g. \"1650\")"
+            )
+        if account in seen:
+            raise EntityConfigError(f"{where}: intercompany_accounts names account {account!r} twice")
+        seen.add(account)
+        valid = isinstance(partner, str) and _SEGMENT_VALUE.fullmatch(partner) is not None
+        if not valid or not partner.strip("0"):
+            raise EntityConfigError(
+                f"{where}: intercompany_accounts: the partner of account {account!r} must be a trading "
+                f"partner id written as a string (letters, digits, '.', '_', '-', not all zeros), "
+                f"not {partner!r}"
+            )
+    partner = entity.trading_partner
+    if partner is not None and (
+        not isinstance(partner, str) or _TRADING_PARTNER.fullmatch(partner) is None or not partner.strip("0")
+    ):
+        raise EntityConfigError(
+            f"{where}: trading_partner must be a company ID as SAP writes it (RASSC/VBUND): 1-6 upper-case "
+            f'letters or digits, not all zeros, e.g. "EU1000"; not {partner!r}'
+        )
 
 
 def _mapping_reference(reference: str, base_dir: Path) -> str:

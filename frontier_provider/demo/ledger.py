@@ -13,6 +13,35 @@ journals in EBS adjustment period 2024-13 (both EBS companies) and closing
 postings in SAP special period 2024-16 (company code 1000); that period's
 profit and loss then nets to zero.
 
+The four companies are a group (``demo_group_facts``): EBS-US01, Frontier
+Components Inc. (USD), is the parent of EBS-US02 (100%), SAP-1000 (100%) and
+SAP-2000 (80%), and the books hold its intercompany business, with trading
+partner ids US01, US02, EU1000 and EU2000:
+
+* a loan: before 2023 EBS-US01 lent SAP-1000 EUR 2,000,000.00, interest-free,
+  in both opening balance sheets (SAP-1000 0000181000 "Loan from Frontier
+  Components Inc.", RASSC US01; EBS-US01 1650 "Loan to Frontier Europe GmbH",
+  partner EU1000 through the entity's intercompany accounts). The loan is in
+  euros, so EBS-US01 carries it in dollars at the month-end closing rate and
+  revalues it at every month end against 4900 "Foreign exchange gains and
+  losses" (other income);
+* sales: every month SAP-1000 sells goods to EBS-US01 for EUR 120,000.00,
+  settled in the month (SAP-1000 0000805000 "Intercompany sales", RASSC US01,
+  and their cost from inventory at the month's product cost percentage;
+  EBS-US01 5100 "Intercompany purchases", a cost of sales, partner EU1000,
+  entered in EUR and booked at the month's average rate, rounded half-even to
+  the cent);
+* investments: EBS-US01's 1700 "Investments in subsidiaries" holds, from its
+  opening balance sheet, its share of each subsidiary's 2023 opening equity
+  (share capital and retained earnings, the EUR ones at the 2022-12 closing
+  rate) plus USD 500,000.00 of goodwill on SAP-2000.
+
+The rates are ``frontier_provider.demo.rates``' EUR -> USD closing and average
+rates of every month from 2022-12 to 2025-01; both sources hold them too. (The
+share of EBS-US01's customer sales invoiced in euros keeps a fixed rate of its
+own, ``EUR_PER_100_USD``.) Each company's opening retained earnings balance
+its opening balance sheet, loans and investments included.
+
 The journal is then written in each source's own shape, traps included:
 
 * ``ebs.sqlite``: ``GL_LEDGERS``, ``GL_CODE_COMBINATIONS``, ``GL_PERIODS``,
@@ -22,14 +51,18 @@ The journal is then written in each source's own shape, traps included:
   year, retained earnings takes the prior year's result), plus rows a reader
   must ignore: budget (``ACTUAL_FLAG 'B'``), encumbrance (``'E'``), summary
   accounts (``TEMPLATE_ID``), and EUR entered rows (``TRANSLATED_FLAG 'R'``)
-  for the US01 sales invoiced in euros. Amounts are stored as TEXT holding the
+  for the US01 sales invoiced in euros and its purchases from SAP-1000. The
+  intercompany segment SEGMENT4 is '000' throughout: the partner comes from the
+  entity's intercompany accounts. ``GL_DAILY_CONVERSION_TYPES`` and
+  ``GL_DAILY_RATES`` hold the rates. Amounts are stored as TEXT holding the
   exact decimal ("1234.56"), so SQLite never turns them into floats.
 * ``sap.sqlite`` (read through ``DemoSapSystem``): ``T001``, ``T009``/``T009B``
   (the companies' calendar-year variant K4, and V3, April to March), ``SKA1``,
   ``SKAT``, ``FAGLFLEXT`` for company code 1000 (ECC totals, with plan rows and
   a parallel ledger 2L to ignore) and ``ACDOCA`` for company code 2000 (S/4HANA
   line items, one document per customer invoice, ``POPER 000`` carry-forward
-  lines, parallel ledger 2L lines).
+  lines, parallel ledger 2L lines), both with the trading partner ``RASSC``,
+  and ``TCURR``/``TCURF`` with the rates.
 
 The books are in the middle of the 2024 year-end close, which the close
 controls read: in EBS, 2023 is permanently closed, January to November 2024
@@ -54,11 +87,12 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from frontier_provider.demo.rates import demo_rate, sap_rate_rows, write_ebs_rates
 from frontier_provider.demo.sap_system import DemoSapSystem
 from frontier_provider.demo.sqlite import write_sqlite
 from frontier_provider.periods import FiscalPeriod
@@ -81,7 +115,7 @@ SAP_LEDGER = "0L"
 SAP_CHART = "INT"
 SAP_FISCAL_YEAR_VARIANT = "K4"  # calendar year, 12 posting periods and 4 special periods
 SAP_POSTING_PERIOD_VARIANT = "1000"
-EUR_PER_100_USD = 92  # rate of the US01 sales invoiced in euros
+EUR_PER_100_USD = 92  # rate of the US01 sales to customers invoiced in euros (a rate of their own)
 
 _MONTH_NAMES = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 # Seasonality in percent per calendar month (integers, so no float ever touches an amount).
@@ -90,17 +124,26 @@ _SEASON = (92, 90, 97, 100, 103, 105, 101, 99, 104, 108, 112, 121)
 
 @dataclass(frozen=True)
 class Account:
-    """One account of the demo charts, under its role in the journal."""
+    """One account of the demo charts, under its role in the journal.
+
+    ``ebs`` / ``sap`` is the account number in that chart, None when the chart has no such account
+    (the intercompany accounts exist only in the books that use them).
+    """
 
     role: str
-    ebs: str
+    ebs: str | None
     ebs_type: str  # A L O R E
-    sap: str
+    sap: str | None
     name: str
 
     @property
     def balance_sheet(self) -> bool:
         return self.ebs_type in "ALO"
+
+    @property
+    def sort_key(self) -> str:
+        """The account number objects are ordered by: the EBS one, else the SAP one."""
+        return self.ebs or self.sap or ""
 
 
 ACCOUNTS: tuple[Account, ...] = (
@@ -126,8 +169,50 @@ ACCOUNTS: tuple[Account, ...] = (
     Account("other_opex", "6300", "E", "0000490000", "Other operating expenses"),
     Account("interest", "7000", "E", "0000750000", "Interest expense"),
     Account("income_tax", "8000", "E", "0000850000", "Income tax expense"),
+    # Intercompany business between EBS-US01 and SAP-1000, and the parent's investments.
+    Account("ic_loan_receivable", "1650", "A", None, "Loan to Frontier Europe GmbH"),
+    Account("investments", "1700", "A", None, "Investments in subsidiaries"),
+    Account("fx_gains_losses", "4900", "R", None, "Foreign exchange gains and losses"),
+    Account("ic_purchases", "5100", "E", None, "Intercompany purchases"),
+    Account("ic_loan_payable", None, "L", "0000181000", "Loan from Frontier Components Inc."),
+    Account("ic_sales", None, "R", "0000805000", "Intercompany sales"),
 )
 _BY_ROLE = {account.role: account for account in ACCOUNTS}
+#: The roles the statements show as revenue (exchange gains and losses, 4900, are other income).
+REVENUE_ROLES = ("product_revenue", "service_revenue", "ic_sales")
+
+# -- the group -----------------------------------------------------------------------------------
+#: The group's parent: it lends to SAP-1000, buys from it and holds the investments in the others.
+GROUP_PARENT = "EBS-US01"
+#: The presentation currency of the group (the parent's).
+GROUP_CURRENCY = "USD"
+#: Each company's trading partner id: how the other companies' books name it (SAP company ID).
+TRADING_PARTNERS: dict[str, str] = {
+    "EBS-US01": "US01",
+    "EBS-US02": "US02",
+    "SAP-1000": "EU1000",
+    "SAP-2000": "EU2000",
+}
+#: The parent's share of each subsidiary, held since before 2023.
+OWNERSHIP: dict[str, Decimal] = {
+    "EBS-US02": Decimal("1"),
+    "SAP-1000": Decimal("1"),
+    "SAP-2000": Decimal("0.80"),
+}
+#: Goodwill paid on top of the share of equity, in USD cents.
+GOODWILL_CENTS: dict[str, int] = {"EBS-US02": 0, "SAP-1000": 0, "SAP-2000": 500_000_00}
+#: The parent's intercompany accounts and the partner each names (the entities file's intercompany_accounts).
+EBS_INTERCOMPANY_ACCOUNTS: dict[str, str] = {"1650": "EU1000", "5100": "EU1000"}
+#: SAP-1000's intercompany roles and their trading partner (RASSC).
+_SAP_PARTNERS: dict[str, str] = {"ic_loan_payable": "US01", "ic_sales": "US01"}
+IC_LENDER, IC_BORROWER = "EBS-US01", "SAP-1000"
+IC_SELLER, IC_BUYER = "SAP-1000", "EBS-US01"
+#: The loan EBS-US01 made to SAP-1000 before 2023, in EUR cents; interest-free, not repaid in the demo.
+IC_LOAN_EUR_CENTS = 2_000_000_00
+#: What SAP-1000 invoices EBS-US01 every month, in EUR cents, settled within the month.
+IC_MONTHLY_SALES_EUR_CENTS = 120_000_00
+#: The month whose closing rate translates the 2023 opening balance sheet.
+OPENING_RATE_MONTH = FiscalPeriod(YEARS[0] - 1, 12)
 
 
 @dataclass(frozen=True)
@@ -159,7 +244,10 @@ class DemoEntity:
 
     def account_number(self, role: str) -> str:
         account = _BY_ROLE[role]
-        return account.ebs if self.source == "oracle_ebs" else account.sap
+        number = account.ebs if self.source == "oracle_ebs" else account.sap
+        if number is None:
+            raise ValueError(f"the demo's {self.source} chart has no account for {role!r}")
+        return number
 
     @property
     def periods(self) -> tuple[FiscalPeriod, ...]:
@@ -274,7 +362,8 @@ def demo_truth(entity: str, period: FiscalPeriod | str) -> dict[str, Decimal]:
     """The closing balance of every account of an entity at the end of a period, from the journal.
 
     Debit-positive, in the entity's currency, keyed by the account number as its
-    source writes it ("1000" in EBS, "0000100000" in SAP). Period 12 excludes the
+    source writes it ("1000" in EBS, "0000100000" in SAP), for every account the
+    entity's books use (its intercompany accounts only where it has them). Period 12 excludes the
     period-13 adjustment; a later year starts with revenue and expense closed into
     retained earnings. This is what the books should say: for a control entity whose
     carryforward was not run, the source disagrees from its second year on.
@@ -290,7 +379,7 @@ def demo_truth(entity: str, period: FiscalPeriod | str) -> dict[str, Decimal]:
             + (f" and {spec.closing_period}" if spec.periods != PERIODS else "")
         )
     journal = _journal(entity)
-    balances = {role: 0 for role in _BY_ROLE}
+    balances = {role: 0 for role in _roles_used(journal)}
     for line in journal.opening:
         balances[line.role] += line.amount
     for entry in journal.entries:
@@ -302,6 +391,22 @@ def demo_truth(entity: str, period: FiscalPeriod | str) -> dict[str, Decimal]:
             closed_into_retained = entry.period.year < target.year and not _BY_ROLE[line.role].balance_sheet
             balances["retained_earnings" if closed_into_retained else line.role] += line.amount
     return {spec.account_number(role): _money(cents) for role, cents in balances.items()}
+
+
+def demo_revenue(entity: str, period: FiscalPeriod | str) -> Decimal:
+    """Revenue of the fiscal year to date at the end of a period, from the journal (a positive amount).
+
+    The revenue accounts of ``REVENUE_ROLES`` the entity's books use, as ``demo_truth`` gives them.
+
+    :param entity: a demo or control entity id.
+    :param period: a period of the entity's books.
+    """
+    spec = _entity(entity)
+    truth = demo_truth(entity, period)
+    numbers = {
+        _BY_ROLE[role].ebs if spec.source == "oracle_ebs" else _BY_ROLE[role].sap for role in REVENUE_ROLES
+    }
+    return -sum((amount for account, amount in truth.items() if account in numbers), Decimal(0))
 
 
 # -- the journal ---------------------------------------------------------------------------------
@@ -356,6 +461,158 @@ def _journal(entity: str) -> Journal:
     return _JournalWriter(_entity(entity)).write()
 
 
+def _roles_used(journal: Journal) -> list[str]:
+    """The roles an entity's books use, in chart order."""
+    used = {line.role for line in journal.opening} | {
+        line.role for entry in journal.entries for line in entry.lines
+    }
+    return [account.role for account in ACCOUNTS if account.role in used]
+
+
+def _translate(cents: int, rate: Decimal) -> int:
+    """An amount in cents at a rate, rounded half-even to the cent."""
+    return int((Decimal(cents) * rate).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def _opening_loan_usd() -> int:
+    """The EUR loan in EBS-US01's opening balance sheet: at the 2022-12 closing rate, in USD cents."""
+    return _translate(IC_LOAN_EUR_CENTS, demo_rate(OPENING_RATE_MONTH, "closing"))
+
+
+def _opening_amounts(spec: DemoEntity) -> dict[str, int]:
+    """The fiscal-2023 opening balance sheet, debit-positive cents; retained earnings balances it.
+
+    The intercompany loan sits in both books: SAP-1000 owes EUR 2,000,000.00, EBS-US01 holds it at
+    the 2022-12 closing rate. EBS-US01 also holds its investments in the subsidiaries.
+    """
+    m = spec.annual_revenue // 12
+    amounts = {
+        "cash": m * 2,
+        "short_term_investments": m // 2,
+        "receivables": m * 13 // 10,
+        "inventory": m * 11 // 10,
+        "prepaid": m // 10,
+        "ppe": m * 4 + m * spec.loan_financed_assets_tenths // 10,
+        "accumulated_depreciation": -(m * 3 // 2),
+        "payables": -(m * 8 // 10),
+        "accrued": -(m // 5),
+        "tax_payable": -(m // 20),
+        "debt": -(m * 5 // 2) - m * spec.loan_financed_assets_tenths // 10,
+        "share_capital": -m,
+    }
+    if spec.entity == IC_LENDER:
+        amounts["ic_loan_receivable"] = _opening_loan_usd()
+    if spec.entity == IC_BORROWER:
+        amounts["ic_loan_payable"] = -IC_LOAN_EUR_CENTS
+    if spec.entity == GROUP_PARENT:
+        amounts["investments"] = sum(_investment(entity)["cost"] for entity in OWNERSHIP)
+    amounts["retained_earnings"] = -sum(amounts.values())
+    return amounts
+
+
+def _investment(entity: str) -> dict[str, Any]:
+    """The parent's investment in a subsidiary: its share of the 2023 opening equity, plus goodwill.
+
+    Equity is share capital and retained earnings of the opening balance sheet, as positive cents of
+    the subsidiary's currency, each translated at the 2022-12 closing rate (USD: 1) and rounded
+    half-even; the parent's share of the translated equity is rounded half-even again.
+    """
+    spec = ENTITIES[entity]
+    opening = _opening_amounts(spec)
+    rate = Decimal(1) if spec.currency == GROUP_CURRENCY else demo_rate(OPENING_RATE_MONTH, "closing")
+    share_capital, retained = -opening["share_capital"], -opening["retained_earnings"]
+    translated = (_translate(share_capital, rate), _translate(retained, rate))
+    share = _translate(sum(translated), OWNERSHIP[entity])
+    return {
+        "currency": spec.currency,
+        "rate": rate,
+        "share_capital": share_capital,
+        "retained_earnings": retained,
+        "translated_share_capital": translated[0],
+        "translated_retained_earnings": translated[1],
+        "share": share,
+        "goodwill": GOODWILL_CENTS[entity],
+        "cost": share + GOODWILL_CENTS[entity],
+    }
+
+
+def demo_group_facts() -> dict[str, Any]:
+    """The figures of the demo group that come from its books, for a groups file and its tests.
+
+    Money is Decimal (two places), rates Decimal; equity is positive (a credit balance). The group is
+    the four demo companies: EBS-US01 the parent (USD), EBS-US02, SAP-1000 (100%) and SAP-2000 (80%).
+    ::
+
+        {"parent": "EBS-US01", "presentation_currency": "USD", "trading_partners": {...},
+         "investment_account": "1700", "investments_total": Decimal,   # USD, the parent's 1700 at 2023
+         "opening_rate_month": "2022-12",
+         "subsidiaries": {"SAP-2000": {"ownership": Decimal("0.80"), "currency": "EUR",
+             "rate": Decimal,                                  # 2022-12 closing, EUR -> USD (USD: 1)
+             "opening_equity": {"share_capital": Decimal, "retained_earnings": Decimal},  # local
+             "translated_equity": {"share_capital": Decimal, "retained_earnings": Decimal},  # USD
+             "share_of_equity": Decimal, "goodwill": Decimal, "investment_cost": Decimal}, ...},
+         "loan": {"lender": "EBS-US01", "borrower": "SAP-1000", "currency": "EUR",
+                  "amount": Decimal("2000000.00"), "lender_account": "1650",
+                  "borrower_account": "0000181000", "lender_partner": "EU1000", "borrower_partner": "US01",
+                  "opening_usd": Decimal},              # at the 2022-12 closing rate
+         "sales": {"seller": "SAP-1000", "buyer": "EBS-US01", "currency": "EUR",
+                   "monthly_amount": Decimal("120000.00"), "seller_account": "0000805000",
+                   "buyer_account": "5100", "seller_partner": "US01", "buyer_partner": "EU1000"}}
+
+    The buyer books each month's purchases at that month's average rate (``frontier_provider.demo.rates``),
+    rounded half-even to the cent; the lender revalues the loan at every month's closing rate into 4900.
+    """
+    subsidiaries = {}
+    for entity, ownership in OWNERSHIP.items():
+        investment = _investment(entity)
+        subsidiaries[entity] = {
+            "ownership": ownership,
+            "currency": investment["currency"],
+            "rate": investment["rate"],
+            "opening_equity": {
+                "share_capital": _money(investment["share_capital"]),
+                "retained_earnings": _money(investment["retained_earnings"]),
+            },
+            "translated_equity": {
+                "share_capital": _money(investment["translated_share_capital"]),
+                "retained_earnings": _money(investment["translated_retained_earnings"]),
+            },
+            "share_of_equity": _money(investment["share"]),
+            "goodwill": _money(investment["goodwill"]),
+            "investment_cost": _money(investment["cost"]),
+        }
+    return {
+        "parent": GROUP_PARENT,
+        "presentation_currency": GROUP_CURRENCY,
+        "trading_partners": dict(TRADING_PARTNERS),
+        "investment_account": _BY_ROLE["investments"].ebs,
+        "investments_total": sum((facts["investment_cost"] for facts in subsidiaries.values()), Decimal(0)),
+        "opening_rate_month": str(OPENING_RATE_MONTH),
+        "subsidiaries": subsidiaries,
+        "loan": {
+            "lender": IC_LENDER,
+            "borrower": IC_BORROWER,
+            "currency": "EUR",
+            "amount": _money(IC_LOAN_EUR_CENTS),
+            "lender_account": _BY_ROLE["ic_loan_receivable"].ebs,
+            "borrower_account": _BY_ROLE["ic_loan_payable"].sap,
+            "lender_partner": EBS_INTERCOMPANY_ACCOUNTS[_BY_ROLE["ic_loan_receivable"].ebs or ""],
+            "borrower_partner": _SAP_PARTNERS["ic_loan_payable"],
+            "opening_usd": _money(_opening_loan_usd()),
+        },
+        "sales": {
+            "seller": IC_SELLER,
+            "buyer": IC_BUYER,
+            "currency": "EUR",
+            "monthly_amount": _money(IC_MONTHLY_SALES_EUR_CENTS),
+            "seller_account": _BY_ROLE["ic_sales"].sap,
+            "buyer_account": _BY_ROLE["ic_purchases"].ebs,
+            "seller_partner": _SAP_PARTNERS["ic_sales"],
+            "buyer_partner": EBS_INTERCOMPANY_ACCOUNTS[_BY_ROLE["ic_purchases"].ebs or ""],
+        },
+    }
+
+
 class _JournalWriter:
     """Posts an entity's business, month by month, keeping running balances to size the next entries."""
 
@@ -368,7 +625,9 @@ class _JournalWriter:
         self.monthly = spec.annual_revenue // 12
 
     def write(self) -> Journal:
-        self._opening_balance_sheet()
+        self.journal.opening = [_line(role, cents) for role, cents in _opening_amounts(self.spec).items()]
+        for line in self.journal.opening:
+            self.balance[line.role] += line.amount
         for period in PERIODS:
             if period.is_special:
                 self._audit_adjustment(period)
@@ -385,27 +644,6 @@ class _JournalWriter:
         for line in entry.lines:
             self.balance[line.role] += line.amount
         self.journal.entries.append(entry)
-
-    def _opening_balance_sheet(self) -> None:
-        m = self.monthly
-        amounts = {
-            "cash": m * 2,
-            "short_term_investments": m // 2,
-            "receivables": m * 13 // 10,
-            "inventory": m * 11 // 10,
-            "prepaid": m // 10,
-            "ppe": m * 4 + m * self.spec.loan_financed_assets_tenths // 10,
-            "accumulated_depreciation": -(m * 3 // 2),
-            "payables": -(m * 8 // 10),
-            "accrued": -(m // 5),
-            "tax_payable": -(m // 20),
-            "debt": -(m * 5 // 2) - m * self.spec.loan_financed_assets_tenths // 10,
-            "share_capital": -m,
-        }
-        amounts["retained_earnings"] = -sum(amounts.values())
-        self.journal.opening = [_line(role, cents) for role, cents in amounts.items()]
-        for line in self.journal.opening:
-            self.balance[line.role] += line.amount
 
     def _month(self, period: FiscalPeriod) -> None:
         rng, m, month = self.rng, self.monthly, period.number
@@ -441,8 +679,13 @@ class _JournalWriter:
             open_eur, open_usd = self.euro_receivables
             self.euro_receivables = (open_eur + euro, open_usd + euro_usd)
 
-        cogs = (product * rng.randint(*self.spec.product_cost_percent) + service * 30) // 100
+        cost_percent = rng.randint(*self.spec.product_cost_percent)
+        cogs = (product * cost_percent + service * 30) // 100
         self.post(period, "Cost of goods sold", [_line("cogs", cogs), _line("inventory", -cogs)])
+        if self.spec.entity == IC_SELLER:
+            self._intercompany_sale(period, cost_percent)
+        if self.spec.entity == IC_BUYER:
+            self._intercompany_purchase(period)
         purchases = cogs * (1000 + rng.randint(-50, 60)) // 1000
         self.post(
             period,
@@ -522,6 +765,8 @@ class _JournalWriter:
 
         interest = -self.balance["debt"] * 6 // 1200
         self.post(period, "Loan interest", [_line("interest", interest), _line("cash", -interest)])
+        if self.spec.entity == IC_LENDER:
+            self._revalue_intercompany_loan(period)
         if month % 3 == 0:
             repayment = m * 75 // 1000
             self.post(period, "Loan repayment", [_line("debt", repayment), _line("cash", -repayment)])
@@ -541,6 +786,49 @@ class _JournalWriter:
                 "Investments redeemed",
                 [_line("cash", drawn), _line("short_term_investments", -drawn)],
             )
+
+    def _intercompany_sale(self, period: FiscalPeriod, cost_percent: int) -> None:
+        """SAP-1000 sells goods to EBS-US01, settled in the month, at the month's product cost percentage.
+
+        The goods are bought for the order and paid on delivery, so inventory and trade payables are
+        where the company's other business leaves them.
+        """
+        sales = IC_MONTHLY_SALES_EUR_CENTS
+        cost = sales * cost_percent // 100
+        self.post(
+            period,
+            "Goods for Frontier Components Inc., paid on delivery",
+            [_line("inventory", cost), _line("cash", -cost)],
+            document_type="KR",
+        )
+        self.post(
+            period,
+            "Intercompany sales to Frontier Components Inc., settled",
+            [_line("cash", sales), _line("ic_sales", -sales)],
+            document_type="DR",
+        )
+        self.post(period, "Cost of intercompany sales", [_line("cogs", cost), _line("inventory", -cost)])
+
+    def _intercompany_purchase(self, period: FiscalPeriod) -> None:
+        """EBS-US01 buys from SAP-1000, invoiced in EUR, booked at the month's average rate and paid."""
+        euro = IC_MONTHLY_SALES_EUR_CENTS
+        usd = _translate(euro, demo_rate(period, "average"))
+        self.post(
+            period,
+            "Intercompany purchases from Frontier Europe GmbH, paid",
+            [_line("ic_purchases", usd, entered_eur=euro), _line("cash", -usd, entered_eur=-euro)],
+            document_type="KR",
+        )
+
+    def _revalue_intercompany_loan(self, period: FiscalPeriod) -> None:
+        """EBS-US01 carries the EUR loan at the month's closing rate; the change is an exchange difference."""
+        carrying = _translate(IC_LOAN_EUR_CENTS, demo_rate(period, "closing"))
+        change = carrying - self.balance["ic_loan_receivable"]
+        self.post(
+            period,
+            "Revaluation of the EUR loan to Frontier Europe GmbH",
+            [_line("ic_loan_receivable", change), _line("fx_gains_losses", -change)],
+        )
 
     def _income_tax(self, period: FiscalPeriod) -> None:
         # 25% of the period's pre-tax result; a loss books a tax credit against the payable.
@@ -579,7 +867,7 @@ class _JournalWriter:
             for line in entry.lines:
                 if not _BY_ROLE[line.role].balance_sheet:
                     result[(line.role, line.cost_centre)] += line.amount
-        ordered = sorted(result, key=lambda key: (_BY_ROLE[key[0]].ebs, key[1]))
+        ordered = sorted(result, key=lambda key: (_BY_ROLE[key[0]].sort_key, key[1]))
         lines = [_line(role, -result[(role, centre)], cost_centre=centre) for role, centre in ordered]
         self.post(
             period,
@@ -620,7 +908,7 @@ def _movements(journal: Journal, *, euro: bool = False) -> _Movements:
                 debits[(key, entry.period)] += amount
             else:
                 credits[(key, entry.period)] -= amount
-    ordered = sorted(objects, key=lambda k: (_BY_ROLE[k[0]].ebs, k[1]))
+    ordered = sorted(objects, key=lambda k: (_BY_ROLE[k[0]].sort_key, k[1]))
     periods = tuple(sorted({*PERIODS, *(entry.period for entry in journal.entries)}))
     return _Movements(dict(opening), dict(debits), dict(credits), ordered, periods)
 
@@ -778,6 +1066,8 @@ def _write_ebs(path: Path, entities: list[DemoEntity]) -> None:
             "UPDATE GL_LEDGERS SET RET_EARN_CODE_COMBINATION_ID = ? WHERE LEDGER_ID = ?",
             (retained_earnings[0], EBS_LEDGER_ID),
         )
+        # The daily rates (GL_DAILY_CONVERSION_TYPES, GL_DAILY_RATES) the group's translation reads.
+        write_ebs_rates(database)
 
     write_sqlite(path, write)
 
@@ -891,7 +1181,8 @@ def _ebs_summary_rows(
     # Summary accounts roll detail balances up; counting them would double every balance.
     rows = []
     summary_ccids: dict[str, int] = {}
-    for account in ACCOUNTS:
+    chart = [account for account in ACCOUNTS if account.ebs is not None]
+    for account in chart:
         summary_ccids[account.role] = next(next_ccid)
         database.execute(
             "INSERT INTO GL_CODE_COMBINATIONS VALUES (?, ?, ?, 'Y', 'Y', ?, ?, 'T', ?, 'T')",
@@ -911,7 +1202,7 @@ def _ebs_summary_rows(
     )
     for period in PERIODS:
         asset_total = [0, 0, 0, 0]
-        for account in ACCOUNTS:
+        for account in chart:
             totals = by_account.get((account.role, period), [0, 0, 0, 0])
             rows.append(
                 _gl_balance(
@@ -923,7 +1214,7 @@ def _ebs_summary_rows(
                     template=EBS_COST_CENTRE_TEMPLATE_ID,
                 )
             )
-            if account.ebs.startswith("1"):
+            if (account.ebs or "").startswith("1"):
                 asset_total = [a + b for a, b in zip(asset_total, totals, strict=True)]
         rows.append(
             _gl_balance(
@@ -1001,7 +1292,7 @@ def _write_sap(path: Path, entities: list[DemoEntity]) -> None:
             "GVTYP": "" if a.balance_sheet else "X",
             "KTOKS": "SAKO",
         }
-        for a in sorted(ACCOUNTS, key=lambda a: a.sap)
+        for a in sorted((a for a in ACCOUNTS if a.sap is not None), key=lambda a: a.sap or "")
     ]
     # Texts may hold the characters extractors like to use as delimiters.
     texts = [
@@ -1010,9 +1301,10 @@ def _write_sap(path: Path, entities: list[DemoEntity]) -> None:
             "KTOPL": SAP_CHART,
             "SAKNR": a.sap,
             "TXT20": a.name[:20],
-            "TXT50": f"{a.name} | {'balance sheet' if a.balance_sheet else 'P&L'}; INT",
+            "TXT50": f"{a.name} | {'balance sheet' if a.balance_sheet else 'P&L'}; INT"[:50],
         }
         for a in ACCOUNTS
+        if a.sap is not None
     ]
     tables: dict[str, list[dict[str, object]]] = {
         "T001": company_codes,
@@ -1028,6 +1320,8 @@ def _write_sap(path: Path, entities: list[DemoEntity]) -> None:
         "SKAT": texts,
         "FAGLFLEXT": [],
         "ACDOCA": [],
+        # Exchange rates (TCURR, TCURF): what the group's translation reads.
+        **sap_rate_rows(),
     }
     for spec in entities:
         if spec.source_table == "FAGLFLEXT":
@@ -1132,6 +1426,7 @@ def _faglflext_rows(spec: DemoEntity) -> Iterator[dict[str, object]]:
                         "RACCT": _BY_ROLE[role].sap,
                         "RBUKRS": spec.company,
                         "PRCTR": _PROFIT_CENTRE[cost_centre],
+                        "RASSC": _SAP_PARTNERS.get(role, ""),
                     }
                     forward = carried if (side == "S") == (carried >= 0) else 0
                     amounts = {"VT": forward}
@@ -1239,6 +1534,7 @@ def _acdoca_line(
         "RKCUR": "USD",
         "RACCT": _BY_ROLE[key[0]].sap,
         "PRCTR": _PROFIT_CENTRE[key[1]],
+        "RASSC": _SAP_PARTNERS.get(key[0], ""),
         "TSL": _money(cents),
         "HSL": _money(cents),
         "KSL": _money(cents * 108 // 100),

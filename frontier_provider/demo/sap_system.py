@@ -84,6 +84,11 @@ def _curr(name: str, text: str = "") -> DdField:
     return DdField(name, "P", 23, decimals=2, text=text)
 
 
+def _dec(name: str, length: int, decimals: int, text: str = "") -> DdField:
+    # DEC fields (exchange rates, ratios) render like amounts: right-aligned, sign trailing.
+    return DdField(name, "P", length, decimals=decimals, text=text)
+
+
 def _period_amounts(prefix: str, text: str) -> list[DdField]:
     return [_curr(f"{prefix}VT", f"{text} carried forward")] + [
         _curr(f"{prefix}{n:02d}", f"{text} period {n}") for n in range(1, 17)
@@ -194,6 +199,29 @@ TABLE_DEFINITIONS: dict[str, tuple[DdField, ...]] = {
         *_period_amounts("HSL", "Local currency"),
         *_period_amounts("KSL", "Group currency"),
     ),
+    # Exchange rates: GDATU is the inverted valid-from date (99999999 - yyyymmdd), UKURS the quotation
+    # (negative: indirect), FFACT/TFACT the translation ratios (TCURF is where they are maintained).
+    "TCURR": (
+        _c("MANDT", 3, "Client", key=True),
+        _c("KURST", 4, "Exchange Rate Type", key=True),
+        _c("FCURR", 5, "From currency", key=True),
+        _c("TCURR", 5, "To-currency", key=True),
+        _c("GDATU", 8, "Date As of Which the Exchange Rate Is Effective", key=True),
+        _dec("UKURS", 12, 5, "Exchange Rate"),
+        _dec("FFACT", 11, 0, "Ratio for the 'From' Currency Units"),
+        _dec("TFACT", 11, 0, "Ratio for the 'To' Currency Units"),
+    ),
+    "TCURF": (
+        _c("MANDT", 3, "Client", key=True),
+        _c("KURST", 4, "Exchange Rate Type", key=True),
+        _c("FCURR", 5, "From currency", key=True),
+        _c("TCURR", 5, "To-currency", key=True),
+        _c("GDATU", 8, "Date from which the entry is valid", key=True),
+        _dec("FFACT", 11, 0, "Ratio for the 'From' Currency Units"),
+        _dec("TFACT", 11, 0, "Ratio for the 'To' Currency Units"),
+        _c("ABWCT", 4, "Alternative Exchange Rate Type"),
+        DdField("ABWGA", "D", 8, text="Date from which the alternative exchange rate type is valid"),
+    ),
     "ACDOCA": (
         _c("RCLNT", 3, "Client", key=True),
         _c("RLDNR", 2, "Ledger", key=True),
@@ -211,6 +239,7 @@ TABLE_DEFINITIONS: dict[str, tuple[DdField, ...]] = {
         _c("PRCTR", 10, "Profit Center"),
         _c("RBUSA", 4, "Business Area"),
         _c("SEGMENT", 10, "Segment"),
+        _c("RASSC", 6, "Trading Partner"),
         _curr("TSL", "Amount in Transaction Currency"),
         _curr("HSL", "Amount in Company Code Currency"),
         _curr("KSL", "Amount in Global Currency"),

@@ -117,6 +117,8 @@ def read_gl_balances(
             period=period,
             company_segment_column=entity.company_segment_column,
             account_segment_column=entity.account_segment_column,
+            intercompany_segment_column=entity.intercompany_segment_column,
+            intercompany_accounts=entity.intercompany_partners,
             check_carryforward_of_year=check_carryforward_of_year,
         )
         return table.to_batches()

@@ -13,6 +13,10 @@ It gets right what is easy to get wrong in ``GL_BALANCES``:
 * the ledger currency only: the ledger-currency row already holds every
   entered currency converted, so foreign entered rows (``TRANSLATED_FLAG =
   'R'``) and translated rows are left out;
+* the trading partner, for intercompany balances: the value of the ledger's
+  intercompany segment column of ``GL_CODE_COMBINATIONS`` (all zeros or blank
+  is no partner), and/or the partner configured for a dedicated intercompany
+  natural account; one row per natural account and partner;
 * the period by ``PERIOD_YEAR``/``PERIOD_NUM``, never by ``PERIOD_NAME``
   ('DEC-24' sorts before 'FEB-24' as text); adjustment period 13 is a period
   of its own (``2024-13``);
@@ -42,12 +46,14 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pyarrow as pa
 
+from frontier_provider.failures import Category
 from frontier_provider.ledger.controls import (
     FiscalCalendarError,
     PeriodNotInCalendarError,
@@ -64,9 +70,10 @@ SOURCE_NAME = "oracle_ebs"
 _SEGMENT_COLUMN = re.compile(r"SEGMENT(?:[1-9]|[12][0-9]|30)")
 _BALANCE_SHEET_TYPES = frozenset("ALO")
 
-# Identifiers cannot be bound, so the two segment columns are formatted in after validation
-# against _SEGMENT_COLUMN; every value is a bind variable. Balances and the carryforward check read
-# the same rows: actuals of detail accounts in the ledger currency, of one balancing segment.
+# Identifiers cannot be bound, so the segment columns (company, account, intercompany) are formatted
+# in after validation against _SEGMENT_COLUMN; every value is a bind variable. Balances and the
+# carryforward check read the same rows: actuals of detail accounts in the ledger currency, of one
+# balancing segment.
 _BALANCE_TABLES = """
   FROM GL_BALANCES bal
   JOIN GL_LEDGERS led
@@ -85,6 +92,7 @@ _ACTUAL_DETAIL_ROWS = """
 _GL_BALANCES_SQL = f"""
 SELECT cc.{{account_column}} AS natural_account,
        cc.ACCOUNT_TYPE AS account_type,
+       {{partner_column}} AS partner_segment,
        bal.CURRENCY_CODE AS currency_code,
        bal.BEGIN_BALANCE_DR AS begin_balance_dr,
        bal.BEGIN_BALANCE_CR AS begin_balance_cr,
@@ -144,6 +152,18 @@ CLOSING_STATUSES = {
     "W": "close pending",
 }
 _CLOSED_STATUSES = frozenset("CP")
+# An EBS segment value as the entities file may name an intercompany account or partner.
+_SEGMENT_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,24}")
+
+
+class IntercompanyPartnerConflictError(ValueError):
+    """A code combination's intercompany segment names another partner than the intercompany account.
+
+    Raised when both ways of naming the partner are configured and disagree for one combination;
+    the balance cannot be attributed to either without someone deciding which is right.
+    """
+
+    category = Category.DATA
 
 
 # The periods of one fiscal year in the ledger's calendar; the outer join tells a missing ledger
@@ -175,13 +195,22 @@ def ebs_gl_balances(
     company_segment_column: str = "SEGMENT1",
     account_segment_column: str = "SEGMENT3",
     check_carryforward_of_year: bool = True,
+    intercompany_segment_column: str | None = None,
+    intercompany_accounts: Mapping[str, str] | None = None,
 ) -> pa.Table:
-    """Read one balancing segment's balances for one period, one row per natural account.
+    """Read one balancing segment's balances for one period, one row per natural account and partner.
 
-    Cost centres and other segments are added up per natural account, exactly.
-    ``period_credit`` is positive: closing = opening + debit - credit. A period
-    without balances is refused, and so is a year whose opening balances are not
-    the prior year's closing balances (see :func:`ebs_year_opening`).
+    Cost centres and other segments are added up per natural account and trading
+    partner, exactly. ``period_credit`` is positive: closing = opening + debit -
+    credit. A period without balances is refused, and so is a year whose opening
+    balances are not the prior year's closing balances (see :func:`ebs_year_opening`).
+
+    The ``partner`` of a row is the value of ``intercompany_segment_column`` in the
+    code combination (a value of zeros only, e.g. ``000``, or blank is no partner),
+    else the partner ``intercompany_accounts`` names for the natural account, else
+    null. Where both name a partner for one combination they must agree: a segment
+    value that contradicts the configured account is refused
+    (:class:`IntercompanyPartnerConflictError`) rather than attributed to either.
 
     :param connection: a DB-API connection (python-oracledb, or sqlite3 for the demo).
     :param entity: the entity id written into every row, e.g. ``"EBS-US01"``.
@@ -191,22 +220,33 @@ def ebs_gl_balances(
     :param company_segment_column: the code-combination column of the balancing segment.
     :param account_segment_column: the code-combination column of the natural account.
     :param check_carryforward_of_year: compare the year's opening with the prior year's closing.
+    :param intercompany_segment_column: the code-combination column of the intercompany segment
+        (``SEGMENT1`` .. ``SEGMENT30``, neither the company nor the account column), or None.
+    :param intercompany_accounts: dedicated intercompany natural accounts -> trading partner id.
     """
     company_column, account_column = _segment_columns(company_segment_column, account_segment_column)
+    partner_column = _intercompany_column(intercompany_segment_column, company_column, account_column)
+    partners = _intercompany_partners(intercompany_accounts)
     _check_ledger(ledger_id, company_segment)
-    sql = _GL_BALANCES_SQL.format(account_column=account_column, company_column=company_column)
+    sql = _GL_BALANCES_SQL.format(
+        account_column=account_column,
+        company_column=company_column,
+        partner_column="NULL" if partner_column is None else f"cc.{partner_column}",
+    )
     params = {
         "ledger_id": ledger_id,
         "period_year": period.year,
         "period_num": period.number,
         "company_segment": company_segment,
     }
-    balances: dict[tuple[str, str, str], list[Decimal]] = {}
-    for account, account_type, currency, begin_dr, begin_cr, net_dr, net_cr in _fetch(
+    balances: dict[tuple[str, str, str, str | None], list[Decimal]] = {}
+    for account, account_type, segment, currency, begin_dr, begin_cr, net_dr, net_cr in _fetch(
         connection, sql, params
     ):
+        account = str(account)
+        partner = _partner(account, segment, partners, partner_column, f"{entity} {period}")
         totals = balances.setdefault(
-            (str(account), str(account_type), str(currency)), [Decimal(0), Decimal(0), Decimal(0)]
+            (account, str(account_type), str(currency), partner), [Decimal(0), Decimal(0), Decimal(0)]
         )
         totals[0] += _exact(begin_dr, "BEGIN_BALANCE_DR") - _exact(begin_cr, "BEGIN_BALANCE_CR")
         totals[1] += _exact(net_dr, "PERIOD_NET_DR")
@@ -455,6 +495,67 @@ def _segment_columns(company_segment_column: str, account_segment_column: str) -
     return company_column, account_column
 
 
+def _intercompany_column(column: str | None, company_column: str, account_column: str) -> str | None:
+    if column is None:
+        return None
+    column = _segment_column(column)
+    if column in (company_column, account_column):
+        role = "company" if column == company_column else "account"
+        raise ValueError(
+            f"the intercompany segment {column} is also the {role} segment: name the code-combination "
+            f"column that holds the trading partner"
+        )
+    return column
+
+
+def _intercompany_partners(accounts: Mapping[str, str] | None) -> dict[str, str]:
+    if accounts is None:
+        return {}
+    if not isinstance(accounts, Mapping):
+        raise ValueError(
+            f"intercompany_accounts must map natural accounts to partner ids, got {type(accounts).__name__}"
+        )
+    partners: dict[str, str] = {}
+    for account, partner in accounts.items():
+        for kind, value in (("natural account", account), ("partner id", partner)):
+            if not isinstance(value, str) or _SEGMENT_VALUE.fullmatch(value) is None:
+                raise ValueError(
+                    f"intercompany_accounts: {kind} {value!r} is not a segment value (letters, digits, "
+                    f"'.', '_', '-', as text)"
+                )
+        if _no_partner(partner):
+            raise ValueError(
+                f"intercompany_accounts: account {account} names partner {partner!r}, which reads as no "
+                f"partner (zeros only): name the partner's id"
+            )
+        partners[account] = partner
+    return partners
+
+
+def _no_partner(value: str) -> bool:
+    """An intercompany segment value that means 'no partner': blank, or zeros only ("0", "00", "000")."""
+    return not value.strip().strip("0")
+
+
+def _partner(
+    account: str, segment: object, partners: dict[str, str], column: str | None, where: str
+) -> str | None:
+    """The trading partner of one code combination's balance, or None."""
+    from_segment = None
+    if segment is not None:
+        value = str(segment).strip()
+        from_segment = None if _no_partner(value) else value
+    from_account = partners.get(account)
+    if from_segment is not None and from_account is not None and from_segment != from_account:
+        raise IntercompanyPartnerConflictError(
+            f"{where}: natural account {account} is configured as intercompany with partner "
+            f"{from_account!r} (intercompany_accounts), but a code combination of it has {column} = "
+            f"{from_segment!r}; correct the journal's intercompany segment, or the entity's "
+            f"intercompany_accounts in the entities file"
+        )
+    return from_segment if from_segment is not None else from_account
+
+
 def _check_ledger(ledger_id: object, company_segment: object) -> None:
     if isinstance(ledger_id, bool) or not isinstance(ledger_id, int):
         raise ValueError(f"ledger_id must be an integer GL_LEDGERS.LEDGER_ID, got {ledger_id!r}")
@@ -512,9 +613,9 @@ def _exact(value: object, column: str) -> Decimal:
 
 
 def _balance_table(
-    balances: dict[tuple[str, str, str], list[Decimal]], entity: str, period: str, company: str
+    balances: dict[tuple[str, str, str, str | None], list[Decimal]], entity: str, period: str, company: str
 ) -> pa.Table:
-    keys = sorted(balances)
+    keys = sorted(balances, key=lambda k: (k[0], k[1], k[2], k[3] is not None, k[3] or ""))
     openings = [balances[k][0] for k in keys]
     debits = [balances[k][1] for k in keys]
     credits = [balances[k][2] for k in keys]
@@ -529,7 +630,7 @@ def _balance_table(
             "account_type": [k[1] for k in keys],
             "balance_sheet_account": [k[1] in _BALANCE_SHEET_TYPES for k in keys],
             "pl_statement_type": [None] * count,
-            "partner": [None] * count,
+            "partner": [k[3] for k in keys],
             "currency": [k[2] for k in keys],
             "opening_balance": openings,
             "period_debit": debits,

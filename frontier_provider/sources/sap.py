@@ -464,9 +464,11 @@ def sap_gl_balances(
     Special periods 13-16 work the same way: 2024-13 opens with period 12's
     closing balance. ``period_credit`` is a positive amount: closing = opening
     + debit - credit. Amounts are in the company code currency (``T001-WAERS``);
-    ``SKA1`` adds ``XBILK``/``GVTYP``. One batch per page, so memory stays
-    bounded by a page; an account may appear in several batches (the trial
-    balance adds them up).
+    ``SKA1`` adds ``XBILK``/``GVTYP``. Balances are per account and trading
+    partner: ``RASSC`` (the partner's company ID, which SAP fills from its
+    ``VBUND``) is the row's ``partner``, null when blank. One batch per page, so
+    memory stays bounded by a page; an account may appear in several batches
+    (the trial balance adds them up).
 
     After the last page, a period without balances is refused, and so is a year
     whose carried-forward balances are not the prior year's closing balances
@@ -705,7 +707,7 @@ def _gl_balance_batches(
     if books.source_table == "FAGLFLEXT":
         pages = reader.read(
             "FAGLFLEXT",
-            ["RACCT", "DRCRK", _FAGLFLEXT_CARRY_FORWARD, *_FAGLFLEXT_PERIOD_COLUMNS],
+            ["RACCT", "RASSC", "DRCRK", _FAGLFLEXT_CARRY_FORWARD, *_FAGLFLEXT_PERIOD_COLUMNS],
             where=books.actuals(period.year),
             key_fields=FAGLFLEXT_KEY_FIELDS,
         )
@@ -713,7 +715,7 @@ def _gl_balance_batches(
     else:
         pages = reader.read(
             "ACDOCA",
-            ["RACCT", "POPER", "DRCRK", "HSL"],
+            ["RACCT", "RASSC", "POPER", "DRCRK", "HSL"],
             where=f"{books.actuals(period.year)} AND POPER <= '{period.number:03d}'",
             key_fields=ACDOCA_KEY_FIELDS,
         )
@@ -837,8 +839,13 @@ def _account_master(reader: RfcTableReader, chart_of_accounts: str) -> dict[str,
     return master
 
 
-# account -> [opening, period debit, period credit]
-_Balances = dict[str, list[Decimal]]
+# (account, trading partner) -> [opening, period debit, period credit]
+_Balances = dict[tuple[str, str | None], list[Decimal]]
+
+
+def _partner(row: dict[str, str]) -> str | None:
+    """The trading partner: ``RASSC``, the company ID SAP fills from the partner's ``VBUND``; blank: None."""
+    return row["RASSC"].strip() or None
 
 
 def _amount(row: dict[str, str], field: str, table: str) -> Decimal:
@@ -854,6 +861,7 @@ def _summarise_faglflext_page(
     balances: _Balances = {}
     for row in page:
         account = validate_account(row["RACCT"])
+        key = (account, _partner(row))
         side = row["DRCRK"]
         if side not in ("S", "H"):
             raise ValueError(f"FAGLFLEXT row {row}: DRCRK must be 'S' or 'H'")
@@ -862,7 +870,7 @@ def _summarise_faglflext_page(
         for column in _FAGLFLEXT_PERIOD_COLUMNS[: period_number - 1]:
             opening += _amount(row, column, "FAGLFLEXT")
         movement = _amount(row, _FAGLFLEXT_PERIOD_COLUMNS[period_number - 1], "FAGLFLEXT")
-        totals = balances.setdefault(account, [Decimal(0), Decimal(0), Decimal(0)])
+        totals = balances.setdefault(key, [Decimal(0), Decimal(0), Decimal(0)])
         totals[0] += opening
         # Credit postings are stored negative on the 'H' (Haben) row.
         if side == "S":
@@ -880,7 +888,7 @@ def _summarise_acdoca_page(
         account = validate_account(row["RACCT"])
         posting_period = int(row["POPER"])
         amount = _amount(row, "HSL", "ACDOCA")
-        totals = balances.setdefault(account, [Decimal(0), Decimal(0), Decimal(0)])
+        totals = balances.setdefault((account, _partner(row)), [Decimal(0), Decimal(0), Decimal(0)])
         # POPER 000 holds the balance carried forward from the previous fiscal year.
         if posting_period == 0:
             carried_forward[account] += amount
@@ -903,11 +911,12 @@ def _balance_batch(
     currency: str,
     accounts: dict[str, tuple[bool, str | None]],
 ) -> pa.RecordBatch:
-    names = sorted(balances)
-    openings = [balances[a][0] for a in names]
-    debits = [balances[a][1] for a in names]
-    credits = [balances[a][2] for a in names]
-    count = len(names)
+    keys = sorted(balances, key=lambda key: (key[0], key[1] is not None, key[1] or ""))
+    names = [account for account, _ in keys]
+    openings = [balances[k][0] for k in keys]
+    debits = [balances[k][1] for k in keys]
+    credits = [balances[k][2] for k in keys]
+    count = len(keys)
     columns = {
         "entity": [entity] * count,
         "period": [period] * count,
@@ -917,7 +926,7 @@ def _balance_batch(
         "account_type": [None] * count,
         "balance_sheet_account": [accounts[a][0] if a in accounts else None for a in names],
         "pl_statement_type": [accounts[a][1] if a in accounts else None for a in names],
-        "partner": [None] * count,
+        "partner": [partner for _, partner in keys],
         "currency": [currency] * count,
         "opening_balance": openings,
         "period_debit": debits,

@@ -23,21 +23,24 @@ ENTITIES = ("EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000")
 CHARTS = {
     "EBS": {
         "current_assets": ["1000", "1100", "1200", "1300", "1400"],
-        "non_current_assets": ["1500", "1590"],
+        # 1650 loan to SAP-1000, 1700 investments in subsidiaries.
+        "non_current_assets": ["1500", "1590", "1650", "1700"],
         "current_liabilities": ["2000", "2100", "2200"],
         "non_current_liabilities": ["2500"],
         "equity": ["3000", "3100"],
         "revenue": ["4000", "4100"],
-        "cost_of_sales": ["5000"],
+        "other_income": ["4900"],  # exchange differences on the EUR loan
+        "cost_of_sales": ["5000", "5100"],  # 5100 purchases from SAP-1000
         "expenses_after_gross_profit": ["6000", "6100", "6200", "6300", "7000", "8000"],
     },
     "SAP": {
         "current_assets": ["0000100000", "0000110000", "0000140000", "0000200000", "0000150000"],
         "non_current_assets": ["0000210000", "0000211000"],
         "current_liabilities": ["0000160000", "0000170000", "0000175000"],
-        "non_current_liabilities": ["0000180000"],
+        "non_current_liabilities": ["0000180000", "0000181000"],  # 0000181000 loan from EBS-US01
         "equity": ["0000300000", "0000330000"],
-        "revenue": ["0000800000", "0000810000"],
+        "revenue": ["0000800000", "0000805000", "0000810000"],  # 0000805000 sales to EBS-US01
+        "other_income": [],
         "cost_of_sales": ["0000400000"],
         "expenses_after_gross_profit": [
             "0000430000",
@@ -62,7 +65,12 @@ def expected_statements(entity: str, period: str) -> dict[str, Decimal]:
         return sum((balances.get(account, Decimal(0)) for account in chart[line]), Decimal(0))
 
     revenue = -total("revenue")
-    net_income = -(total("revenue") + total("cost_of_sales") + total("expenses_after_gross_profit"))
+    net_income = -(
+        total("revenue")
+        + total("other_income")
+        + total("cost_of_sales")
+        + total("expenses_after_gross_profit")
+    )
     return {
         "revenue": revenue,
         "gross_profit": revenue - total("cost_of_sales"),

@@ -3,7 +3,7 @@
 Each period is read the way the close reads it, without Airflow: the period's statements and its
 comparatives from the ledger (``frontier_provider.sources.books``), the analyze request the analyze
 task sends, and the embedded engine. The expected growth comes from the generator's own journal
-(``demo_truth``): revenue year to date over revenue of the same months of 2023.
+(``demo_revenue``): revenue year to date over revenue of the same months of 2023.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from frontier_provider.analysis import analyze_company
 from frontier_provider.config import load_close_config
-from frontier_provider.demo.ledger import ACCOUNTS, demo_truth
+from frontier_provider.demo.ledger import demo_revenue
 from frontier_provider.demo.sap_system import DemoSapSystem
 from frontier_provider.ledger import load_account_mapping
 from frontier_provider.periods import FiscalPeriod
@@ -32,9 +32,7 @@ ENTITIES = {entity.id: entity for entity in CONFIG.entities}
 
 
 def ytd_revenue(entity: str, period: str) -> Decimal:
-    truth = demo_truth(entity, period)
-    source = ENTITIES[entity].source
-    return -sum(truth[a.ebs if source == "oracle_ebs" else a.sap] for a in ACCOUNTS if a.ebs_type == "R")
+    return demo_revenue(entity, period)
 
 
 @pytest.mark.parametrize("entity_id", sorted(ENTITIES))

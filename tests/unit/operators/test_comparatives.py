@@ -15,7 +15,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from frontier_provider.config import load_close_config
-from frontier_provider.demo.ledger import ACCOUNTS, CONTROL_ENTITIES_FILE, demo_truth
+from frontier_provider.demo.ledger import CONTROL_ENTITIES_FILE, demo_revenue, demo_truth
 from frontier_provider.operators.close import (
     AnalyzeStatementsOperator,
     BuildStatementsOperator,
@@ -46,9 +46,7 @@ def staged(root: Path, entity: str, period: str) -> dict:
 
 def ytd_revenue(entity: str, period: str) -> Decimal:
     """Revenue of the fiscal year to date at the end of ``period``, from the journal."""
-    truth = demo_truth(entity, period)
-    source = ENTITIES[entity].source
-    return -sum(truth[a.ebs if source == "oracle_ebs" else a.sap] for a in ACCOUNTS if a.ebs_type == "R")
+    return demo_revenue(entity, period)
 
 
 def test_an_ebs_close_compares_with_the_prior_period_the_prior_year_and_its_year_end(
