@@ -123,6 +123,9 @@ STATEMENT_LINES: Mapping[str, StatementLine] = {
         # Retained earnings of prior years, as the ledger carries them; the statements add the
         # current year's profit, which still sits in the P&L accounts until year-end close.
         StatementLine("retained_earnings", "balance_sheet", "credit"),
+        # A group's equity held by the subsidiaries' other shareholders (IFRS 10.22, B94): written by
+        # the consolidation; an entity's own ledger has none.
+        StatementLine("non_controlling_interests", "balance_sheet", "credit"),
         StatementLine("revenue", "income_statement", "credit"),
         StatementLine("other_income", "income_statement", "credit"),
         StatementLine("cost_of_sales", "income_statement", "debit"),

@@ -13,7 +13,10 @@ P&L accounts, not in retained earnings. The balance sheet therefore carries it
 into equity: the published ``retained_earnings`` is retained earnings of prior
 years (the ledger's retained-earnings accounts) plus net income year-to-date,
 and ``shareholders_equity`` is share capital, other equity (capital reserves,
-other comprehensive income) and that.
+other comprehensive income) and that, plus, for a consolidated group, the
+non-controlling interests (IAS 1.54(q), IFRS 10.22: presented within equity,
+separately from the parent's owners' equity; ``balance_sheet.non_controlling_interests``
+among the lines, zero for an entity).
 
 Some ledgers post the year-end closing entries into a special period (Oracle
 EBS income-statement closing journals in adjustment period 13, SAP closing
@@ -417,7 +420,15 @@ def _derive_lines(leaf: dict[str, LineItem], mapping: AccountMapping) -> dict[st
         "other_equity": leaf["other_equity"],
         "retained_earnings_prior_years": leaf["retained_earnings"],
         "retained_earnings": retained_earnings,
-        "shareholders_equity": combine([leaf["share_capital"], leaf["other_equity"], retained_earnings]),
+        "non_controlling_interests": leaf["non_controlling_interests"],
+        "shareholders_equity": combine(
+            [
+                leaf["share_capital"],
+                leaf["other_equity"],
+                retained_earnings,
+                leaf["non_controlling_interests"],
+            ]
+        ),
     }
     return {
         **{f"balance_sheet.{key}": item for key, item in balance.items()},
