@@ -47,8 +47,9 @@ from __future__ import annotations
 from functools import partial
 
 import pendulum
-from airflow.sdk import DAG, Asset, Param, task, task_group
+from airflow.sdk import DAG, Param, task, task_group
 
+from frontier_provider.assets import ANALYSIS, STATEMENTS
 from frontier_provider.dag_defaults import (
     EXTRACT_TIMEOUT,
     FRONTIER_CALL_TIMEOUT,
@@ -84,8 +85,6 @@ from frontier_provider.operators.tableau import (
 from frontier_provider.sensors.period_status import PeriodClosedSensor
 from frontier_provider.timetables import MonthlyCloseTimetable, NightlyCloseTimetable
 
-STATEMENTS = Asset(name="frontier_statements", uri="frontier://staging/statements")
-ANALYSIS = Asset(name="frontier_analysis", uri="frontier://staging/analysis")
 PERIOD = "{{ ti.xcom_pull(task_ids='plan', key='period') }}"
 # The dry_run param, or settings.publish: dry_run in the entities file; never a missing connection.
 DRY_RUN = "{{ ti.xcom_pull(task_ids='plan', key='dry_run') }}"

@@ -13,12 +13,18 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf
 
 from frontier_provider.config import CloseConfig, default_entities_file, load_close_config
 from frontier_provider.notifications import FrontierFailureNotifier
+
+if TYPE_CHECKING:
+    from frontier_provider.consolidation.groups import GroupsConfig
+
+GROUPS_FILE_ENV = "FRONTIER_GROUPS_FILE"
+DAGS_FOLDER_GROUPS_FILE = "config/frontier_groups.yaml"
 
 TASK_TRIES = 4
 """Tries of a task in all: the first and 3 retries. Data errors fail on the first."""
@@ -86,3 +92,19 @@ def entities_file() -> Path:
 def load_entities(path: str | os.PathLike | None = None) -> CloseConfig:
     """Read and validate an entities file: ``path`` when given, else :func:`entities_file`."""
     return load_close_config(path if path else entities_file())
+
+
+def groups_file() -> Path:
+    """This deployment's groups file: ``$FRONTIER_GROUPS_FILE``, else ``config/frontier_groups.yaml``
+    in Airflow's DAGs folder."""
+    configured = os.environ.get(GROUPS_FILE_ENV)
+    if configured:
+        return Path(configured)
+    return Path(conf.get("core", "dags_folder")) / DAGS_FOLDER_GROUPS_FILE
+
+
+def load_groups(path: str | os.PathLike | None = None, entities: CloseConfig | None = None) -> GroupsConfig:
+    """Read and validate a groups file (``path``, else :func:`groups_file`) against the entities file."""
+    from frontier_provider.consolidation.groups import load_groups as load
+
+    return load(path if path else groups_file(), entities if entities is not None else load_entities())

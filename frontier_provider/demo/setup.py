@@ -28,6 +28,7 @@ from frontier_provider.frontier.contract import StagedAnalysis
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "frontier_financial_close"
+GROUP_DAG_ID = "frontier_group_close"
 # Task log lines of this package's operators are the demo's progress report.
 _PROGRESS = re.compile(r"\]\s+(?P<message>.+?)\s+\[airflow\.task\.operators\.frontier_provider\.")
 _PATH = re.compile(r"path=\S+?(, |$)")
@@ -64,18 +65,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     prepare_demo_airflow(env)
     _step(f"running {DAG_ID} for period {args.period} through Airflow (airflow dags test)")
     log_file = home / "logs" / f"demo-{args.period}.log"
-    if not _run_dag(env, args.period, log_file):
+    if not _run_dag(env, DAG_ID, args.period, log_file):
         print(failed_close_report(log_file), file=sys.stderr)
+        return 1
+    # The members have closed the period: the group of the groups file consolidates them.
+    _step(f"running {GROUP_DAG_ID} for period {args.period}: the group's consolidated close")
+    group_log = home / "logs" / f"demo-group-{args.period}.log"
+    if not _run_dag(env, GROUP_DAG_ID, args.period, group_log):
+        print(failed_close_report(group_log), file=sys.stderr)
         return 1
     print()
     print(results_table(staging_root, args.period))
+    print()
+    print(consolidation_table(staging_root, args.period))
     print()
     print(flux_table(staging_root, args.period))
     print()
     print(f"Outputs under {staging_root}:")
     for path in output_files(staging_root, args.period):
         print(f"  {path}")
-    print(f"\nFull Airflow log: {log_file}")
+    print(f"\nFull Airflow logs: {log_file}, {group_log}")
     return 0
 
 
@@ -169,6 +178,84 @@ def results_table(staging_root: Path, period: str) -> str:
     return f"Financial close {period}\n" + "\n".join(lines)
 
 
+def consolidation_table(staging_root: Path, period: str) -> str:
+    """Each group's consolidation of the period: members translated, pairs eliminated, the checks.
+
+    Read from the group close's reports (``consolidation/period=YYYY-MM/entity=<group>.json``); the
+    group's statements are in the results table beside its members'.
+    """
+    blocks = []
+    for report_file in sorted((staging_root / "consolidation" / f"period={period}").glob("entity=*.json")):
+        report = json.loads(report_file.read_text())
+        currency = report["presentation_currency"]
+        rows = [
+            (
+                "Member",
+                "Cur",
+                "Owned",
+                "Closing rate",
+                "Average rate",
+                f"Profit {currency}",
+                "CTA plug",
+                "CTA computed",
+            )
+        ]
+        for member, found in report["members"].items():
+            rates = found["rates"]["periods"][period]
+            rows.append(
+                (
+                    member,
+                    found["currency"],
+                    f"{Decimal(found['ownership']):.0%}",
+                    rates["closing"],
+                    rates["average"],
+                    _money(found["profit"]),
+                    _money(found["cta"]["plug"]),
+                    # Unrounded: the check allows half a cent per translated line between the two.
+                    f"{Decimal(found['cta']['computed']):,.4f}",
+                )
+            )
+        lines = [
+            f"Group {report['group']} {period} ({currency}, {report['translation']} translation): "
+            f"members translated (IAS 21)",
+            *_aligned(rows, left=3),
+            "Eliminated (IFRS 10 B86):",
+        ]
+        for pair in report["intercompany"]["pairs"]:
+            sides = ", ".join(
+                f"{member} {_money(side['presentation'])} ({side['currency']} {_money(side['local'])})"
+                for member, side in pair["sides"].items()
+            )
+            lines.append(f"  intercompany {pair['class']}: {sides}; difference {_money(pair['difference'])}")
+        for elimination in report["equity_eliminations"]:
+            lines.append(
+                f"  investment in {elimination['member']}: cost {_money(elimination['investment_cost'])}, "
+                f"goodwill {_money(elimination['goodwill']['at_closing'])}, "
+                f"NCI {_money(elimination['non_controlling_interests']['total'])}"
+            )
+        profit = report["profit"]
+        lines.append(
+            f"Profit {_money(profit['consolidated'])}: owners {_money(profit['attributable_to_owners'])}, "
+            f"NCI {_money(profit['attributable_to_nci'])}. Checks passed: CTA plug = computed for every "
+            f"member, intercompany within {_money(report['intercompany']['tolerance'])}, balance sheet "
+            "balanced, equity rolled forward."
+        )
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) if blocks else f"No group consolidated for {period}."
+
+
+def _aligned(rows: list[tuple[str, ...]], *, left: int) -> list[str]:
+    """Rows as text columns: the first ``left`` columns left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [cell.ljust(widths[i]) if i < left else cell.rjust(widths[i]) for i, cell in enumerate(row)]
+        lines.append("  ".join(cells))
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return lines
+
+
 def output_files(staging_root: Path, period: str) -> list[Path]:
     return sorted(
         path
@@ -177,9 +264,9 @@ def output_files(staging_root: Path, period: str) -> list[Path]:
     )
 
 
-def _run_dag(env: dict[str, str], period: str, log_file: Path) -> bool:
+def _run_dag(env: dict[str, str], dag_id: str, period: str, log_file: Path) -> bool:
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    command = [_airflow_bin(), "dags", "test", DAG_ID, "-c", json.dumps({"period": period})]
+    command = [_airflow_bin(), "dags", "test", dag_id, "-c", json.dumps({"period": period})]
     failed = succeeded = False
     with (
         log_file.open("w") as log,

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import Asset, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from frontier_provider.config import EntityConfig, EntityConfigError, UnknownEntityError
@@ -64,6 +64,12 @@ class CloseUnitOperator(BaseOperator):
             raise AirflowFailException(f"{self.stage}: malformed close unit {self.unit!r}: {err}") from err
         summary = self.run_stage(entity, period, Staging(self.staging_root))
         self.log.info("%s %s %s: %s", self.stage, entity.id, period, _describe(summary))
+        # Each asset event names the entity and period it is about: the group close, scheduled on
+        # the statements asset, consolidates the periods its members closed.
+        outlet_events = context.get("outlet_events")
+        for outlet in self.outlets:
+            if outlet_events is not None and isinstance(outlet, Asset):
+                outlet_events[outlet].extra = {"entity": entity.id, "period": str(period)}
         return {"entity": entity.id, "period": str(period), **summary}
 
     def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:

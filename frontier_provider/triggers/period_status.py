@@ -30,14 +30,25 @@ def source_connection(entity: EntityConfig) -> Iterator[Any]:
 
     :param entity: the entity; ``conn_id`` names its Airflow connection.
     """
-    if entity.source == "oracle_ebs":
+    with open_source(entity.source, entity.conn_id) as connection:
+        yield connection
+
+
+@contextmanager
+def open_source(kind: str, conn_id: str) -> Iterator[Any]:
+    """A source system open for the duration of the block, by kind and Airflow connection id.
+
+    :param kind: "oracle_ebs" (the connection's DB-API hook) or "sap" (an RFC client).
+    :param conn_id: the Airflow connection.
+    """
+    if kind == "oracle_ebs":
         from airflow.sdk import BaseHook
 
-        connection = BaseHook.get_connection(entity.conn_id).get_hook().get_conn()
+        connection = BaseHook.get_connection(conn_id).get_hook().get_conn()
     else:
         from frontier_provider.hooks.sap_rfc import sap_rfc_hook
 
-        connection = sap_rfc_hook(entity.conn_id).get_conn()
+        connection = sap_rfc_hook(conn_id).get_conn()
     try:
         yield connection
     finally:
