@@ -234,7 +234,7 @@ class GroupUnitOperator(BaseOperator):
             self.stage,
             self.label(),
             period,
-            ", ".join(f"{key}={value}" for key, value in summary.items() if key not in ("unit",)),
+            ", ".join(f"{key}={value}" for key, value in summary.items() if key not in ("entity", "period")),
         )
         return summary
 
@@ -487,9 +487,7 @@ def group_comparatives(staging: Staging, group_id: str, period: FiscalPeriod) ->
         statements_path = staging.file(STATEMENTS, str(comparative), group_id, ".json")
         tb_path = staging.file(TRIAL_BALANCE, str(comparative), group_id, ".parquet")
         if not statements_path.exists() or not tb_path.exists():
-            unavailable[role] = (
-                f"the group was not consolidated for {comparative} (nothing staged at {statements_path})"
-            )
+            unavailable[role] = f"the group was not consolidated for {comparative}"
             continue
         statements = staging.read_json(statements_path)
         tb = staging.read_parquet(tb_path)

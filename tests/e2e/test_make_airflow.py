@@ -43,11 +43,13 @@ pytestmark = pytest.mark.e2e
 
 OUTPUT = ARTIFACTS / "e2e" / "make-airflow"
 CLOSE_DAG_ID = "frontier_financial_close"
+GROUP_DAG_ID = "frontier_group_close"
 DAG_IDS = {
     "frontier_adhoc_analysis",
     "frontier_close_nightly",
     "frontier_compliance_review",
     "frontier_customer_credit",
+    GROUP_DAG_ID,
     CLOSE_DAG_ID,
 }
 PERIOD = "2024-12"
@@ -172,6 +174,26 @@ def test_every_dag_is_unpaused_and_no_run_fails(local_airflow: LocalAirflow, set
     }
     assert ("close_entity.extract", f"EBS-US01 {PERIOD}") in labels
     assert ("close_entity.manifest", f"SAP-1000 {PERIOD}") in labels
+
+
+def test_the_closes_statements_trigger_the_group_close_which_waits_for_the_other_members(
+    local_airflow: LocalAirflow, settled: dict
+) -> None:
+    # The close staged statements of two of the demo group's four members: the group close ran on
+    # those asset events, found EBS-US02 and SAP-2000 not closed and waited (skipped), failing nothing.
+    group_runs = settled[GROUP_DAG_ID]
+    assert group_runs
+    assert {run["run_type"] for run in group_runs} == {"asset_triggered"}
+    for run in group_runs:
+        (plan,) = [
+            ti
+            for ti in local_airflow.api.task_instances(GROUP_DAG_ID, run["dag_run_id"])
+            if ti["task_id"] == "plan"
+        ]
+        assert plan["state"] == "skipped"
+        log = local_airflow.api.task_log(plan)
+        assert "EBS-US02" in log
+        assert "SAP-2000" in log
 
 
 @pytest.fixture(scope="module")
