@@ -78,6 +78,7 @@ import yaml
 from frontier_provider.config import CloseConfig, EntityConfig
 from frontier_provider.consolidation.money import EXACT, fits_minor_unit, minor_unit, round_money
 from frontier_provider.failures import Category
+from frontier_provider.ledger.mapping import StrictLoader
 
 #: How a member's income and expenses are translated (see ``consolidation.translate``).
 TRANSLATION_MODES = ("periodic", "ytd_average")
@@ -387,7 +388,7 @@ def load_groups(path: str | os.PathLike, entities: CloseConfig) -> GroupsConfig:
     except FileNotFoundError:
         raise GroupsFileError(f"groups file {file} does not exist") from None
     try:
-        document = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        document = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         raise GroupsFileError(f"groups file {file} is not valid YAML: {err}") from None
     where = f"groups file {file}"
@@ -411,21 +412,6 @@ def load_groups(path: str | os.PathLike, entities: CloseConfig) -> GroupsConfig:
 
 
 # -- parsing -------------------------------------------------------------------------------------------------
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key given twice instead of keeping the last."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 def _settings(raw: Any, where: str) -> tuple[str, ...]:

@@ -374,7 +374,7 @@ def load_account_mapping(reference: str | os.PathLike) -> AccountMapping:
     """
     text, source = _read_reference(reference)
     try:
-        document = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        document = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         raise MappingError(f"{source}: not valid YAML: {err}") from None
     mapping = _parse_mapping(document, source)
@@ -507,7 +507,7 @@ def _read_reference(reference: str | os.PathLike) -> tuple[str, str]:
     )
 
 
-class _StrictLoader(yaml.SafeLoader):
+class StrictLoader(yaml.SafeLoader):
     """PyYAML's safe loader, but a key given twice is an error instead of the last one silently winning."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
