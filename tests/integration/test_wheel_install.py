@@ -141,7 +141,7 @@ def test_a_wheel_install_parses_every_dag_laid_out_as_compose_mounts_them(
     assert parsed["import_errors"] == {}
     # The same DAGs as the source tree gives, where nothing depends on how the package is installed.
     assert parsed["dags"] == sorted(DagBag(dag_folder=str(REPO / "dags")).dag_ids)
-    assert len(parsed["dags"]) == 5
+    assert len(parsed["dags"]) == 6
     package = Path(parsed["package"])
     assert package.is_relative_to(Path(parsed["purelib"])), parsed["package"]
     assert not package.is_relative_to(REPO)
