@@ -217,6 +217,7 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
         apply_signoff = ApplySignOffOperator(
             task_id="apply_signoff",
             review=signoff_review.output,
+            closes=analyses,
             # After an answer, or when signoff was skipped as not needed; never after a failed one.
             trigger_rule="none_failed_min_one_success",
         )

@@ -436,3 +436,63 @@ def _canonical(document: Mapping[str, Any]) -> bytes:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+RELEASE = "release"
+
+
+def stage_release(staging: Staging, manifest: Manifest, *, released: str) -> ObjectStoragePath:
+    """Record that a close released an entity's figures for publishing, under ``release/``.
+
+    The sign-off writes it once the figures may be published: no sign-off was needed, or a
+    controller approved. It names the manifest it released, so a later close of the same period
+    that changes the figures is not released until its own sign-off. What consolidates the
+    entity (the group close) reads only released figures.
+
+    :param staging: the staging area of the close.
+    :param manifest: the entity's close manifest of the period.
+    :param released: how, in words, e.g. "no sign-off needed" or "approved by controller@example.com".
+    """
+    return staging.write_json(
+        staging.file(RELEASE, manifest.period, manifest.entity, ".json"),
+        {
+            "entity": manifest.entity,
+            "period": manifest.period,
+            "manifest_sha256": manifest.manifest_sha256,
+            "close_status": manifest.close_status,
+            "released": released,
+        },
+    )
+
+
+def released_manifests(staging: Staging, period: str, entities: Iterable[str]) -> dict[str, Manifest | str]:
+    """Each entity's close manifest of the period when its figures were released, else why not.
+
+    :returns: per entity, its :class:`Manifest` when the release names that very manifest, else a
+        reason in words (no close manifest; not released: sign-off pending or rejected; released
+        figures replaced by a later close).
+    :raises ManifestError: a manifest is damaged or edited.
+    """
+    entities = list(entities)
+    manifests = read_manifests(staging, period, entities)
+    found: dict[str, Manifest | str] = {}
+    for entity in entities:
+        manifest = manifests.get(entity)
+        if manifest is None:
+            found[entity] = f"{entity} has no close manifest for {period}"
+            continue
+        location = staging.file(RELEASE, period, entity, ".json")
+        release = json.loads(location.read_bytes()) if location.exists() else None
+        if release is None:
+            found[entity] = (
+                f"{entity}'s close of {period} has not released its figures (its sign-off is pending or "
+                "was rejected)"
+            )
+        elif release.get("manifest_sha256") != manifest.manifest_sha256:
+            found[entity] = (
+                f"{entity}'s figures of {period} were closed again after their release; the new close "
+                "has not released them yet (its sign-off is pending or was rejected)"
+            )
+        else:
+            found[entity] = manifest
+    return found

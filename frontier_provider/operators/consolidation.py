@@ -46,7 +46,7 @@ from frontier_provider.manifest import (
     TRIAL_BALANCE,
     ManifestError,
     manifest_path,
-    read_manifests,
+    released_manifests,
 )
 from frontier_provider.periods import REGULAR_PERIODS, FiscalCalendar, FiscalPeriod, InvalidPeriodError
 from frontier_provider.storage import Staging
@@ -145,12 +145,12 @@ class PlanGroupCloseOperator(BaseOperator):
                     units.append({"period": str(period), "group": group.id})
                 elif requested:
                     raise AirflowFailException(
-                        f"plan: group {group.id} cannot be consolidated for {period}: members "
-                        f"{', '.join(missing)} have no close manifest for it. Close {period} for them first "
-                        f"(frontier_financial_close with period {period})"
+                        f"plan: group {group.id} cannot be consolidated for {period}: {'; '.join(missing)}. "
+                        f"Close {period} for them first (frontier_financial_close with period {period}) and "
+                        "let their sign-off release the figures"
                     )
                 else:
-                    waiting.append(f"{group.id} {period} (waiting for {', '.join(missing)})")
+                    waiting.append(f"{group.id} {period} (waiting: {'; '.join(missing)})")
         if waiting:
             self.log.info("plan: not yet consolidated, members still to close: %s", "; ".join(waiting))
         if not units:
@@ -176,12 +176,12 @@ class PlanGroupCloseOperator(BaseOperator):
         return member_units
 
     def _members_not_closed(self, staging: Staging, group: Any, period: FiscalPeriod) -> list[str]:
-        members = [member.entity for member in group.members]
+        """Why each member not ready is not: no close manifest, or figures its close has not released."""
         try:
-            manifests = read_manifests(staging, str(period), members)
+            found = released_manifests(staging, str(period), [member.entity for member in group.members])
         except ManifestError as err:
             raise AirflowFailException(f"plan: {group.id} {period}: {err}") from err
-        return [member for member in members if member not in manifests]
+        return [reason for reason in found.values() if isinstance(reason, str)]
 
 
 class GroupUnitOperator(BaseOperator):
@@ -438,15 +438,16 @@ class ConsolidateGroupOperator(GroupUnitOperator):
     def _group_status(staging: Staging, group: Any, period: FiscalPeriod) -> dict[str, Any]:
         members = [member.entity for member in group.members]
         try:
-            manifests = read_manifests(staging, str(period), members)
+            found = released_manifests(staging, str(period), members)
         except ManifestError as err:
             raise AirflowFailException(f"consolidate {group.id} {period}: {err}") from err
-        missing = [member for member in members if member not in manifests]
+        missing = [reason for reason in found.values() if isinstance(reason, str)]
         if missing:
             raise AirflowFailException(
-                f"consolidate {group.id} {period}: members {', '.join(missing)} have no close manifest; "
-                "close the period for them, then rerun the group close"
+                f"consolidate {group.id} {period}: {'; '.join(missing)}; close the period for them, then "
+                "rerun the group close"
             )
+        manifests = {member: found[member] for member in members}
         statuses = {member: manifests[member].close_status for member in members}
         close_status = FINAL if all(status == FINAL for status in statuses.values()) else PRELIMINARY
         return {
@@ -514,29 +515,24 @@ def group_comparatives(staging: Staging, group_id: str, period: FiscalPeriod) ->
 
 
 def _controlled_trial_balance(staging: Staging, entity_id: str, period: FiscalPeriod) -> Any:
-    """The member's staged trial balance of the period, refused unless its close manifest digested it."""
+    """The member's staged trial balance of the period: the one its released close manifest digested."""
     import io
-    import json
 
     import pyarrow.parquet as pq
 
-    from frontier_provider.manifest import Manifest
-
+    try:
+        found = released_manifests(staging, str(period), [entity_id])[entity_id]
+    except ManifestError as err:
+        raise AirflowFailException(f"translate: {err}") from err
+    if isinstance(found, str):
+        raise AirflowFailException(f"translate: {found}; the group consolidates released figures only")
     tb_path = staging.file(TRIAL_BALANCE, str(period), entity_id, ".parquet")
-    location = manifest_path(staging, str(period), entity_id)
-    if not location.exists() or not tb_path.exists():
-        raise AirflowFailException(
-            f"translate: member {entity_id} has no closed {period} (manifest {location}, trial balance "
-            f"{tb_path}); close {period} for {entity_id} first"
-        )
-    manifest = Manifest.from_document(json.loads(location.read_bytes()), where=str(location))
-    data = tb_path.read_bytes()
-    recorded = manifest.files.get(str(tb_path.relative_to(staging.root)))
-    if recorded != hashlib.sha256(data).hexdigest():
+    data = tb_path.read_bytes() if tb_path.exists() else b""
+    if found.files.get(str(tb_path.relative_to(staging.root))) != hashlib.sha256(data).hexdigest():
         raise AirflowFailException(
             f"translate: the trial balance of {entity_id} {period} at {tb_path} is not the one its close "
-            f"manifest recorded ({location}); rerun the close of {entity_id} for {period} so the group "
-            "consolidates the figures that were controlled and published"
+            f"manifest recorded ({manifest_path(staging, str(period), entity_id)}); rerun the close of "
+            f"{entity_id} for {period} so the group consolidates the controlled, released figures"
         )
     return pq.read_table(io.BytesIO(data))
 

@@ -259,24 +259,32 @@ class ApplySignOffOperator(BaseOperator):
     and records the approval there under ``signoff``; an approval taken by default after the
     timeout is recorded as ``timed_out``. When the review flagged nothing, nothing is written.
 
+    Either way, once publishing may go on, each entity's figures are recorded as released
+    (``manifest.stage_release``, naming the manifest released): the group close consolidates
+    only released figures, so a pending or rejected sign-off keeps an entity out of its group too.
+
     :param review: the ``signoff_review`` task's review.
+    :param closes: the close groups' summaries of the run (the manifest tasks' outputs), whose
+        figures are released.
     :param signoff_task_id: the ``signoff`` task, whose answer is read only when the review flagged
         variances (a skipped sign-off has no answer to read).
     :param staging_root: staging root URL or path; defaults to ``$FRONTIER_STAGING_ROOT``.
     """
 
-    template_fields = ("review", "staging_root")
+    template_fields = ("review", "closes", "staging_root")
 
     def __init__(
         self,
         *,
         review: dict[str, Any] | str,
+        closes: list[dict[str, Any]] | dict[str, Any] | str,
         signoff_task_id: str = "signoff",
         staging_root: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.review = review
+        self.closes = closes
         self.signoff_task_id = signoff_task_id
         self.staging_root = staging_root
 
@@ -289,6 +297,7 @@ class ApplySignOffOperator(BaseOperator):
         period = review["period"]
         if not review["variances"]:
             self.log.info("apply_signoff %s: no sign-off needed: %s", period, review["reason"])
+            self._release(period, "no sign-off needed")
             return {"period": period, "signoff": "not_needed", "reason": review["reason"]}
         answer = context["ti"].xcom_pull(task_ids=self.signoff_task_id)
         if not isinstance(answer, dict) or "approved" not in answer:
@@ -300,6 +309,7 @@ class ApplySignOffOperator(BaseOperator):
         if not answer["approved"]:
             raise AirflowFailException(rejection_message(review, answer))
         path = record_signoff(Staging(self.staging_root), review, answer)
+        self._release(period, describe_answer(answer))
         entered = len(answer.get("explanations") or {})
         self.log.info(
             "apply_signoff %s: %s; %d explanations stored in %s; publishing goes on",
@@ -315,6 +325,25 @@ class ApplySignOffOperator(BaseOperator):
             "explanations": entered,
             "path": str(path),
         }
+
+    def _release(self, period: str, released: str) -> None:
+        """Record the figures of every entity of the run as released for publishing."""
+        from frontier_provider.manifest import ManifestError, read_manifests, stage_release
+
+        staging = Staging(self.staging_root)
+        entities = sorted({summary["entity"] for summary in close_summaries(self.closes or [])})
+        try:
+            manifests = read_manifests(staging, period, entities)
+        except ManifestError as err:
+            raise AirflowFailException(f"apply_signoff {period}: {err}") from err
+        missing = [entity for entity in entities if entity not in manifests]
+        if missing:
+            raise AirflowFailException(
+                f"apply_signoff {period}: no close manifest of {', '.join(missing)}; rerun their close"
+            )
+        for entity in entities:
+            stage_release(staging, manifests[entity], released=released)
+        self.log.info("apply_signoff %s: figures of %s released (%s)", period, ", ".join(entities), released)
 
 
 # -- the review ---------------------------------------------------------------------------------

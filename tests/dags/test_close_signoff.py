@@ -35,7 +35,8 @@ def test_publishing_waits_for_the_sign_off_after_every_entity_is_closed(tmp_path
     assert "close_entity.flux" in dag.get_task("close_entity.manifest").upstream_task_ids
     assert dag.get_task("signoff").upstream_task_ids == {"signoff_review"}
     apply = dag.get_task("apply_signoff")
-    assert apply.upstream_task_ids == {"signoff_review", "signoff"}
+    # It releases the figures of the manifests it is given (what the group close consolidates).
+    assert apply.upstream_task_ids == {"signoff_review", "signoff", "close_entity.manifest"}
     # A skipped sign-off (nothing to approve) lets publishing go on; a failed one stops it.
     assert apply.trigger_rule == "none_failed_min_one_success"
     for task_id in PUBLISHERS:

@@ -10,7 +10,6 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from frontier_provider.assets import STATEMENTS
-from frontier_provider.manifest import STATEMENT_TOTALS, Manifest, stage_manifest
 from frontier_provider.operators.consolidation import (
     PlanGroupCloseOperator,
     closes_by_period,
@@ -19,6 +18,7 @@ from frontier_provider.operators.consolidation import (
 )
 from frontier_provider.periods import FiscalPeriod
 from frontier_provider.storage import Staging
+from tests.helpers import stage_closed as closed
 
 MEMBERS = ("EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000")
 GROUP = "FRONTIER-GROUP"
@@ -30,26 +30,6 @@ class _TaskInstance:
 
     def xcom_push(self, key: str, value: object) -> None:
         self.pushed[key] = value
-
-
-def closed(staging_root, period: str, *members: str) -> None:
-    """Stage a close manifest of ``period`` for each member, as the financial close does."""
-    for member in members:
-        stage_manifest(
-            Staging(staging_root),
-            Manifest(
-                entity=member,
-                period=period,
-                source="sap",
-                currency="EUR",
-                extract_rows=1,
-                debit_total=Decimal(0),
-                credit_total=Decimal(0),
-                statements=dict.fromkeys(STATEMENT_TOTALS, Decimal(0)),
-                close_status="final",
-                as_of="2025-01-06T07:00:00Z",
-            ),
-        )
 
 
 def statements_event(entity: str, period: str) -> SimpleNamespace:
@@ -73,17 +53,30 @@ def test_a_period_asked_for_consolidates_the_group_once_every_member_closed_it(s
 
 def test_a_period_asked_for_with_members_still_open_fails_naming_them(staging_root) -> None:
     closed(staging_root, "2024-12", "EBS-US01", "SAP-1000")
-    with pytest.raises(AirflowFailException, match="EBS-US02, SAP-2000 have no close manifest"):
+    with pytest.raises(AirflowFailException) as failure:
         plan({"period": "2024-12"})
+    assert "EBS-US02 has no close manifest for 2024-12; SAP-2000 has no close manifest" in str(failure.value)
 
 
 def test_statements_events_wait_for_the_members_still_open(staging_root) -> None:
     closed(staging_root, "2024-12", "EBS-US01", "SAP-1000")
     events = {STATEMENTS: [statements_event("EBS-US01", "2024-12"), statements_event("SAP-1000", "2024-12")]}
-    with pytest.raises(
-        AirflowSkipException, match=r"FRONTIER-GROUP 2024-12 \(waiting for EBS-US02, SAP-2000\)"
-    ):
+    with pytest.raises(AirflowSkipException) as waiting:
         plan({}, triggering_asset_events=events)
+    assert "FRONTIER-GROUP 2024-12 (waiting: EBS-US02 has no close manifest" in str(waiting.value)
+    assert "SAP-2000 has no close manifest" in str(waiting.value)
+
+
+def test_figures_a_sign_off_has_not_released_are_waited_for(staging_root) -> None:
+    # SAP-1000's final figures wait for a controller's approval (or were rejected): not released.
+    closed(staging_root, "2024-12", "EBS-US01", "EBS-US02", "SAP-2000")
+    closed(staging_root, "2024-12", "SAP-1000", released=False)
+    events = {STATEMENTS: [statements_event("SAP-1000", "2024-12")]}
+    with pytest.raises(AirflowSkipException) as waiting:
+        plan({}, triggering_asset_events=events)
+    assert "SAP-1000's close of 2024-12 has not released its figures" in str(waiting.value)
+    with pytest.raises(AirflowFailException, match="sign-off is pending or was rejected"):
+        plan({"period": "2024-12"})
 
 
 def test_statements_events_of_several_periods_consolidate_each_ready_one(staging_root) -> None:

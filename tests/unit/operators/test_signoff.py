@@ -22,6 +22,7 @@ from frontier_provider.operators.signoff import (
     signoff_subject,
 )
 from frontier_provider.storage import Staging
+from tests.helpers import stage_closed
 
 PERIOD = "2024-11"
 RESPONDED_AT = datetime(2024, 12, 3, 9, 30, tzinfo=timezone.utc)
@@ -167,8 +168,10 @@ class SignOffAnswer:
         return self.answer
 
 
-def apply(staging: Staging, review: dict, answer: dict | None) -> dict:
-    operator = ApplySignOffOperator(task_id="apply_signoff", review=review, staging_root=str(staging.root))
+def apply(staging: Staging, review: dict, answer: dict | None, closes: list[dict] | None = None) -> dict:
+    operator = ApplySignOffOperator(
+        task_id="apply_signoff", review=review, closes=closes or [], staging_root=str(staging.root)
+    )
     return operator.execute({"ti": SignOffAnswer(answer)})
 
 
@@ -329,6 +332,27 @@ def test_a_second_sign_off_replaces_its_explanation_instead_of_adding_one(stagin
 
     document = json.loads(explanations_file(staging).read_text())
     assert [(e["item"], e["explanation"]) for e in document["explanations"]] == [("800000", "second")]
+
+
+def test_an_approval_releases_the_figures_of_the_runs_entities_a_rejection_none(staging: Staging) -> None:
+    from frontier_provider.manifest import released_manifests
+
+    stage_closed(staging.root, "2024-11", "SAP-1000", "EBS-US01", released=False)
+    closes = [summary("SAP-1000"), summary("EBS-US01")]
+    result = review(staging, *closes)
+
+    with pytest.raises(AirflowFailException):
+        apply(staging, result, answered(result, REJECT, {}), closes)
+    assert all(isinstance(why, str) for why in released_manifests(staging, "2024-11", ["SAP-1000"]).values())
+
+    apply(staging, result, answered(result, APPROVE, {}), closes)
+    released = released_manifests(staging, "2024-11", ["SAP-1000", "EBS-US01"])
+    assert {entity: found.entity for entity, found in released.items()} == {
+        "SAP-1000": "SAP-1000",
+        "EBS-US01": "EBS-US01",
+    }
+    record = staging.read_json(staging.file("release", "2024-11", "SAP-1000", ".json"))
+    assert record["released"].startswith("approved by admin")
 
 
 def test_a_rejection_stops_publishing_naming_who_rejected(staging: Staging) -> None:
