@@ -207,6 +207,9 @@ def page(local_airflow: LocalAirflow, settled: dict) -> Iterator:
         context = browser.new_context(viewport={"width": 1500, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(60_000)
+        # Assertions wait as long as actions do: on a loaded machine a page can take more than
+        # Playwright's default 5 s to show what the API already holds.
+        expect.set_options(timeout=60_000)
         page.goto(f"{local_airflow.url}/")
         page.get_by_label("Username").fill(local_airflow.user)
         page.get_by_label("Password").fill(local_airflow.password)
