@@ -35,7 +35,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from frontier_provider.config import EntityConfig, EntityConfigError
+from frontier_provider.config import EntityConfigError
 from frontier_provider.dag_defaults import load_entities, load_groups
 from frontier_provider.ledger.controls import FINAL, PRELIMINARY
 from frontier_provider.manifest import (
@@ -264,10 +264,7 @@ class ExtractRatesOperator(GroupUnitOperator):
         from frontier_provider.triggers.period_status import open_source
 
         settings = group.rates
-        currencies = sorted(
-            {_entity(entities, member.entity).currency for member in group.members}
-            - {group.presentation_currency}
-        )
+        currencies = sorted({member.currency for member in group.members} - {group.presentation_currency})
         start = FiscalPeriod(period.year - 1, REGULAR_PERIODS).start_date
         end = period.end_date
         try:
@@ -327,7 +324,7 @@ class TranslateMemberOperator(GroupUnitOperator):
         from frontier_provider.triggers.period_status import source_connection
 
         member = group.member(self.unit["member"])
-        entity = _entity(entities, member.entity)
+        (entity,) = entities.select([member.entity])
         tolerance = Decimal(str(entities.settings.balance_tolerance))
         key = member_key(group.id, entity.id)
         try:
@@ -538,13 +535,8 @@ def _controlled_trial_balance(staging: Staging, entity_id: str, period: FiscalPe
 
 
 def _select_groups(groups: Any, ids: list[str] | None) -> list[Any]:
-    known = {group.id: group for group in groups.groups}
-    if not ids:
-        return list(known.values())
-    unknown = sorted(set(ids) - set(known))
-    if unknown:
-        raise ValueError(f"groups {unknown} are not in the groups file; groups that exist: {sorted(known)}")
-    return [known[group_id] for group_id in ids]
+    """The groups a run asked for, all when none; ``UnknownGroupError`` names an id the file lacks."""
+    return [groups.group(group_id) for group_id in ids] if ids else list(groups.groups)
 
 
 def _event_periods(events: Any, groups: list[Any]) -> list[FiscalPeriod]:
@@ -559,11 +551,6 @@ def _event_periods(events: Any, groups: list[Any]) -> list[FiscalPeriod]:
             if extra.get("entity") in members and extra.get("period"):
                 periods.add(FiscalPeriod.parse(extra["period"]))
     return sorted(periods)
-
-
-def _entity(entities: Any, entity_id: str) -> EntityConfig:
-    """The member's entry of the entities file (the groups file was checked against it)."""
-    return next(entity for entity in entities.entities if entity.id == entity_id)
 
 
 def group_units(member_units: list[dict[str, str]]) -> list[dict[str, str]]:
