@@ -37,6 +37,7 @@ from frontier_provider.storage import Staging
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import ObjectStoragePath
 
 
@@ -74,6 +75,14 @@ class CloseUnitOperator(BaseOperator):
 
     def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
         raise NotImplementedError
+
+    def _lineage_unit(self) -> tuple[EntityConfig, FiscalPeriod, Staging]:
+        """The entity, period and staging area of the unit the task closed: what its lineage names."""
+        return (
+            EntityConfig(**self.unit["entity"]),
+            FiscalPeriod.parse(self.unit["period"]),
+            Staging(self.staging_root),
+        )
 
 
 class PlanCloseOperator(BaseOperator):
@@ -261,6 +270,15 @@ class ExtractGLBalancesOperator(CloseUnitOperator):
         )
         return {"path": str(part), "rows": counter.rows, "source": entity.source, **label}
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """OpenLineage: the entity's ERP tables in; its staged GL balances and period status out."""
+        from airflow.sdk import BaseHook
+
+        from frontier_provider.lineage import extract_lineage
+
+        entity, period, staging = self._lineage_unit()
+        return extract_lineage(entity, period, staging, BaseHook.get_connection(entity.conn_id))
+
 
 class BuildTrialBalanceOperator(CloseUnitOperator):
     """Build the entity's trial balance for the period and check that debits equal credits.
@@ -299,6 +317,12 @@ class BuildTrialBalanceOperator(CloseUnitOperator):
             staging.file(TRIAL_BALANCE, str(period), entity.id, ".parquet"), trial_balance.to_arrow()
         )
         return {"path": str(path), "accounts": len(trial_balance)}
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """OpenLineage: the staged GL balances in; the trial balance out."""
+        from frontier_provider.lineage import trial_balance_lineage
+
+        return trial_balance_lineage(*self._lineage_unit())
 
 
 class BuildStatementsOperator(CloseUnitOperator):
@@ -383,6 +407,12 @@ class BuildStatementsOperator(CloseUnitOperator):
             "period_analysed": statements.closing_entries.period_analysed,
         }
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """OpenLineage: the trial balance and period status in; the statements document out."""
+        from frontier_provider.lineage import statements_lineage
+
+        return statements_lineage(*self._lineage_unit())
+
 
 class ComparativeStatementsOperator(CloseUnitOperator):
     """Read, from the ledger, the statements of the periods the close compares the period with.
@@ -456,6 +486,15 @@ class ComparativeStatementsOperator(CloseUnitOperator):
                 )
         return {"path": str(path), "periods": periods, "unavailable": sorted(document["unavailable"])}
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """OpenLineage: the entity's ERP tables in; the comparatives document out."""
+        from airflow.sdk import BaseHook
+
+        from frontier_provider.lineage import comparatives_lineage
+
+        entity, period, staging = self._lineage_unit()
+        return comparatives_lineage(entity, period, staging, BaseHook.get_connection(entity.conn_id))
+
 
 class AnalyzeStatementsOperator(CloseUnitOperator):
     """Send the statements to Frontier (embedded engine or remote API) and stage the analysis.
@@ -525,6 +564,12 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
             "previous_periods": previous,
         }
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """OpenLineage: the statements and comparatives in; the staged analysis out."""
+        from frontier_provider.lineage import analysis_lineage
+
+        return analysis_lineage(*self._lineage_unit())
+
 
 class BuildManifestOperator(CloseUnitOperator):
     """Write the close manifest of the entity's period: control totals and a digest of every staged file.
@@ -566,6 +611,12 @@ class BuildManifestOperator(CloseUnitOperator):
             "close_status": manifest.close_status,
             "as_of": manifest.as_of,
         }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """OpenLineage: every staged file the manifest digests in; the manifest out."""
+        from frontier_provider.lineage import manifest_lineage
+
+        return manifest_lineage(*self._lineage_unit())
 
 
 def _period_status(

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from frontier_provider.manifest import ManifestError, read_manifests
+from frontier_provider.manifest import ANALYSIS, ManifestError, read_manifests
 from frontier_provider.publication import held_back_message, published, record_published
-from frontier_provider.publishing import publishing_dry_run
+from frontier_provider.publishing import publishing_dry_run, requested_dry_run
 from frontier_provider.salesforce.insights import FieldSpec
 from frontier_provider.salesforce.writeback import (
     ACCOUNT,
@@ -35,7 +35,10 @@ from frontier_provider.storage import staged_path
 # The hook (simple-salesforce) and the staging area (Arrow, DuckDB) are imported where the task runs,
 # not here: DAG files import this module, and the scheduler parses them often.
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
+
+    from frontier_provider.storage import Staging
 
 DRY_RUN_DATASET = "salesforce_writeback"
 # Under this target the close records what Salesforce received (frontier_provider.publication).
@@ -231,6 +234,59 @@ class SalesforceWriteBackOperator(BaseOperator):
                 + ". Fix the records (or the Salesforce validation rules) and rerun: the write is idempotent."
             )
         return summary
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """OpenLineage: the staged analyses of the insights sent (or the insights file) in; the Account
+        fields written out (the staged records, in a dry run), each traced to the analysis field it holds.
+
+        Insights held back are left out (``frontier_provider.lineage.sent_entities``). The org is named
+        from the connection (``frontier_provider.lineage.salesforce_account``); a connection that names
+        none leaves the Account out of the event, with a warning.
+        """
+        from airflow.sdk import BaseHook
+
+        from frontier_provider.hooks.salesforce import FrontierSalesforceHook
+        from frontier_provider.lineage import salesforce_account, salesforce_lineage, staged_dataset
+        from frontier_provider.storage import Staging
+
+        staging = Staging(self.staging_root)
+        insights = self._insights_sent(staging)
+        target = None
+        if insights and requested_dry_run(self.dry_run):
+            batch = self.batch_name or self.task_id
+            target = staged_dataset(staging.period_file(DRY_RUN_DATASET, str(self.period), batch, ".json"))
+        elif insights:
+            conn_id = self.salesforce_conn_id or FrontierSalesforceHook.default_conn_name
+            target = salesforce_account(BaseHook.get_connection(conn_id))
+            if target is None:
+                self.log.warning(
+                    "Lineage: Salesforce connection %r does not name its org (no instance_url, instance, "
+                    "login_url or My Domain extra), so the Account is left out of the lineage event; set "
+                    "its instance_url extra",
+                    conn_id,
+                )
+        return salesforce_lineage(
+            analyses=[
+                staging.file(ANALYSIS, str(insight["period"]), str(insight["entity"]), ".json")
+                for insight in insights
+                if "entity" in insight and "period" in insight
+            ],
+            insights_file=self.insights_path if self.insights is None else None,
+            fields=fields_written(self._field_map(), insights),
+            key_field=self.key_field,
+            target=target,
+        )
+
+    def _insights_sent(self, staging: Staging) -> list[dict[str, Any]]:
+        """The insights the task sent: a close's but those held back, any other as given."""
+        from frontier_provider.lineage import sent_entities
+
+        insights = self._load_insights()
+        if not is_close_write_back(insights):
+            return insights
+        period = str(self.period)
+        sent = set(sent_entities(staging, PUBLICATION_TARGET, period, close_entities(insights)))
+        return [insight for insight in insights if insight.get("entity") in sent]
 
     # -- steps -----------------------------------------------------------------------------------------------
     def _validate_settings(self) -> None:

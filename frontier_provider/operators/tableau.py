@@ -38,7 +38,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf
 from airflow.providers.tableau.hooks.tableau import TableauJobFailedException
@@ -64,7 +64,7 @@ from frontier_provider.publication import (
     published,
     record_published,
 )
-from frontier_provider.publishing import publishing_dry_run
+from frontier_provider.publishing import publishing_dry_run, requested_dry_run
 from frontier_provider.storage import Staging, staged_path
 from frontier_provider.tableau.rows import (
     ANALYSIS_EXTRACT,
@@ -79,6 +79,9 @@ from frontier_provider.tableau.rows import (
     rows_digest,
     with_manifest,
 )
+
+if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
 DEFAULT_DATASOURCE = "Frontier Financial Analysis"
 DEFAULT_FLUX_DATASOURCE = "Frontier Flux Analysis"
@@ -386,6 +389,58 @@ class TableauPublishOperator(_ExtractPublishOperator):
     def entity_figures(self, rows: list[ExtractRow]) -> dict[str, Any]:
         (row,) = rows
         return manifest_figures(row)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """OpenLineage: the analyses sent and their close manifests in; the staged Hyper extract and the
+        Tableau datasource out (the extract only, in a dry run), each column traced to its field."""
+        from airflow.sdk import BaseHook
+
+        from frontier_provider.lineage import tableau_datasource, tableau_lineage, tableau_server
+
+        staging = Staging(self.staging_root)
+        analyses = self._analyses_sent(staging)
+        extract = datasource = None
+        if analyses:
+            period = _parse_period(self.period)
+            name = self.extract_kind.staging_name
+            extract = str(staging.period_file(STAGING_DATASET, period, name, ".hyper"))
+            if not requested_dry_run(self.dry_run):
+                connection = BaseHook.get_connection(self.tableau_conn_id)
+                datasource = tableau_datasource(
+                    tableau_server(connection),
+                    self.site_id or connection.extra_dejson.get("site_id", ""),
+                    self.project_name,
+                    self.datasource_name,
+                )
+        return tableau_lineage(
+            analyses=analyses,
+            staging=staging,
+            columns=self.extract_kind.columns,
+            extract=extract,
+            datasource=datasource,
+        )
+
+    def _analyses_sent(self, staging: Staging) -> list[tuple[str, dict[str, Any]]]:
+        """``(location, document)`` of each analysis whose row the task sent: the run's analyses (every
+        staged one, in an overwrite) but those held back (``frontier_provider.lineage.sent_entities``)."""
+        from frontier_provider.lineage import sent_entities
+
+        paths = self.input_paths()
+        if self.mode == OVERWRITE:
+            paths += list(self.staged_inputs(staging).values())
+        given: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        for path in paths:
+            document = _read_document(path)
+            given.setdefault((str(document["period"]), str(document["entity"])), (path, document))
+        periods = sorted({period for period, _ in given})
+        sent = {
+            (period, entity)
+            for period in periods
+            for entity in sent_entities(
+                staging, self.publication_target, period, [e for p, e in given if p == period]
+            )
+        }
+        return [given[key] for key in sorted(given) if key in sent]
 
 
 class TableauPublishFluxOperator(_ExtractPublishOperator):
