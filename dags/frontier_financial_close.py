@@ -33,6 +33,11 @@ Closes one fiscal period for every configured entity:
    workbooks that depend on them. A dry run (the `dry_run` param, or
    `settings.publish: dry_run` in the entities file) writes what they would send
    under the staging root instead; a missing connection fails the task.
+5. **close_report**: the period report, `reports/period=YYYY-MM/close-report.html`
+   under the staging root (each entity's status, figures, 24-period trends,
+   statements, ratios and variances; self-contained HTML), written even when an
+   entity's close failed, which it names with the failing task, and sent through
+   the notifiers of `$FRONTIER_REPORT_NOTIFIERS` when set.
 
 Two DAGs run the same tasks: `frontier_financial_close` once per closed month
 (backfill it to reprocess periods) and `frontier_close_nightly`, which re-runs
@@ -71,6 +76,7 @@ from frontier_provider.operators.close import (
     salesforce_insights,
 )
 from frontier_provider.operators.flux import FluxReviewOperator, flux_paths
+from frontier_provider.operators.report import ClosePeriodReportOperator
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
 from frontier_provider.operators.signoff import (
     ApplySignOffOperator,
@@ -265,13 +271,18 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
             execution_timeout=TABLEAU_PUBLISH_TIMEOUT,
         )
         apply_signoff >> [writeback, publish, publish_flux]
-        [publish, publish_flux] >> TableauRefreshOperator(
+        refresh = TableauRefreshOperator(
             task_id="tableau_refresh",
             workbooks=list(settings.tableau_refresh_workbooks),
             tableau_conn_id=settings.tableau_conn_id,
             dry_run=DRY_RUN,
             execution_timeout=TABLEAU_REFRESH_TIMEOUT,
         )
+        [publish, publish_flux] >> refresh
+        # Last, once everything else is done, failed or not: the report shows the failed closes. A
+        # teardown, so a failed entity still fails the run; and so does a report that failed.
+        report = ClosePeriodReportOperator(task_id="close_report", period=PERIOD)
+        [writeback, refresh] >> report.as_teardown(on_failure_fail_dagrun=True)
     return dag
 
 

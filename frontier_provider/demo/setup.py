@@ -4,8 +4,8 @@ Builds the demo ledger (an Oracle EBS database and an SAP system), prepares an
 Airflow home with a SQLite metadata database, creates the demo connections and
 the ``tableau`` pool, runs ``frontier_financial_close`` for one fiscal period
 with ``airflow dags test``, shows each stage as it finishes, and prints the
-period's results, where every output file is and the path of the Airflow log
-(when the close fails: the log's last lines, then its path).
+period's results, where every output file is, where the period report is, and the
+path of the Airflow log (when the close fails: the log's last lines, then its path).
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Outputs under {staging_root}:")
     for path in output_files(staging_root, args.period):
         print(f"  {path}")
+    print(f"\n{report_line(staging_root, args.period)}")
     print(f"\nFull Airflow logs: {log_file}, {group_log}")
     return 0
 
@@ -254,6 +255,16 @@ def _aligned(rows: list[tuple[str, ...]], *, left: int) -> list[str]:
         if index == 0:
             lines.append("  ".join("-" * width for width in widths))
     return lines
+
+
+def report_line(staging_root: Path, period: str) -> str:
+    """Where the close's period report is, to open in a browser; or that the close wrote none."""
+    from frontier_provider.operators.report import REPORT_NAME, REPORT_SUFFIX, REPORTS
+
+    report = staging_root / REPORTS / f"period={period}" / f"{REPORT_NAME}{REPORT_SUFFIX}"
+    if not report.is_file():
+        return f"No period report for {period}: the close did not write {report}"
+    return f"The period report (open it in a browser; it needs no network): {report}"
 
 
 def output_files(staging_root: Path, period: str) -> list[Path]:

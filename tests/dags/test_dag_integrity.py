@@ -104,6 +104,7 @@ def test_monthly_and_nightly_close_run_the_same_tasks(dagbag: DagBag) -> None:
         "salesforce_writeback",
         "tableau_publish",
         "tableau_refresh",
+        "close_report",
     } <= set(monthly.task_ids)
     # The close runs one period after the month ends; the nightly run has no data interval. Both stop
     # after the entities file's schedule window (frontier_provider.timetables).

