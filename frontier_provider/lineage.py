@@ -69,6 +69,29 @@ if TYPE_CHECKING:
     from frontier_provider.periods import FiscalPeriod
     from frontier_provider.tableau.rows import ExtractColumn
 
+_CONNECTIONS_ATTRIBUTE = "_lineage_connections"
+
+
+def remember_connection(operator: Any, conn_id: str) -> None:
+    """Look a connection up while the task runs, for its lineage to name it afterwards.
+
+    The OpenLineage listener calls ``get_openlineage_facets_on_complete`` in a forked child of the
+    task process, which shares the task's channel to the supervisor: a connection looked up there
+    could interleave with the task's own messages. The operators look theirs up during ``execute``
+    and :func:`remembered_connection` reads it from the operator, which the child inherits.
+    """
+    from airflow.sdk import BaseHook
+
+    connections = operator.__dict__.setdefault(_CONNECTIONS_ATTRIBUTE, {})
+    if conn_id not in connections:
+        connections[conn_id] = BaseHook.get_connection(conn_id)
+
+
+def remembered_connection(operator: Any, conn_id: str) -> Connection | None:
+    """The connection :func:`remember_connection` looked up during the task, or None if it did not."""
+    return operator.__dict__.get(_CONNECTIONS_ATTRIBUTE, {}).get(conn_id)
+
+
 # Transformation subtypes of the column-lineage facet. The direct ones carry data into the field;
 # the indirect ones decide which rows do (the account mapping, the debit/credit indicator).
 IDENTITY = "IDENTITY"

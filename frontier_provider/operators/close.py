@@ -38,7 +38,7 @@ from frontier_provider.storage import Staging
 if TYPE_CHECKING:
     import pyarrow as pa
     from airflow.providers.openlineage.extractors import OperatorLineage
-    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk import Connection, ObjectStoragePath
 
 
 class CloseUnitOperator(BaseOperator):
@@ -75,6 +75,15 @@ class CloseUnitOperator(BaseOperator):
 
     def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
         raise NotImplementedError
+
+    def _source_connection(self, entity: EntityConfig) -> Connection:
+        """The entity's ERP connection as the task looked it up (``lineage.remember_connection``)."""
+        from frontier_provider.lineage import remembered_connection
+
+        connection = remembered_connection(self, entity.conn_id)
+        if connection is None:
+            raise RuntimeError(f"{self.task_id} did not look up connection {entity.conn_id!r} while running")
+        return connection
 
     def _lineage_unit(self) -> tuple[EntityConfig, FiscalPeriod, Staging]:
         """The entity, period and staging area of the unit the task closed: what its lineage names."""
@@ -204,6 +213,7 @@ class ExtractGLBalancesOperator(CloseUnitOperator):
             close_status_for,
         )
         from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
+        from frontier_provider.lineage import remember_connection
         from frontier_provider.sources.books import read_fiscal_calendar, read_gl_balances
         from frontier_provider.triggers.period_status import read_period_status, source_connection
 
@@ -220,6 +230,7 @@ class ExtractGLBalancesOperator(CloseUnitOperator):
         as_of = _utc_now()
         status = None
         try:
+            remember_connection(self, entity.conn_id)  # for the lineage: see lineage.remember_connection
             with source_connection(entity) as source:
                 status = read_period_status(source, entity, period)
                 close_status = close_status_for(status, entity=entity.id, policy=self.open_period)
@@ -272,12 +283,10 @@ class ExtractGLBalancesOperator(CloseUnitOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         """OpenLineage: the entity's ERP tables in; its staged GL balances and period status out."""
-        from airflow.sdk import BaseHook
-
         from frontier_provider.lineage import extract_lineage
 
         entity, period, staging = self._lineage_unit()
-        return extract_lineage(entity, period, staging, BaseHook.get_connection(entity.conn_id))
+        return extract_lineage(entity, period, staging, self._source_connection(entity))
 
 
 class BuildTrialBalanceOperator(CloseUnitOperator):
@@ -442,6 +451,7 @@ class ComparativeStatementsOperator(CloseUnitOperator):
 
     def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
         from frontier_provider.ledger import MappingError, load_account_mapping
+        from frontier_provider.lineage import remember_connection
         from frontier_provider.sources.books import EntityBooks, comparatives_document
         from frontier_provider.triggers.period_status import source_connection
 
@@ -454,6 +464,7 @@ class ComparativeStatementsOperator(CloseUnitOperator):
         except MappingError as err:
             raise AirflowFailException(f"comparatives {entity.id} {period}: {err}") from err
         try:
+            remember_connection(self, entity.conn_id)  # for the lineage: see lineage.remember_connection
             with source_connection(entity) as source:
                 books = EntityBooks(
                     source,
@@ -488,12 +499,10 @@ class ComparativeStatementsOperator(CloseUnitOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         """OpenLineage: the entity's ERP tables in; the comparatives document out."""
-        from airflow.sdk import BaseHook
-
         from frontier_provider.lineage import comparatives_lineage
 
         entity, period, staging = self._lineage_unit()
-        return comparatives_lineage(entity, period, staging, BaseHook.get_connection(entity.conn_id))
+        return comparatives_lineage(entity, period, staging, self._source_connection(entity))
 
 
 class AnalyzeStatementsOperator(CloseUnitOperator):

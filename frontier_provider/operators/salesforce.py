@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from frontier_provider.lineage import remember_connection
 from frontier_provider.manifest import ANALYSIS, ManifestError, read_manifests
 from frontier_provider.publication import held_back_message, published, record_published
 from frontier_provider.publishing import publishing_dry_run, requested_dry_run
@@ -182,6 +183,8 @@ class SalesforceWriteBackOperator(BaseOperator):
             conn_type="salesforce",
             setting="settings.salesforce_conn_id",
         )
+        if not dry_run:
+            remember_connection(self, conn_id)  # for the lineage: see lineage.remember_connection
         if dry_run:
             return self._dry_run(insights, field_map, period, close)
 
@@ -243,10 +246,13 @@ class SalesforceWriteBackOperator(BaseOperator):
         from the connection (``frontier_provider.lineage.salesforce_account``); a connection that names
         none leaves the Account out of the event, with a warning.
         """
-        from airflow.sdk import BaseHook
-
         from frontier_provider.hooks.salesforce import FrontierSalesforceHook
-        from frontier_provider.lineage import salesforce_account, salesforce_lineage, staged_dataset
+        from frontier_provider.lineage import (
+            remembered_connection,
+            salesforce_account,
+            salesforce_lineage,
+            staged_dataset,
+        )
         from frontier_provider.storage import Staging
 
         staging = Staging(self.staging_root)
@@ -257,7 +263,8 @@ class SalesforceWriteBackOperator(BaseOperator):
             target = staged_dataset(staging.period_file(DRY_RUN_DATASET, str(self.period), batch, ".json"))
         elif insights:
             conn_id = self.salesforce_conn_id or FrontierSalesforceHook.default_conn_name
-            target = salesforce_account(BaseHook.get_connection(conn_id))
+            connection = remembered_connection(self, conn_id)
+            target = salesforce_account(connection) if connection is not None else None
             if target is None:
                 self.log.warning(
                     "Lineage: Salesforce connection %r does not name its org (no instance_url, instance, "

@@ -320,6 +320,9 @@ class _ExtractPublishOperator(BaseOperator):
         return sorted(rows, key=self.extract_kind.sort_key)
 
     def _publish(self, period: str, entities: list[str], extract: Path) -> dict[str, Any]:
+        from frontier_provider.lineage import remember_connection
+
+        remember_connection(self, self.tableau_conn_id)  # for the lineage: see lineage.remember_connection
         with FrontierTableauHook(site_id=self.site_id, tableau_conn_id=self.tableau_conn_id) as hook:
             published = hook.publish_extract(
                 extract,
@@ -393,9 +396,12 @@ class TableauPublishOperator(_ExtractPublishOperator):
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         """OpenLineage: the analyses sent and their close manifests in; the staged Hyper extract and the
         Tableau datasource out (the extract only, in a dry run), each column traced to its field."""
-        from airflow.sdk import BaseHook
-
-        from frontier_provider.lineage import tableau_datasource, tableau_lineage, tableau_server
+        from frontier_provider.lineage import (
+            remembered_connection,
+            tableau_datasource,
+            tableau_lineage,
+            tableau_server,
+        )
 
         staging = Staging(self.staging_root)
         analyses = self._analyses_sent(staging)
@@ -404,8 +410,8 @@ class TableauPublishOperator(_ExtractPublishOperator):
             period = _parse_period(self.period)
             name = self.extract_kind.staging_name
             extract = str(staging.period_file(STAGING_DATASET, period, name, ".hyper"))
-            if not requested_dry_run(self.dry_run):
-                connection = BaseHook.get_connection(self.tableau_conn_id)
+            connection = remembered_connection(self, self.tableau_conn_id)
+            if not requested_dry_run(self.dry_run) and connection is not None:
                 datasource = tableau_datasource(
                     tableau_server(connection),
                     self.site_id or connection.extra_dejson.get("site_id", ""),
