@@ -3,8 +3,10 @@
 Starts ``api-server``, ``scheduler``, ``dag-processor`` and ``triggerer``
 (LocalExecutor) from this venv, on SQLite in ``airflow_home/`` or on the
 database named by ``$FRONTIER_DATABASE_URL`` (or
-``$AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``), prints the URL, user and password,
-and runs until Ctrl-C (SIGINT) or SIGTERM, which stop every process it started.
+``$AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``), prints the URL to open first (the
+Close view in Airflow's UI, ``/plugin/close``: the close period by period; the
+login page leads back to it), Airflow's URL, user and password, and runs until
+Ctrl-C (SIGINT) or SIGTERM, which stop every process it started.
 Each component logs to ``$AIRFLOW_HOME/logs/<component>.log``.
 
 Users and passwords are Airflow's simple auth manager's: the user ``admin``
@@ -27,6 +29,7 @@ from types import FrameType
 
 import httpx
 
+from frontier_provider.closeview import UI_PATH
 from frontier_provider.demo.processes import (
     AirflowRestClient,
     AirflowStartError,
@@ -171,8 +174,11 @@ def unpause_every_dag(api: AirflowRestClient, dags_folder: Path, timeout: float 
 
 
 def ready_message(port: int, password: str) -> str:
+    """What to open, and how to sign in: the Close view first, then Airflow and its REST API."""
     return (
-        f"\nAirflow is running: http://127.0.0.1:{port}\n"
+        f"\nOpen the Close view: http://127.0.0.1:{port}{UI_PATH}\n"
+        "  (each entity's close, period by period, inside Airflow's UI; sign in with the user below)\n"
+        f"Airflow is running: http://127.0.0.1:{port}\n"
         f"  user: {USER}\n"
         f"  password: {password}\n"
         f"REST API token: curl -X POST http://127.0.0.1:{port}/auth/token "
