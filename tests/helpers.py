@@ -167,7 +167,9 @@ def merged(document: dict, overrides: dict) -> dict:
     return document
 
 
-def stage_closed(staging_root: Path, period: str, *entities: str, released: bool = True) -> None:
+def stage_closed(
+    staging_root: Path, period: str, *entities: str, released: bool = True, currency: str = "EUR"
+) -> None:
     """Stage a close manifest of ``period`` for each entity, as the financial close does, and unless
     ``released`` is False, the sign-off's release of its figures."""
     from decimal import Decimal
@@ -181,7 +183,7 @@ def stage_closed(staging_root: Path, period: str, *entities: str, released: bool
             entity=entity,
             period=period,
             source="sap",
-            currency="EUR",
+            currency=currency,
             extract_rows=1,
             debit_total=Decimal(0),
             credit_total=Decimal(0),

@@ -24,10 +24,9 @@ import pyarrow as pa
 from airflow.sdk import BaseNotifier
 
 from frontier_provider.ledger.flux import FLUX_SCHEMA
-from frontier_provider.manifest import STATEMENT_TOTALS, Manifest, stage_manifest, stage_release
 from frontier_provider.notifications import write_alert
 from frontier_provider.storage import Staging
-from tests.helpers import REPO, staged_analysis
+from tests.helpers import REPO, stage_closed, staged_analysis
 
 PERIOD = "2024-12"
 PERIODS = ("2024-07", "2024-08", "2024-09", "2024-10", "2024-11", "2024-12")
@@ -98,20 +97,7 @@ def stage_close(staging: Staging, entity: str, period: str, **overrides: object)
         staging.file("statements", period, entity, ".json"),
         {**statements, "currency": CURRENCIES[entity], "close_status": "final"},
     )
-    manifest = Manifest(
-        entity=entity,
-        period=period,
-        source="sap",
-        currency=CURRENCIES[entity],
-        extract_rows=1,
-        debit_total=Decimal(0),
-        credit_total=Decimal(0),
-        statements=dict.fromkeys(STATEMENT_TOTALS, Decimal(0)),
-        close_status="final",
-        as_of="2025-01-06T07:00:00Z",
-    )
-    stage_manifest(staging, manifest)
-    stage_release(staging, manifest, released="no sign-off needed")
+    stage_closed(staging.root, period, entity, currency=CURRENCIES[entity])
     return analysis
 
 

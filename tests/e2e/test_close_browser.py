@@ -34,6 +34,7 @@ import httpx
 import pytest
 
 from frontier_provider.reporting.overview import trend_periods
+from tests.browser import chromium
 from tests.e2e.conftest import CLOSE_DAG_ID, StackPool
 from tests.e2e.harness import (
     ADMIN_PASSWORD,
@@ -46,15 +47,6 @@ from tests.e2e.harness import (
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = ARTIFACTS / "e2e" / "browser"
 PERIOD = "2024-10"
 PARAM_TITLES = {"period": "Fiscal period", "entities": "Entities", "dry_run": "Dry run"}
@@ -86,19 +78,8 @@ def screenshots() -> Path:
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
     """Debian's Chromium, driven by Playwright (the browser that ships with the OS, not a download)."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's Chromium with "
-            "`apt-get update && apt-get install -y chromium` (or run tests/e2e/install_system_packages.sh)"
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import chromium
 from tests.e2e.harness import (
     ARTIFACTS,
     PG_HOST,
@@ -37,7 +38,6 @@ from tests.e2e.harness import (
     marked_processes,
     postgres_database,
 )
-from tests.e2e.test_close_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.e2e
 
@@ -198,12 +198,9 @@ def test_the_closes_statements_trigger_the_group_close_which_waits_for_the_other
 
 @pytest.fixture(scope="module")
 def page(local_airflow: LocalAirflow, settled: dict) -> Iterator:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run tests/e2e/install_system_packages.sh")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as browser:
         context = browser.new_context(viewport={"width": 1500, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(60_000)
@@ -219,7 +216,6 @@ def page(local_airflow: LocalAirflow, settled: dict) -> Iterator:
             yield page
         finally:
             context.close()
-            browser.close()
 
 
 def test_screenshots_of_the_dag_list_grid_and_trigger_form(local_airflow: LocalAirflow, page) -> None:

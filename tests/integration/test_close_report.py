@@ -10,25 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
+from tests.browser import chromium
 from tests.helpers import REPO, airflow_cli
 
 pytestmark = pytest.mark.integration
 
 PERIOD = "2024-12"
 ENTITIES = ("EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000")
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = REPO / "test-artifacts" / "integration" / "close-report"
 MONEY = ("revenue", "net_income", "total_assets", "shareholders_equity")
 
@@ -55,19 +46,8 @@ def close_run(demo_ledger, airflow_db, tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
     """Debian's Chromium, driven by Playwright (the browser that ships with the OS, not a download)."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's Chromium with "
-            "`apt-get update && apt-get install -y chromium` (or run tests/e2e/install_system_packages.sh)"
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
