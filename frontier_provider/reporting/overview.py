@@ -28,7 +28,7 @@ never a silently empty cell.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -111,11 +111,6 @@ class CloseCell:
     released: bool = False
     failure: Failure | None = None
     ratios: Mapping[str, float | None] = field(default_factory=dict)
-
-    @property
-    def has_figures(self) -> bool:
-        """Whether an analysis was staged for this close (a failed rerun keeps the earlier figures)."""
-        return self.manifest_sha256 is not None or self.health_score is not None or self.revenue is not None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe: money as exact decimal strings."""
@@ -571,8 +566,3 @@ def _float(value: Any) -> float | None:
 
 def _text(amount: Decimal | None) -> str | None:
     return None if amount is None else str(amount)
-
-
-def cells_of(picture: ClosePicture, period: str) -> Iterable[CloseCell]:
-    """The period's cells in the picture's entity order."""
-    return (picture.cell(entity, period) for entity in picture.entities)
