@@ -52,30 +52,21 @@ from __future__ import annotations
 from functools import partial
 
 import pendulum
-from airflow.sdk import DAG, Param, task, task_group
+from airflow.sdk import DAG, Param, task
 
-from frontier_provider.assets import ANALYSIS, STATEMENTS
+from frontier_provider.close_stages import close_entity_group
 from frontier_provider.dag_defaults import (
-    EXTRACT_TIMEOUT,
-    FRONTIER_CALL_TIMEOUT,
     TABLEAU_PUBLISH_TIMEOUT,
     TABLEAU_REFRESH_TIMEOUT,
     default_args,
     load_entities,
-    waiting_sensor_timeout,
 )
 from frontier_provider.operators.close import (
-    AnalyzeStatementsOperator,
-    BuildManifestOperator,
-    BuildStatementsOperator,
-    BuildTrialBalanceOperator,
-    ComparativeStatementsOperator,
-    ExtractGLBalancesOperator,
     PlanCloseOperator,
     analysis_paths,
     salesforce_insights,
 )
-from frontier_provider.operators.flux import FluxReviewOperator, flux_paths
+from frontier_provider.operators.flux import flux_paths
 from frontier_provider.operators.report import ClosePeriodReportOperator
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
 from frontier_provider.operators.signoff import (
@@ -88,14 +79,11 @@ from frontier_provider.operators.tableau import (
     TableauPublishOperator,
     TableauRefreshOperator,
 )
-from frontier_provider.sensors.period_status import PeriodClosedSensor
 from frontier_provider.timetables import MonthlyCloseTimetable, NightlyCloseTimetable
 
 PERIOD = "{{ ti.xcom_pull(task_ids='plan', key='period') }}"
 # The dry_run param, or settings.publish: dry_run in the entities file; never a missing connection.
 DRY_RUN = "{{ ti.xcom_pull(task_ids='plan', key='dry_run') }}"
-# Rendered after each mapped task ran, from the task's own unit (entity and period).
-ENTITY_LABEL = "{{ task.unit['entity']['id'] }} {{ task.unit['period'] }}"
 
 params = {
     "period": Param(
@@ -145,68 +133,9 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
     ) as dag:
         plan = PlanCloseOperator(task_id="plan", month_to_date=month_to_date)
 
-        # Each mapped task of an entity's close is labelled with the entity and period, not [0].
-        @task_group(group_id="close_entity", default_args={"map_index_template": ENTITY_LABEL})
-        def close_entity(unit):
-            extract = ExtractGLBalancesOperator(
-                task_id="extract",
-                unit=unit,
-                open_period=open_period,
-                final_when_closed=not month_to_date,
-                execution_timeout=EXTRACT_TIMEOUT,
-            )
-            if open_period == "wait":
-                wait = PeriodClosedSensor(
-                    task_id="wait_for_period_close",
-                    unit=unit,
-                    timeout=settings.open_period_wait_hours * 3600,
-                    poke_interval=settings.open_period_poll_minutes * 60,
-                    execution_timeout=waiting_sensor_timeout(
-                        settings.open_period_wait_hours * 3600, settings.open_period_poll_minutes * 60
-                    ),
-                )
-                wait >> extract
-            trial_balance = BuildTrialBalanceOperator(
-                task_id="trial_balance", unit=unit, tolerance=settings.balance_tolerance, retries=0
-            )
-            statements = BuildStatementsOperator(
-                task_id="statements",
-                unit=unit,
-                unmapped_accounts=settings.unmapped_accounts,
-                tolerance=settings.balance_tolerance,
-                outlets=[STATEMENTS],
-            )
-            # The periods the analysis compares with, read from the ledger beside the period's own.
-            comparatives = ComparativeStatementsOperator(
-                task_id="comparatives",
-                unit=unit,
-                unmapped_accounts=settings.unmapped_accounts,
-                tolerance=settings.balance_tolerance,
-                execution_timeout=EXTRACT_TIMEOUT,
-            )
-            analyze = AnalyzeStatementsOperator(
-                task_id="analyze",
-                unit=unit,
-                frontier_conn_id=settings.frontier_conn_id,
-                outlets=[ANALYSIS],
-                execution_timeout=FRONTIER_CALL_TIMEOUT,
-            )
-            manifest = BuildManifestOperator(task_id="manifest", unit=unit, analysis=analyze.output)
-            # What moved against the prior period and the prior year, and which moves are explained.
-            flux = FluxReviewOperator(
-                task_id="flux",
-                unit=unit,
-                materiality_amount=settings.materiality_amount,
-                materiality_percent=settings.materiality_percent,
-                # Each entity's review rewrites the period's explanations file: one at a time.
-                max_active_tis_per_dagrun=1,
-            )
-            extract >> trial_balance >> statements >> analyze >> manifest
-            extract >> comparatives >> analyze
-            [statements, comparatives] >> flux >> manifest
-            # The analyze summary plus the manifest: what publishing reads and verifies against.
-            return manifest.output
-
+        close_entity = close_entity_group(
+            settings, open_period=open_period, final_when_closed=not month_to_date
+        )
         analyses = close_entity.expand(unit=plan.output)
 
         # Sign-off: final figures with unexplained material variances wait for a controller's
