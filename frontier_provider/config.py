@@ -38,6 +38,8 @@ PUBLISH_LIVE = "live"
 PUBLISH_DRY_RUN = "dry_run"
 PUBLISH_SETTINGS = (PUBLISH_LIVE, PUBLISH_DRY_RUN)
 SIGNOFF_TIMEOUT_POLICIES = ("fail", "publish")
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_CONN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
 _ENTITY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _SEGMENT_COLUMN = re.compile(r"SEGMENT(?:[1-9]|[12][0-9]|30)")
@@ -155,6 +157,44 @@ class EntityConfig:
 
 
 @dataclass(frozen=True)
+class EventSettings:
+    """The event-driven close over Kafka (``settings.events`` in the entities file).
+
+    Present, it adds the ``frontier_close_events`` DAG, which re-closes the (entity, period) pairs
+    that GL journal events on ``journal_topic`` touch, and makes every close DAG publish one
+    completion message per (entity, period) to ``completed_topic``. Absent, there is no event-driven
+    close and nothing is sent to Kafka. README.md ("Event-driven close over Kafka") documents it.
+    """
+
+    # Airflow connection of type kafka: its extra is the confluent-kafka configuration (bootstrap.servers,
+    # group.id, security.protocol, sasl.*); enable.auto.commit must be false.
+    kafka_conn_id: str = "frontier_kafka"
+    journal_topic: str = "erp.gl.journal-posted"
+    # Messages the watcher rejects (malformed, unknown entity), with the reason in their headers.
+    dead_letter_topic: str = "erp.gl.journal-posted.dlq"
+    completed_topic: str = "frontier.analysis.completed"
+    errors_topic: str = "frontier.analysis.errors"
+    # Airflow connection of the database that holds the processed-events table (any SQLAlchemy-capable
+    # DB-API connection: postgres, sqlite, mysql ...).
+    state_conn_id: str = "frontier_events_db"
+    # The sweep: besides each new event, the DAG runs on this cron and processes every stored event
+    # not yet processed (an event Airflow stored without queueing a run is never stranded).
+    sweep_schedule: str = "*/10 * * * *"
+    # Events stored up to this many minutes before the last processed one are read again on the next
+    # run (and deduplicated by journal id): covers events committed late with an earlier timestamp.
+    reread_minutes: int = 10
+
+    def topics(self) -> dict[str, str]:
+        """Every topic, by setting name."""
+        return {
+            "journal_topic": self.journal_topic,
+            "dead_letter_topic": self.dead_letter_topic,
+            "completed_topic": self.completed_topic,
+            "errors_topic": self.errors_topic,
+        }
+
+
+@dataclass(frozen=True)
 class CloseSettings:
     """Connections of the publishing stages, and whether the close publishes at all.
 
@@ -199,6 +239,8 @@ class CloseSettings:
     # signoff_timeout_hours the policy applies: "fail" (publish nothing) or "publish".
     signoff_timeout_hours: float = 48
     signoff_on_timeout: str = "fail"
+    # The event-driven close over Kafka, and completion messages from every close: absent, none.
+    events: EventSettings | None = None
 
     def schedule_start_date(self, default: datetime) -> datetime:
         """The close DAGs' ``start_date``: the first moment of ``schedule_start``, else ``default``.
@@ -307,7 +349,50 @@ def load_close_config(path: str | os.PathLike) -> CloseConfig:
     _check_open_period_settings(close_settings, path)
     _check_schedule_settings(close_settings, path)
     _check_flux_settings(close_settings, path)
+    close_settings = replace(close_settings, events=_event_settings(close_settings.events, path))
     return CloseConfig(entities=entities, settings=close_settings)
+
+
+def _event_settings(value: Any, path: Path) -> EventSettings | None:
+    """``settings.events`` checked: topic names Kafka accepts, connection ids, a positive re-read window."""
+    if value is None:
+        return None
+    if value is True or value == {}:
+        return EventSettings()
+    if not isinstance(value, Mapping):
+        raise EntityConfigError(
+            f"entities file {path}: settings.events must be a mapping of event settings, not {value!r}"
+        )
+    try:
+        events = EventSettings(**value)
+    except TypeError as err:
+        raise EntityConfigError(f"entities file {path}: bad settings.events: {err}") from None
+    for name, topic in events.topics().items():
+        if not isinstance(topic, str) or not _TOPIC.match(topic) or topic in (".", ".."):
+            raise EntityConfigError(
+                f"entities file {path}: settings.events.{name} {topic!r} is not a Kafka topic name "
+                "(1-249 letters, digits, '.', '_' or '-')"
+            )
+    if len(set(events.topics().values())) != len(events.topics()):
+        raise EntityConfigError(
+            f"entities file {path}: settings.events names one topic twice: {events.topics()}"
+        )
+    for name in ("kafka_conn_id", "state_conn_id"):
+        conn_id = getattr(events, name)
+        if not isinstance(conn_id, str) or not _CONN_ID.match(conn_id):
+            raise EntityConfigError(
+                f"entities file {path}: settings.events.{name} {conn_id!r} is not a connection id"
+            )
+    if not isinstance(events.reread_minutes, int) or events.reread_minutes < 0:
+        raise EntityConfigError(
+            f"entities file {path}: settings.events.reread_minutes must be a whole number of minutes >= 0"
+        )
+    if not isinstance(events.sweep_schedule, str) or len(events.sweep_schedule.split()) != 5:
+        raise EntityConfigError(
+            f"entities file {path}: settings.events.sweep_schedule {events.sweep_schedule!r} is not a "
+            "five-field cron expression"
+        )
+    return events
 
 
 def _check_schedule_settings(settings: CloseSettings, path: Path) -> None:

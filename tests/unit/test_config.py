@@ -131,3 +131,49 @@ def test_no_file_in_either_place_names_both_and_the_fix(tmp_path, monkeypatch) -
     assert "$FRONTIER_ENTITIES_FILE is not set" in message
     assert str(tmp_path / "dags" / "config" / "frontier_entities.yaml") in message
     assert "put the file there, or set $FRONTIER_ENTITIES_FILE" in message
+
+
+def test_without_events_settings_there_is_no_event_driven_close(tmp_path) -> None:
+    assert load_close_config(write(tmp_path, "entities:" + EBS)).settings.events is None
+    assert load_close_config(DEMO_ENTITIES).settings.events is None
+
+
+def test_events_settings_take_the_documented_defaults_and_overrides(tmp_path) -> None:
+    text = (
+        "entities:"
+        + EBS
+        + "settings:\n  events:\n    journal_topic: sap.fi.postings\n    reread_minutes: 30\n"
+    )
+    events = load_close_config(write(tmp_path, text)).settings.events
+    assert events is not None
+    assert events.journal_topic == "sap.fi.postings"
+    assert events.reread_minutes == 30
+    assert (events.kafka_conn_id, events.state_conn_id) == ("frontier_kafka", "frontier_events_db")
+    assert events.topics() == {
+        "journal_topic": "sap.fi.postings",
+        "dead_letter_topic": "erp.gl.journal-posted.dlq",
+        "completed_topic": "frontier.analysis.completed",
+        "errors_topic": "frontier.analysis.errors",
+    }
+
+
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [
+        (
+            "    journal_topic: 'gl postings'\n",
+            "settings.events.journal_topic 'gl postings' is not a Kafka topic",
+        ),
+        ("    completed_topic: erp.gl.journal-posted\n", "names one topic twice"),
+        (
+            "    kafka_conn_id: 'kafka;drop'\n",
+            "settings.events.kafka_conn_id 'kafka;drop' is not a connection id",
+        ),
+        ("    reread_minutes: -5\n", "reread_minutes must be a whole number"),
+        ("    sweep_schedule: hourly\n", "is not a five-field cron expression"),
+        ("    topic: x\n", "bad settings.events"),
+    ],
+)
+def test_bad_events_settings_are_refused_naming_the_key(tmp_path, events, message) -> None:
+    with pytest.raises(EntityConfigError, match=message.replace("(", r"\(")):
+        load_close_config(write(tmp_path, "entities:" + EBS + "settings:\n  events:\n" + events))
