@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from frontier_provider.config import EventSettings
 from frontier_provider.demo.setup import demo_connections
 from tests.e2e.harness import CELERY_WORKER, COMPONENTS, DEPLOYMENT_SETTINGS, REPO, AirflowStack
 
@@ -31,6 +32,8 @@ AIRFLOW_SERVICES = {
     "airflow-triggerer",
     "airflow-worker",
 }
+# The processes that talk to Kafka: the triggerer runs the journal watcher, the workers publish.
+KAFKA_CLIENTS = {"airflow-triggerer", "airflow-worker"}
 
 
 def subcommand(args: tuple[str, ...] | list[str]) -> str:
@@ -80,6 +83,28 @@ def environment(service: dict) -> dict[str, str]:
     return {key: str(value) for key, value in env.items()}
 
 
+def dependencies(service: dict) -> dict[str, str]:
+    """The services a service waits for, by the condition it waits for (a list waits for the start)."""
+    depends_on = service.get("depends_on", {})
+    if isinstance(depends_on, list):
+        return dict.fromkeys(depends_on, "service_started")
+    return {name: spec.get("condition", "service_started") for name, spec in depends_on.items()}
+
+
+def listeners(value: str) -> dict[str, tuple[str, int]]:
+    """A Kafka listener list (``PLAINTEXT://kafka:9092,CONTROLLER://:9093``) by listener name."""
+    parsed = {}
+    for listener in value.split(","):
+        name, address = listener.strip().split("://")
+        host, port = address.rsplit(":", 1)
+        parsed[name] = (host, int(port))
+    return parsed
+
+
+def connection(service: dict, conn_id: str) -> dict:
+    return json.loads(environment(service)[f"AIRFLOW_CONN_{conn_id.upper()}"])
+
+
 def test_compose_has_the_whole_stack(compose: dict) -> None:
     assert set(compose["services"]) >= {
         *AIRFLOW_SERVICES,
@@ -87,6 +112,8 @@ def test_compose_has_the_whole_stack(compose: dict) -> None:
         "postgres",
         "redis",
         "frontier-api",
+        "kafka",
+        "kafka-init",
     }
 
 
@@ -177,3 +204,78 @@ def test_every_airflow_service_finds_the_entities_file_in_its_dags_folder(compos
         assert (COMPOSE_FILE.parent / mounts[dags_folder]).resolve() == (REPO / "dags").resolve(), name
         entities_file = env.get("FRONTIER_ENTITIES_FILE")
         assert entities_file is None or entities_file.startswith(f"{dags_folder}/"), name
+
+
+def test_kafka_is_a_single_node_kraft_broker_the_airflow_services_reach_by_name(compose: dict) -> None:
+    kafka = compose["services"]["kafka"]
+    assert re.fullmatch(r"apache/kafka:(3\.9|4\.\d+)\.\d+", kafka["image"]), kafka["image"]
+    env = environment(kafka)
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    bound = listeners(env["KAFKA_LISTENERS"])
+    advertised = listeners(env["KAFKA_ADVERTISED_LISTENERS"])
+    controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    protocols = dict(item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert set(bound) <= set(protocols)
+    assert controller in bound
+    assert controller not in advertised
+    # The client listener is advertised under the service's name, on the port it is bound to.
+    assert advertised == {"PLAINTEXT": ("kafka", 9092)}
+    assert bound["PLAINTEXT"][1] == 9092
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:{bound[controller][1]}"
+    for setting in (
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR",
+    ):
+        assert env[setting] == "1", setting
+    assert "localhost:9092" in kafka["healthcheck"]["test"]
+    mounts = [
+        volume["target"] if isinstance(volume, dict) else volume.split(":")[1] for volume in kafka["volumes"]
+    ]
+    assert env["KAFKA_LOG_DIRS"] in mounts
+    assert kafka["restart"] == "always"
+
+
+def test_kafka_connection_reaches_the_broker_as_the_event_driven_close_needs(compose: dict) -> None:
+    services = compose["services"]
+    advertised = listeners(environment(services["kafka"])["KAFKA_ADVERTISED_LISTENERS"])["PLAINTEXT"]
+    events = EventSettings()
+    for name in (*AIRFLOW_SERVICES, "airflow-init"):
+        kafka = connection(services[name], events.kafka_conn_id)
+        assert kafka["conn_type"] == "kafka", name
+        extra = kafka["extra"]
+        assert extra["bootstrap.servers"] == "{}:{}".format(*advertised), name
+        # settings.events requires it (frontier_provider/config.py: EventSettings.kafka_conn_id).
+        assert extra["enable.auto.commit"] == "false", name
+        assert extra["group.id"], name
+
+
+def test_events_db_connection_is_the_postgres_service_database(compose: dict) -> None:
+    services = compose["services"]
+    postgres = environment(services["postgres"])
+    database = (postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], postgres["POSTGRES_DB"])
+    for name in (*AIRFLOW_SERVICES, "airflow-init"):
+        events_db = connection(services[name], EventSettings().state_conn_id)
+        address = (events_db["conn_type"], events_db["host"], events_db["port"])
+        assert address == ("postgres", "postgres", 5432), name
+        assert (events_db["login"], events_db["password"], events_db["schema"]) == database, name
+
+
+def test_kafka_init_creates_the_close_topics_before_the_kafka_clients_start(compose: dict) -> None:
+    services = compose["services"]
+    init = services["kafka-init"]
+    assert init["image"] == services["kafka"]["image"]
+    assert dependencies(init) == {"kafka": "service_healthy"}
+    assert "restart" not in init or init["restart"] == "no"
+    created = {}
+    for line in command_words(init)[-1].splitlines():
+        words = shlex.split(line)
+        if words and words[0].endswith("/kafka-topics.sh"):
+            assert "--if-not-exists" in words, line
+            assert words[words.index("--bootstrap-server") + 1] == "kafka:9092", line
+            created[words[words.index("--topic") + 1]] = int(words[words.index("--partitions") + 1])
+    events = EventSettings()
+    assert set(created) == set(events.topics().values())
+    assert created[events.journal_topic] == 3
+    for name in KAFKA_CLIENTS:
+        assert dependencies(services[name]).get("kafka-init") == "service_completed_successfully", name
