@@ -10,11 +10,16 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.helpers import REPO, airflow_cli
+
+if TYPE_CHECKING:
+    from tests.kafka import KafkaBroker
 
 _HOME = Path(tempfile.mkdtemp(prefix="frontier-test-airflow-"))
 
@@ -63,6 +68,15 @@ def staging_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "staging"
     monkeypatch.setenv("FRONTIER_STAGING_ROOT", str(root))
     return root
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A Kafka-protocol broker (Tansu, in memory) on loopback, started by the first test that asks for it."""
+    from tests.kafka import KafkaBroker
+
+    with KafkaBroker(tmp_path_factory.mktemp("kafka")) as broker:
+        yield broker
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
