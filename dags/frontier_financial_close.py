@@ -32,7 +32,9 @@ Closes one fiscal period for every configured entity:
    flux review, with its explanations, to its own, then **tableau_refresh** of the
    workbooks that depend on them. A dry run (the `dry_run` param, or
    `settings.publish: dry_run` in the entities file) writes what they would send
-   under the staging root instead; a missing connection fails the task.
+   under the staging root instead; a missing connection fails the task. With
+   `settings.events` set, **publish_completions** sends one message per entity to
+   Kafka, as the event-driven close (`frontier_close_events`) does.
 5. **close_report**: the period report, `reports/period=YYYY-MM/close-report.html`
    under the staging root (each entity's status, figures, 24-period trends,
    statements, ratios and variances; self-contained HTML), written even when an
@@ -66,6 +68,7 @@ from frontier_provider.operators.close import (
     analysis_paths,
     salesforce_insights,
 )
+from frontier_provider.operators.events import PublishCompletionsOperator
 from frontier_provider.operators.flux import flux_paths
 from frontier_provider.operators.report import ClosePeriodReportOperator
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
@@ -208,6 +211,12 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
             execution_timeout=TABLEAU_REFRESH_TIMEOUT,
         )
         [publish, publish_flux] >> refresh
+        if settings.events is not None:
+            # settings.events: one completion message per closed entity on Kafka, as the event-driven
+            # close sends, after the same sign-off as the other publishing.
+            apply_signoff >> PublishCompletionsOperator(
+                task_id="publish_completions", closes=analyses, events=settings.events, dry_run=DRY_RUN
+            )
         # Last, once everything else is done, failed or not: the report shows the failed closes. A
         # teardown that does not decide the run's state, so the run is still failed by a failed
         # entity (with on_failure_fail_dagrun the report alone would decide it, green after a failure).

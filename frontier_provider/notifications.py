@@ -327,3 +327,50 @@ def _redact(text: str) -> str:
 
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:200] or "_"
+
+
+class KafkaErrorNotifier(BaseNotifier):
+    """Publish a failed task's alert to a Kafka topic (``settings.events.errors_topic``).
+
+    The event-driven close attaches it beside :class:`FrontierFailureNotifier`, so a failure that
+    exhausted its retries reaches the consumers of the completion messages as one message keyed
+    ``entity|period``, with its classification (``events.completion.error_message``). It can also
+    be listed in ``$FRONTIER_ALERT_NOTIFIERS`` with ``kafka_conn_id`` and ``topic`` as kwargs.
+
+    :param kafka_conn_id: the Airflow connection of type kafka.
+    :param topic: the errors topic.
+    """
+
+    def __init__(self, *, kafka_conn_id: str, topic: str) -> None:
+        super().__init__()
+        self.kafka_conn_id = kafka_conn_id
+        self.topic = topic
+
+    def notify(self, context: Any) -> None:
+        from frontier_provider.events.completion import encode, error_message
+        from frontier_provider.hooks.kafka import KafkaPublisherHook
+
+        try:
+            alert = context.get("frontier_alert") or failure_alert(context)
+            key, value = error_message(
+                entity=alert["entity"],
+                period=alert["period"],
+                dag_id=alert["dag_id"],
+                run_id=alert["run_id"],
+                task_id=alert["task_id"],
+                map_index=alert["map_index"],
+                try_number=alert["try_number"] or 0,
+                category=alert["category"],
+                evidence=alert["evidence"],
+                error=alert["exception"]["message"] or alert["subject"],
+                failed_at=datetime.fromisoformat(alert["failed_at"]),
+            )
+            KafkaPublisherHook(kafka_config_id=self.kafka_conn_id).publish(
+                self.topic, [(key, encode(value), {})]
+            )
+            self.log.info(
+                "failure of %s.%s published to %s as %s", alert["dag_id"], alert["task_id"], self.topic, key
+            )
+        except Exception:
+            # A notifier never turns one failure into another: the task's own error stays the one reported.
+            self.log.exception("could not publish the failure to Kafka topic %s", self.topic)
