@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -29,16 +30,36 @@ class StackPool:
         self.last: AirflowStack | None = None
         self._exit = contextlib.ExitStack()
 
-    def get(self, name: str, executor: str) -> AirflowStack:
+    def get(
+        self,
+        name: str,
+        executor: str,
+        *,
+        entities: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> AirflowStack:
+        """The deployment ``name``, started (after stopping another one) when it is not running.
+
+        :param entities: its entities file; by default the demo's with no material variance.
+        :param extra_env: more environment for its processes (connections).
+        :param settings: ``AIRFLOW__*`` settings replacing the stack's own.
+        """
         if self.current is not None and self.current.name == name:
             return self.current
         self.close()
         home = self.tmp_path_factory.mktemp(f"airflow-{name}")
         # The demo's entities file with no material variance: these deployments test the close and
         # its publishing, which would otherwise wait for a controller's sign-off (test_close_signoff).
-        entities = entities_file(self.tmp_path_factory.mktemp("config"), materiality_amount=NOTHING_MATERIAL)
+        if entities is None:
+            entities = entities_file(
+                self.tmp_path_factory.mktemp("config"), materiality_amount=NOTHING_MATERIAL
+            )
         self.last = AirflowStack(
-            name=name, executor=executor, extra_env={"FRONTIER_ENTITIES_FILE": str(entities)}
+            name=name,
+            executor=executor,
+            extra_env={"FRONTIER_ENTITIES_FILE": str(entities), **(extra_env or {})},
+            settings=dict(settings or {}),
         )
         self.current = self._exit.enter_context(running_stack(self.last, home=home, dag_ids=(CLOSE_DAG_ID,)))
         return self.current
@@ -76,8 +97,14 @@ def celery_stack(stack_pool: StackPool) -> AirflowStack:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the CeleryExecutor tests last, so each deployment starts once per session."""
-    items.sort(key=lambda item: "celery_stack" in getattr(item, "fixturenames", ()))
+    """Run the LocalExecutor tests first, then the event-driven close's, then the CeleryExecutor
+    ones, so each deployment starts once per session."""
+    items.sort(
+        key=lambda item: (
+            "celery_stack" in getattr(item, "fixturenames", ()),
+            "events_stack" in getattr(item, "fixturenames", ()),
+        )
+    )
 
 
 @pytest.hookimpl(wrapper=True)

@@ -228,12 +228,15 @@ class AirflowStack:
     :param executor: ``LocalExecutor`` or ``CeleryExecutor`` (adds a ``celery worker`` process).
     :param extra_env: environment for every process on top of the current one (connections etc.).
     :param dags_folder: the DAGs to serve; this repo's ``dags/`` by default.
+    :param settings: ``AIRFLOW__*`` settings that replace the stack's own (e.g. the scheduler's
+        ``use_job_schedule``, off by default here).
     """
 
     name: str
     executor: str = "LocalExecutor"
     extra_env: dict[str, str] = field(default_factory=dict)
     dags_folder: Path = REPO / "dags"
+    settings: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     marker: str = field(default_factory=lambda: secrets.token_hex(8))
     components: dict[str, Component] = field(default_factory=dict)
@@ -308,6 +311,7 @@ class AirflowStack:
                     "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.celery_queue,
                 }
             )
+        env.update(self.settings)
         env.pop("AIRFLOW_CONFIG", None)
         return env
 
@@ -347,6 +351,21 @@ class AirflowStack:
 
     def launch(self, name: str, args: list[str]) -> None:
         self.components[name] = Component.launch(name, args, self.env, self.artifacts / f"{name}.log")
+
+    def stop_component(self, name: str, grace: float = 30) -> None:
+        """Stop one component (SIGTERM, then SIGKILL after ``grace`` seconds), as an operator would."""
+        stop_components([self.components[name]], grace)
+
+    def restart_component(self, name: str) -> None:
+        """Start a stopped component again, with its original command; it logs to ``<name>.<n>.log``."""
+        component = self.components[name]
+        if component.alive():
+            raise StackError(f"{name} is still running: stop it first")
+        starts = sum(1 for path in self.artifacts.glob(f"{name}*.log"))
+        args = [arg.format(port=self.port, queue=self.celery_queue) for arg in COMPONENTS[name]]
+        self.components[name] = Component.launch(
+            name, args, self.env, self.artifacts / f"{name}.{starts + 1}.log"
+        )
 
     def wait_healthy(self, dag_ids: tuple[str, ...], timeout: float) -> None:
         """Wait until the health endpoint reports every component healthy and the DAGs are parsed.
