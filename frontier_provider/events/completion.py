@@ -23,13 +23,32 @@ import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from frontier_provider.events.schema import ANALYSIS_COMPLETED, ANALYSIS_ERROR, violation
 from frontier_provider.failures import Category
 
-if TYPE_CHECKING:
-    from frontier_provider.reporting.overview import CloseCell
+
+class CloseFigures(Protocol):
+    """What a completion announces of one close: ``reporting.overview.CloseCell`` has it all.
+
+    Amounts are Decimal (or None), scores and ratios floats (or None); ``status`` is the close status.
+    """
+
+    entity: str
+    period: str
+    status: str
+    currency: str | None
+    health_score: float | None
+    credit_rating: str | None
+    overall_risk: str | None
+    revenue: Decimal | None
+    net_income: Decimal | None
+    total_assets: Decimal | None
+    shareholders_equity: Decimal | None
+    as_of: str | None
+    ratios: Mapping[str, float | None]
+
 
 SCHEMA_VERSION = 1
 #: An error message longer than this is cut, the last character an ellipsis.
@@ -56,7 +75,7 @@ def completion_key(entity: str, period: str) -> str:
 
 
 def completion_message(
-    cell: CloseCell, *, dag_id: str, run_id: str, manifest_sha256: str, produced_at: datetime
+    cell: CloseFigures, *, dag_id: str, run_id: str, manifest_sha256: str, produced_at: datetime
 ) -> tuple[str, dict[str, Any]]:
     """The completion message of one close: its key and its value, validated.
 
