@@ -30,6 +30,7 @@ from types import FrameType
 import httpx
 
 from frontier_provider.closeview import UI_PATH
+from frontier_provider.config import default_entities_file, load_close_config
 from frontier_provider.demo.processes import (
     AirflowRestClient,
     AirflowStartError,
@@ -154,10 +155,14 @@ def unpause_every_dag(api: AirflowRestClient, dags_folder: Path, timeout: float 
 
     DAGs start paused in Airflow (``[core] dags_are_paused_at_creation``).
 
-    :param dags_folder: the DAGs folder; each of its ``*.py`` files defines at least one DAG.
+    :param dags_folder: the DAGs folder; each of its ``*.py`` files defines at least one DAG, but for
+        ``frontier_close_events.py`` when the entities file has no ``settings.events``.
     :raises AirflowStartError: when a DAG file does not import, or not every file is parsed in time.
     """
     files = {path.name for path in dags_folder.glob("*.py")}
+    if load_close_config(default_entities_file(dags_folder)).settings.events is None:
+        # The event-driven close exists only with settings.events (README: Event-driven close over Kafka).
+        files.discard("frontier_close_events.py")
     dags: list[dict] = []
     for _ in deadline_loop(timeout):
         errors = api.call("GET", "/importErrors")["import_errors"]
