@@ -236,10 +236,12 @@ def test_journal_events_reclose_exactly_the_touched_pairs_once(
     assert statuses["SAP-1000|2024-12"] == "final"
     assert statuses["EBS-US01|2024-12"] == "preliminary"
 
-    # The malformed message and the unknown entity are in the dead-letter topic with their reasons.
+    # The malformed message and the unknown entity are in the dead-letter topic with their reasons. A
+    # dead letter can repeat (a triggerer stopped between sending it and committing its offset): the
+    # topic holds these two messages and no other.
     dead = kafka_broker.consume_all(DEAD_LETTERS, timeout=30)
     reasons = {record.value: record.headers["frontier-reject-reason"] for record in dead}
-    assert len(dead) == 2, reasons
+    assert len(reasons) == 2, reasons
     broken = next(reason for value, reason in reasons.items() if b"JE-BROKEN" in value)
     assert "not JSON" in broken
     unknown = next(reason for value, reason in reasons.items() if b"JE-XX-0001" in value)
