@@ -223,19 +223,20 @@ class CompleteEventsOperator(BaseOperator):
         self.staging_root = staging_root
 
     def execute(self, context: Any) -> dict[str, Any]:
-        planned = {(unit["entity"]["id"], unit["period"]) for unit in _as_list(self.units)}
+        planned = {(unit["entity"]["id"], unit["period"]) for unit in self.units}
         summaries = [s for s in close_summaries(self.closes or []) if (s["entity"], s["period"]) in planned]
         closed = {(summary["entity"], summary["period"]) for summary in summaries}
         failed = sorted(planned - closed)
+        ledger = event_ledger(self.events.state_conn_id)
         published = publish_completions(
-            self, context, summaries, self.events, Staging(self.staging_root), self.dry_run
+            self, context, summaries, self.events, Staging(self.staging_root), self.dry_run, ledger
         )
         journals = [_stored_journal(record) for record in self.journals["events"]]
         done = [item for item in journals if (item.event.entity, item.event.period) in closed]
         newest = self.journals["through"]
         through = _utc(newest) if newest and not failed else None
         dag_run = context["dag_run"]
-        recorded = event_ledger(self.events.state_conn_id).complete(
+        recorded = ledger.complete(
             done, asset=self.asset.uri, through=through, dag_id=dag_run.dag_id, run_id=dag_run.run_id
         )
         self.log.info(
@@ -263,12 +264,16 @@ def publish_completions(
     events: EventSettings,
     staging: Staging,
     dry_run: bool | str | None,
+    ledger: EventLedger | None = None,
 ) -> list[str]:
     """Send one completion message per summary to ``events.completed_topic``; return their keys.
 
     A dry run sends nothing: each message is written to
     ``kafka_completions/period=YYYY-MM/entity=<id>.json`` under the staging root instead. Otherwise
     the Kafka connection must exist.
+
+    :param ledger: the processed-events table, where the sent message ids are recorded; opened from
+        ``events.state_conn_id`` when not given.
     """
     from frontier_provider.hooks.kafka import KafkaPublisherHook
     from frontier_provider.publishing import publishing_dry_run
@@ -307,7 +312,8 @@ def publish_completions(
             staging.write_json(path, {"topic": events.completed_topic, "key": key, "value": value})
             operator.log.info("Dry run: the completion message %s is in %s, not sent", key, path)
         return [key for key, _ in messages]
-    ledger = event_ledger(events.state_conn_id)
+    if ledger is None:
+        ledger = event_ledger(events.state_conn_id)
     already = ledger.published([value["message_id"] for _, value in messages])
     pending = [(key, value) for key, value in messages if value["message_id"] not in already]
     if already:
@@ -365,15 +371,6 @@ def _stored_journal(record: Mapping[str, Any]) -> StoredJournal:
         asset_event_id=record["asset_event_id"],
         timestamp=_utc(record["timestamp"]),
     )
-
-
-def _as_list(value: Any) -> list[Any]:
-    """A mapped upstream's output as a list: Airflow passes a single item unwrapped."""
-    if value is None:
-        return []
-    if isinstance(value, Mapping):
-        return [value]
-    return list(value)
 
 
 def _utc(value: str | datetime) -> datetime:
