@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,48 @@ def test_events_settings_take_the_documented_defaults_and_overrides(tmp_path) ->
 def test_bad_events_settings_are_refused_naming_the_key(tmp_path, events, message) -> None:
     with pytest.raises(EntityConfigError, match=message.replace("(", r"\(")):
         load_close_config(write(tmp_path, "entities:" + EBS + "settings:\n  events:\n" + events))
+
+
+def test_an_unchanged_file_is_parsed_once_per_process(tmp_path) -> None:
+    path = write(tmp_path, "entities:" + EBS)
+    first = load_close_config(path)
+    # The same object: the second DAG of a file, and every task process's lookup, parse nothing.
+    assert load_close_config(path) is first
+    assert load_close_config(str(path)) is first
+
+
+def test_an_edit_is_seen_at_once_even_with_the_same_size_and_mtime(tmp_path) -> None:
+    path = write(tmp_path, "entities:" + EBS)
+    assert load_close_config(path).entities[0].currency == "USD"
+    stat = path.stat()
+    path.write_text("entities:" + EBS.replace("currency: USD", "currency: CAD"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    assert path.stat().st_mtime_ns == stat.st_mtime_ns
+    assert load_close_config(path).entities[0].currency == "CAD"
+    # A revert gives the earlier configuration again.
+    path.write_text("entities:" + EBS)
+    assert load_close_config(path).entities[0].currency == "USD"
+
+
+def test_an_invalid_edit_is_reported_on_every_load_not_served_from_the_cache(tmp_path) -> None:
+    path = write(tmp_path, "entities:" + EBS)
+    load_close_config(path)
+    path.write_text("entities:" + EBS.replace("source: oracle_ebs", "source: netsuite"))
+    for _ in range(2):
+        with pytest.raises(EntityConfigError, match="netsuite"):
+            load_close_config(path)
+
+
+def test_files_of_the_same_content_in_two_folders_resolve_their_own_mappings(tmp_path) -> None:
+    text = "entities:" + EBS.replace("frontier_provider.ledger.mappings/ebs_us.yaml", "custom.yaml")
+    configs = []
+    for name in ("one", "two"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "custom.yaml").write_text("rules: []")
+        configs.append(load_close_config(write(folder, text)))
+    assert [config.entities[0].mapping for config in configs] == [
+        str(tmp_path / "one" / "custom.yaml"),
+        str(tmp_path / "two" / "custom.yaml"),
+    ]
