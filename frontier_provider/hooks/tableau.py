@@ -67,8 +67,13 @@ from airflow.providers.tableau.hooks.tableau import TableauHook, TableauJobFaile
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from frontier_provider.failures import Category
-from frontier_provider.tableau.jobs import (
+from frontier_provider.tableau.jobs import (  # noqa: F401 - the publish settings are also the hook's
+    DEFAULT_JOB_TIMEOUT,
+    DEFAULT_POLL_INTERVAL,
+    OVERWRITE,
+    PUBLISH_MODES,
     SUCCEEDED,
+    UPDATE,
     JobState,
     job_failure_message,
     job_state,
@@ -82,12 +87,6 @@ DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF_BASE = 2.0
 DEFAULT_BACKOFF_MAX = 30.0
 DEFAULT_RETRY_AFTER_MAX = 60.0
-# Seconds to wait for Tableau's jobs before failing the task (update job; refresh jobs by default).
-DEFAULT_JOB_TIMEOUT = 3600.0
-DEFAULT_POLL_INTERVAL = 2.0
-UPDATE = "update"
-OVERWRITE = "overwrite"
-PUBLISH_MODES = (UPDATE, OVERWRITE)
 # tableauserverclient falls back to this REST API version when reading serverInfo fails.
 _UNNEGOTIATED_VERSION = "2.4"
 

@@ -38,19 +38,13 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from frontier_provider.config import SIGNOFF_TIMEOUT_POLICIES
 from frontier_provider.ledger.controls import FINAL, PRELIMINARY
-from frontier_provider.ledger.flux import (
-    EXPLANATION_KEYS,
-    SIGNOFF,
-    STATEMENT_LINE,
-    Explanation,
-    FluxError,
-    explanation_index,
-    variance_key,
-)
 from frontier_provider.manifest import FLUX
 from frontier_provider.operators.close import close_summaries
 from frontier_provider.operators.flux import explanations_path
 from frontier_provider.storage import Staging
+
+# The flux review (frontier_provider.ledger.flux, and pyarrow with it) is imported where a task runs:
+# the close DAG files import this module, and parse without either.
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -408,6 +402,8 @@ def unexplained_variances(
     :param rows: flux review rows (the staged Parquet's columns).
     :param explained: ``(entity, level, item, comparison)`` of every explanation of the period.
     """
+    from frontier_provider.ledger.flux import variance_key
+
     variances = []
     for row in rows:
         if not row["material"] or variance_key(row) in explained:
@@ -451,6 +447,8 @@ def read_explanations(staging: Staging, period: str) -> dict[str, Any]:
 
 def explained_keys(document: Mapping[str, Any]) -> set[tuple[str, str, str, str]]:
     """The variances the explanations document explains, from the file or at an earlier sign-off."""
+    from frontier_provider.ledger.flux import FluxError, explanation_index
+
     try:
         return set(explanation_index(document))
     except FluxError as err:
@@ -529,6 +527,8 @@ def explanation_params(variances: Iterable[Mapping[str, Any]]) -> dict[str, Para
 
 def item_label(variance: Mapping[str, Any]) -> str:
     """A statement line's name, e.g. ``Revenue (income statement)``, or ``account 4000: <its line>``."""
+    from frontier_provider.ledger.flux import STATEMENT_LINE
+
     description = variance.get("description")
     if variance["level"] == STATEMENT_LINE:
         return str(description or variance["item"])
@@ -586,6 +586,8 @@ def record_signoff(
     Explanations from the file (or any other source) are kept; an earlier sign-off's
     explanation of the same variance is replaced, so a rerun does not add a second one.
     """
+    from frontier_provider.ledger.flux import SIGNOFF
+
     period = review["period"]
     document = read_explanations(staging, period)
     entered = signoff_explanations(review, answer)
@@ -612,6 +614,8 @@ def record_signoff(
 
 def signoff_explanations(review: Mapping[str, Any], answer: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The explanation entries of an answer, one per explanation field the controller filled in."""
+    from frontier_provider.ledger.flux import SIGNOFF, Explanation
+
     by_param = {variance["param"]: variance for variance in review["variances"]}
     entries = []
     for param, text in sorted((answer.get("explanations") or {}).items()):
@@ -641,6 +645,8 @@ def merge_explanations(document: Mapping[str, Any], entries: list[dict[str, Any]
     :param document: ``{"period", "explanations": [...], ...}``; other keys are kept.
     :param entries: sign-off explanations; each replaces a sign-off explanation of the same variance.
     """
+    from frontier_provider.ledger.flux import EXPLANATION_KEYS, SIGNOFF, variance_key
+
     replaced = {variance_key(entry) for entry in entries}
     kept = [
         entry

@@ -41,19 +41,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf
-from airflow.providers.tableau.hooks.tableau import TableauJobFailedException
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from frontier_provider.hooks.tableau import (
-    DEFAULT_JOB_TIMEOUT,
-    DEFAULT_POLL_INTERVAL,
-    OVERWRITE,
-    PUBLISH_MODES,
-    UPDATE,
-    FrontierTableauHook,
-    TableauJobTimeoutError,
-)
+from frontier_provider.connection_types import TABLEAU_DEFAULT_CONN_ID
 from frontier_provider.manifest import ANALYSIS, FLUX, read_manifests
 from frontier_provider.operators.flux import explanations_path
 from frontier_provider.periods import FiscalPeriod, InvalidPeriodError
@@ -66,6 +57,13 @@ from frontier_provider.publication import (
 )
 from frontier_provider.publishing import publishing_dry_run, requested_dry_run
 from frontier_provider.storage import Staging, staged_path
+from frontier_provider.tableau.jobs import (
+    DEFAULT_JOB_TIMEOUT,
+    DEFAULT_POLL_INTERVAL,
+    OVERWRITE,
+    PUBLISH_MODES,
+    UPDATE,
+)
 from frontier_provider.tableau.rows import (
     ANALYSIS_EXTRACT,
     FLUX_EXTRACT,
@@ -128,7 +126,7 @@ class _ExtractPublishOperator(BaseOperator):
         project_name: str = "Finance",
         create_project: bool = False,
         mode: str = UPDATE,
-        tableau_conn_id: str = FrontierTableauHook.default_conn_name,
+        tableau_conn_id: str = TABLEAU_DEFAULT_CONN_ID,
         site_id: str | None = None,
         staging_root: str | None = None,
         dry_run: bool | str = False,
@@ -323,6 +321,8 @@ class _ExtractPublishOperator(BaseOperator):
         from frontier_provider.lineage import remember_connection
 
         remember_connection(self, self.tableau_conn_id)  # for the lineage: see lineage.remember_connection
+        from frontier_provider.hooks.tableau import FrontierTableauHook
+
         with FrontierTableauHook(site_id=self.site_id, tableau_conn_id=self.tableau_conn_id) as hook:
             published = hook.publish_extract(
                 extract,
@@ -542,7 +542,7 @@ class TableauRefreshOperator(BaseOperator):
         *,
         workbooks: Sequence[str] | str = (),
         datasources: Sequence[str] | str = (),
-        tableau_conn_id: str = FrontierTableauHook.default_conn_name,
+        tableau_conn_id: str = TABLEAU_DEFAULT_CONN_ID,
         site_id: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 30,
@@ -574,6 +574,8 @@ class TableauRefreshOperator(BaseOperator):
             return {**summary, "dry_run": True, "would_refresh": [f"{k} {n}" for k, n in targets]}
         if self.timeout <= 0:
             raise AirflowFailException(f"timeout must be a positive number of seconds, got {self.timeout!r}")
+        from frontier_provider.hooks.tableau import FrontierTableauHook
+
         with FrontierTableauHook(site_id=self.site_id, tableau_conn_id=self.tableau_conn_id) as hook:
             jobs, skipped = hook.start_refreshes(targets)
             summary["skipped"] = skipped
@@ -610,6 +612,10 @@ class TableauRefreshOperator(BaseOperator):
         :param event: the trigger's event payload.
         :param skipped: refreshes skipped because one was already queued.
         """
+        from airflow.providers.tableau.hooks.tableau import TableauJobFailedException
+
+        from frontier_provider.hooks.tableau import TableauJobTimeoutError
+
         status = event.get("status")
         if status == "timeout":
             raise TableauJobTimeoutError(event["message"])

@@ -10,6 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# Seconds to wait for Tableau's jobs before failing the task (update job; refresh jobs by default).
+DEFAULT_JOB_TIMEOUT = 3600.0
+DEFAULT_POLL_INTERVAL = 2.0
+# How a publish changes the datasource: update the run's rows in place, or replace the whole extract.
+UPDATE = "update"
+OVERWRITE = "overwrite"
+PUBLISH_MODES = (UPDATE, OVERWRITE)
+
 PENDING = "pending"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
