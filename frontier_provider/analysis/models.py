@@ -96,7 +96,9 @@ Money = Annotated[Decimal, BeforeValidator(parse_money)]
 class _Document(BaseModel):
     """Base of every request part: unknown keys are accepted and ignored."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Validators are built on first use, not on import: DAG files that import these models parse
+    # without paying for every schema.
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class BalanceSheet(_Document):

@@ -118,7 +118,9 @@ Reasons = dict[str, str]
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Validators are built on first use, not on import: DAG files that import these models parse
+    # without paying for every schema.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # ------------------------------------------------------------------ shared
