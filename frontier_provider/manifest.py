@@ -231,7 +231,7 @@ def build_manifest(staging: Staging, period: str, entity: str) -> Manifest:
                 f"manifest {entity} {period}: {path} is missing; rerun the {stage} task for this period"
             )
         data = path.read_bytes()
-        files[str(path.relative_to(staging.root))] = _sha256(data)
+        files[staging.relative_name(path)] = _sha256(data)
         return data
 
     status = json.loads(read(staging.file(PERIOD_STATUS, period, entity, ".json"), "extract"))

@@ -20,6 +20,14 @@ entity is named without ``entity=``, so no reader takes it for an entity's::
 Every write goes to a temporary name first and is then renamed over the final
 name, so a reader never sees half a file and a rerun replaces exactly its own
 outputs.
+
+When workers run on several machines, the root is on object storage that all of
+them reach, with the Airflow connection of the store as the user part of the URL:
+``FRONTIER_STAGING_ROOT=s3://<conn_id>@<bucket>/<prefix>`` (the ``s3`` extra
+installs the amazon provider and s3fs). Paths keep their connection when they go
+through XCom as text (``str(path)``, then :func:`staged_path`), and a connection
+that does not exist fails the task naming it, rather than letting the store fall
+back to whatever credentials the machine has.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import ObjectStoragePath
 
+from frontier_provider.failures import Category
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -42,6 +52,14 @@ STAGING_ROOT_ENV = "FRONTIER_STAGING_ROOT"
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SUFFIX_PATTERN = re.compile(r"^(\.[A-Za-z0-9]+)+$")
 _TMP_PREFIX = ".tmp-"
+# Connections of staging roots already found in this process (a task checks its root's once).
+_FOUND_CONNECTIONS: set[str] = set()
+
+
+class StagingConfigurationError(ValueError):
+    """The staging root cannot be used as configured; the message says what to set."""
+
+    category = Category.CONFIGURATION
 
 
 def default_staging_root() -> str:
@@ -81,6 +99,7 @@ class Staging:
     def __init__(self, root: str | os.PathLike | ObjectStoragePath | None = None) -> None:
         root = root if root is not None else default_staging_root()
         self.root = root if isinstance(root, ObjectStoragePath) else ObjectStoragePath(_as_url(root))
+        _require_connection(self.root)
 
     # -- layout --
     def partition(self, dataset: str, period: str) -> ObjectStoragePath:
@@ -182,6 +201,19 @@ class Staging:
         source = str(local) if local is not None else pa.BufferReader(path.read_bytes())
         return pq.read_table(source, columns=columns)
 
+    def relative_name(self, path: ObjectStoragePath) -> str:
+        """``path`` relative to the root, as the layout names it: ``analysis/period=2024-12/entity=X.json``.
+
+        The same text for a local and an object-storage root (``relative_to`` gives a relative
+        object-storage path that cannot even be printed).
+
+        :raises ValueError: ``path`` is not under the root.
+        """
+        root = self.root.path.rstrip("/")
+        if not path.path.startswith(root + "/"):
+            raise ValueError(f"{path} is not under the staging root {self.root}")
+        return path.path[len(root) + 1 :]
+
     def local_path(self, path: ObjectStoragePath) -> Path | None:
         """The local filesystem path of ``path`` when the staging root is local, else None."""
         return Path(path.path) if path.protocol in ("", "file", "local") else None
@@ -194,6 +226,28 @@ def _open_sink(path: ObjectStoragePath, local: Path | None) -> Iterator[Any]:
     else:
         with path.open("wb") as sink:
             yield sink
+
+
+def _require_connection(root: ObjectStoragePath) -> None:
+    """Fail when the root names an Airflow connection that does not exist.
+
+    Without it the object store's filesystem would log a warning and go on with the machine's own
+    credentials (an AWS profile, an instance role), staging wherever those point.
+    """
+    conn_id = root.conn_id
+    if conn_id is None or conn_id in _FOUND_CONNECTIONS:
+        return
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException as err:
+        raise StagingConfigurationError(
+            f"the staging root {root} names the Airflow connection {conn_id!r}, which does not exist: "
+            f"create it (e.g. an 'aws' connection for s3://) or fix ${STAGING_ROOT_ENV}"
+        ) from err
+    _FOUND_CONNECTIONS.add(conn_id)
 
 
 def _as_url(root: str | os.PathLike) -> str:

@@ -525,7 +525,7 @@ def _controlled_trial_balance(staging: Staging, entity_id: str, period: FiscalPe
         raise AirflowFailException(f"translate: {found}; the group consolidates released figures only")
     tb_path = staging.file(TRIAL_BALANCE, str(period), entity_id, ".parquet")
     data = tb_path.read_bytes() if tb_path.exists() else b""
-    if found.files.get(str(tb_path.relative_to(staging.root))) != hashlib.sha256(data).hexdigest():
+    if found.files.get(staging.relative_name(tb_path)) != hashlib.sha256(data).hexdigest():
         raise AirflowFailException(
             f"translate: the trial balance of {entity_id} {period} at {tb_path} is not the one its close "
             f"manifest recorded ({manifest_path(staging, str(period), entity_id)}); rerun the close of "

@@ -46,7 +46,9 @@ PG_HOST, PG_PORT = "127.0.0.1", 5432
 REDIS_URL = "redis://127.0.0.1:6379"
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
 STACK_MARKER = "FRONTIER_E2E_STACK"
-CELERY_WORKER: tuple[str, ...] = ("celery", "worker", "--concurrency", "2", "--queues", "{queue}")
+CELERY_WORKER: tuple[str, ...] = ("celery", "worker", "--concurrency", "{concurrency}", "--queues", "{queue}")
+# Task slots of a Celery deployment, split among its workers (the machine has two cores).
+CELERY_SLOTS = 2
 TERMINAL_RUN_STATES = {"success", "failed"}
 FAILED_TASK_STATES = {"failed", "up_for_retry"}
 
@@ -230,6 +232,9 @@ class AirflowStack:
     :param dags_folder: the DAGs to serve; this repo's ``dags/`` by default.
     :param settings: ``AIRFLOW__*`` settings that replace the stack's own (e.g. the scheduler's
         ``use_job_schedule``, off by default here).
+    :param celery_workers: ``celery worker`` processes under CeleryExecutor. One is ``celery-worker``
+        and shares the stack's environment; several are ``celery-worker-1``, ``-2``... and each is a
+        machine of its own (see :meth:`worker_environment`).
     """
 
     name: str
@@ -237,6 +242,7 @@ class AirflowStack:
     extra_env: dict[str, str] = field(default_factory=dict)
     dags_folder: Path = REPO / "dags"
     settings: dict[str, str] = field(default_factory=dict)
+    celery_workers: int = 1
     port: int = field(default_factory=free_port)
     marker: str = field(default_factory=lambda: secrets.token_hex(8))
     components: dict[str, Component] = field(default_factory=dict)
@@ -253,11 +259,56 @@ class AirflowStack:
 
     @property
     def staging_root(self) -> Path:
-        return Path(self.env["FRONTIER_STAGING_ROOT"])
+        """The stack's local staging folder; a stack that stages on object storage has none."""
+        root = self.env["FRONTIER_STAGING_ROOT"]
+        if "://" in root:
+            raise StackError(f"the {self.name} stack stages on object storage ({root}), not in a folder")
+        return Path(root)
 
     @property
     def celery_queue(self) -> str:
         return f"frontier_e2e_{self.marker}"
+
+    @property
+    def celery_worker_names(self) -> list[str]:
+        """The components that are Celery workers (none under another executor)."""
+        if self.executor != "CeleryExecutor":
+            return []
+        if self.celery_workers == 1:
+            return ["celery-worker"]
+        return [f"celery-worker-{n}" for n in range(1, self.celery_workers + 1)]
+
+    def worker_folder(self, name: str) -> Path:
+        """A worker's own folder (of several workers): its working directory, HOME, TMPDIR, AIRFLOW_HOME,
+        task logs and component log."""
+        return self.artifacts / name
+
+    def worker_environment(self, name: str) -> dict[str, str]:
+        """The environment of the Celery worker ``name``: the stack's, and when the stack has several
+        workers, a disk of its own, as on a machine of its own.
+
+        Each of several workers gets its own HOME, TMPDIR, AIRFLOW_HOME and task-log folder under
+        :meth:`worker_folder`, and a log server on a port of its own. On a shared disk are only what
+        every machine of a deployment is given: the code, the DAGs and plugins, the entities file and,
+        in these tests, the demo's SQLite files that stand in for the Oracle and SAP servers. Whatever
+        tasks hand each other must go through the staging root and the metadata database.
+        """
+        if self.celery_workers == 1:
+            return self.env
+        folder = self.worker_folder(name)
+        own = {
+            "HOME": folder / "home",
+            "TMPDIR": folder / "tmp",
+            "AIRFLOW_HOME": folder / "airflow_home",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": folder / "task-logs",
+        }
+        for path in own.values():
+            path.mkdir(parents=True, exist_ok=True)
+        return {
+            **self.env,
+            **{key: str(path) for key, path in own.items()},
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        }
 
     def environment(self, home: Path, database_url: str) -> dict[str, str]:
         """The configuration every process of the stack shares, as ``AIRFLOW__*`` variables.
@@ -300,7 +351,8 @@ class AirflowStack:
             # Log servers on free ports: another deployment on this machine may hold the defaults.
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-            "FRONTIER_STAGING_ROOT": str(home / "staging"),
+            # extra_env may name another root (object storage): the stack's folder is the default.
+            "FRONTIER_STAGING_ROOT": self.extra_env.get("FRONTIER_STAGING_ROOT") or str(home / "staging"),
         }
         if self.executor == "CeleryExecutor":
             env.update(
@@ -329,14 +381,14 @@ class AirflowStack:
         self.artifacts.mkdir(parents=True)
         self.env = self.environment(home, database_url)
         (home / "simple_auth_manager_passwords.json").write_text(json.dumps({ADMIN_USER: ADMIN_PASSWORD}))
-        self.staging_root.mkdir(parents=True, exist_ok=True)
+        if "://" not in self.env["FRONTIER_STAGING_ROOT"]:  # object storage has no folders to make
+            self.staging_root.mkdir(parents=True, exist_ok=True)
         self.cli("db", "migrate", timeout=300)
         self.cli("pools", "set", "tableau", "1", "Tableau: a personal access token holds one session")
-        commands = dict(COMPONENTS)
-        if self.executor == "CeleryExecutor":
-            commands["celery-worker"] = CELERY_WORKER
-        for name, args in commands.items():
-            self.launch(name, [arg.format(port=self.port, queue=self.celery_queue) for arg in args])
+        for name, args in COMPONENTS.items():
+            self.launch(name, [arg.format(port=self.port) for arg in args])
+        for name in self.celery_worker_names:
+            self.launch_celery_worker(name)
         self.api = AirflowApi(self.base_url)
         self.wait_healthy(dag_ids, timeout)
 
@@ -351,6 +403,23 @@ class AirflowStack:
 
     def launch(self, name: str, args: list[str]) -> None:
         self.components[name] = Component.launch(name, args, self.env, self.artifacts / f"{name}.log")
+
+    def launch_celery_worker(self, name: str) -> None:
+        """Start the Celery worker ``name`` on the deployment's queue, with :meth:`worker_environment`.
+
+        One of several workers runs in its :meth:`worker_folder` under the Celery hostname
+        ``<name>@<host>``, which its log names.
+        """
+        concurrency = max(1, CELERY_SLOTS // self.celery_workers)
+        args = [arg.format(concurrency=concurrency, queue=self.celery_queue) for arg in CELERY_WORKER]
+        if self.celery_workers == 1:
+            self.launch(name, args)
+            return
+        env = self.worker_environment(name)
+        log_file = self.worker_folder(name) / f"{name}.log"  # its folder is its working directory
+        self.components[name] = Component.launch(
+            name, [*args, "--celery-hostname", f"{name}@%h"], env, log_file
+        )
 
     def stop_component(self, name: str, grace: float = 30) -> None:
         """Stop one component (SIGTERM, then SIGKILL after ``grace`` seconds), as an operator would."""
@@ -425,7 +494,7 @@ class AirflowStack:
     def log_tails(self, lines: int = 60) -> str:
         """The last lines of every component's log, for a failed test's report."""
         return "\n\n".join(
-            f"===== {name} ({self.artifacts / (name + '.log')}) =====\n{component.log_tail(lines)}"
+            f"===== {name} ({component.log_file}) =====\n{component.log_tail(lines)}"
             for name, component in self.components.items()
         )
 

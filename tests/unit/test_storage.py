@@ -105,3 +105,11 @@ def test_a_local_staged_path_keeps_the_equals_sign_of_the_layout(tmp_path) -> No
         assert path.exists(), location
         assert "%3D" not in str(path)
         assert staging.read_json(path) == {"ok": True}
+
+
+def test_relative_names_follow_the_layout_and_refuse_paths_outside_the_root(tmp_path) -> None:
+    staging = Staging(tmp_path / "staging")
+    path = staging.file("analysis", "2024-12", "SAP-1000", ".json")
+    assert staging.relative_name(path) == "analysis/period=2024-12/entity=SAP-1000.json"
+    with pytest.raises(ValueError, match="not under the staging root"):
+        staging.relative_name(Staging(tmp_path / "staging-other").file("analysis", "2024-12", "A", ".json"))
