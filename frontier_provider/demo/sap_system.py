@@ -19,10 +19,13 @@ that break naive extractors, so code that works against it works against SAP:
   wide for its field shows a leading ``*`` as SAP does; trailing blanks of the
   row are dropped, as the RFC library does.
 
-Every call is recorded in ``calls`` so tests can assert what reached SAP.
-Data lives in SQLite as text, one column per dictionary field; tables can also
-be synthetic (rows computed from their index) so benchmarks can read millions
-of rows without building a file first.
+Every call is recorded in ``calls`` so tests can assert what reached SAP, and
+the rows each table returned and scanned are counted (``rows_returned``,
+``rows_scanned``: with ``ROWSKIPS``, SAP reads the skipped rows again, so they
+count as scanned). Data lives in SQLite as text, one column per dictionary
+field; tables can also be synthetic (rows computed from their index) or
+columnar (Arrow partitions filtered and rendered column-wise), so benchmarks can
+read tens of millions of rows without building a file first.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from frontier_provider.demo.sqlite import write_sqlite
 from frontier_provider.sources.sap import (
@@ -266,12 +272,45 @@ class SyntheticTable:
     row_at: Callable[[int], Mapping[str, object]]
 
 
+@dataclass(frozen=True)
+class ColumnarPartition:
+    """One partition of a columnar table: fields every row shares, and a builder of the other columns.
+
+    :param constants: field -> value of every row of the partition (e.g. ``GJAHR``, ``POPER``);
+        fields neither here nor in the rows have their initial value.
+    :param build: returns the rows as an Arrow table, one column per varying field: ``C``/``D``
+        fields as text without trailing blanks, ``N`` as integers, ``P`` as decimals. Rows are
+        in the order SAP returns them (no order: build them shuffled).
+    """
+
+    constants: Mapping[str, object]
+    build: Callable[[], pa.Table]
+
+
+@dataclass(frozen=True)
+class ColumnarTable:
+    """A large table held as Arrow partitions, filtered and rendered column-wise.
+
+    A WHERE clause skips the partitions whose constants cannot match it, then
+    evaluates column-wise on the others, in partition order. Built partitions are
+    cached, the most recently used ``cached`` of them.
+
+    :param partitions: the partitions, in the order their rows are returned.
+    :param cached: how many built partitions to keep in memory.
+    """
+
+    partitions: tuple[ColumnarPartition, ...]
+    cached: int = 2
+
+
 class DemoSapSystem:
     """An RFC client double: ``call(function_name, **params) -> dict`` like ``pyrfc.Connection``.
 
     :param path: the SQLite file written by ``DemoSapSystem.create`` (may be None with synthetic tables only).
     :param synthetic_tables: tables computed on the fly, by name.
+    :param columnar_tables: tables held as Arrow partitions, by name.
     :param seed: the seed of the (deterministic) row shuffle.
+    :param record_calls: keep every call's parameters in ``calls`` (off for long benchmarks).
     """
 
     def __init__(
@@ -279,12 +318,20 @@ class DemoSapSystem:
         path: str | os.PathLike | None = None,
         *,
         synthetic_tables: Mapping[str, SyntheticTable] | None = None,
+        columnar_tables: Mapping[str, ColumnarTable] | None = None,
         seed: int = 20240131,
+        record_calls: bool = True,
     ) -> None:
         self.path = Path(path) if path is not None else None
         self.synthetic_tables = dict(synthetic_tables or {})
+        self.columnar_tables = dict(columnar_tables or {})
         self.seed = seed
+        self.record_calls = record_calls
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        #: Rows each table returned, and rows it scanned (returned plus those ROWSKIPS passed over).
+        self.rows_returned: collections.Counter[str] = collections.Counter()
+        self.rows_scanned: collections.Counter[str] = collections.Counter()
+        self._built: collections.OrderedDict[tuple[str, int], pa.Table] = collections.OrderedDict()
         self._database: sqlite3.Connection | None = None
         # Open scans by (table, WHERE text): the position reached and the rest of the rows, so
         # paging through a large table costs one pass instead of one pass per page.
@@ -325,7 +372,8 @@ class DemoSapSystem:
         :param function_name: the function module.
         :param params: its import and table parameters.
         """
-        self.calls.append((function_name, dict(params)))
+        if self.record_calls:
+            self.calls.append((function_name, dict(params)))
         if function_name == "RFC_PING":
             return {}
         if function_name == RFC_READ_TABLE:
@@ -400,16 +448,70 @@ class DemoSapSystem:
         predicate = _parse_where(where, definition) if where else _always
 
         skip, count = _non_negative(ROWSKIPS, "ROWSKIPS"), _non_negative(ROWCOUNT, "ROWCOUNT")
-        remaining = self._remaining_rows(table, where, predicate, skip)
-        page = itertools.islice(remaining, count) if count else remaining
-        data = [{"WA": _work_area(row, selected, delimiter)} for row in page]
-        if count and len(data) == count:
-            # A full page: the next call most likely asks for the page after it.
-            self._scans[(table, where)] = (skip + count, remaining)
+        if table in self.columnar_tables:
+            data = self._columnar_page(table, predicate, selected, delimiter, skip, count)
+        else:
+            remaining = self._remaining_rows(table, where, predicate, skip)
+            page = itertools.islice(remaining, count) if count else remaining
+            data = [{"WA": _work_area(row, selected, delimiter)} for row in page]
+            if count and len(data) == count:
+                # A full page: the next call most likely asks for the page after it.
+                self._scans[(table, where)] = (skip + count, remaining)
+        self.rows_returned[table] += len(data)
+        self.rows_scanned[table] += skip + len(data)
         return {"FIELDS": layout, "DATA": data, "OPTIONS": [{"TEXT": line} for line in lines]}
 
+    def _columnar_page(
+        self,
+        table: str,
+        predicate: _Condition,
+        selected: list[DdField],
+        delimiter: str,
+        skip: int,
+        count: int,
+    ) -> list[dict[str, str]]:
+        columnar = self.columnar_tables[table]
+        fields = {field.name: field for field in _definition(table)}
+        wanted = count or None
+        pieces: list[pa.Array] = []
+        for number, partition in enumerate(columnar.partitions):
+            if wanted is not None and wanted <= 0:
+                break
+            constants = {
+                name: _stored_value(table, fields[name], value) for name, value in partition.constants.items()
+            }
+            if not predicate.may_match(constants):
+                continue
+            rows = self._partition(table, number, columnar)
+            columns = _Columns(rows, constants, fields)
+            mask = predicate.mask(columns)
+            if mask is False:
+                continue
+            matching = rows if mask is True else rows.filter(mask)
+            if skip >= matching.num_rows:
+                skip -= matching.num_rows
+                continue
+            end = matching.num_rows if wanted is None else min(matching.num_rows, skip + wanted)
+            taken = matching.slice(skip, end - skip)
+            skip = 0
+            if wanted is not None:
+                wanted -= taken.num_rows
+            pieces.append(_rendered_rows(taken, constants, selected, delimiter))
+        return [{"WA": text} for piece in pieces for text in piece.to_pylist()]
+
+    def _partition(self, table: str, number: int, columnar: ColumnarTable) -> pa.Table:
+        key = (table, number)
+        if key in self._built:
+            self._built.move_to_end(key)
+            return self._built[key]
+        rows = columnar.partitions[number].build()
+        self._built[key] = rows
+        while len(self._built) > max(1, columnar.cached):
+            self._built.popitem(last=False)
+        return rows
+
     def _holds(self, table: str) -> bool:
-        if table in self.synthetic_tables:
+        if table in self.synthetic_tables or table in self.columnar_tables:
             return True
         if self.path is None:
             return False
@@ -417,7 +519,7 @@ class DemoSapSystem:
         return found.fetchone() is not None
 
     def _remaining_rows(
-        self, table: str, where: str, predicate: Callable[[dict[str, str]], bool], skip: int
+        self, table: str, where: str, predicate: _Condition, skip: int
     ) -> Iterator[dict[str, str]]:
         """The matching rows after the first ``skip``, consumed lazily (resuming an open scan)."""
         scan = self._scans.pop((table, where), None)
@@ -518,6 +620,56 @@ def _rendered(field: DdField, value: str) -> str:
     return value.ljust(field.length)
 
 
+class _Columns:
+    """A partition's values by field: an Arrow column, or the partition's constant text."""
+
+    def __init__(self, rows: pa.Table, constants: Mapping[str, str], fields: Mapping[str, DdField]) -> None:
+        self.rows = rows
+        self.constants = constants
+        self.fields = fields
+
+    def get(self, name: str) -> pa.ChunkedArray | str:
+        if name in self.rows.column_names:
+            return self.rows[name]
+        if name in self.constants:
+            return self.constants[name]
+        return _stored_value("", self.fields[name], None)
+
+
+def _rendered_rows(
+    rows: pa.Table, constants: Mapping[str, str], selected: list[DdField], delimiter: str
+) -> pa.Array:
+    """The rows' ``DATA-WA`` texts, rendered column-wise exactly as :func:`_work_area` renders one row."""
+    parts: list[pa.ChunkedArray | str] = []
+    for field in selected:
+        if field.name in rows.column_names:
+            parts.append(_rendered_column(field, rows[field.name]))
+        else:
+            value = constants.get(field.name, _stored_value("", field, None))
+            parts.append(_rendered(field, value))
+    if not any(isinstance(part, pa.ChunkedArray) for part in parts):
+        return pa.array([delimiter.join(parts).rstrip()] * rows.num_rows, pa.string())  # type: ignore[arg-type]
+    joined = pc.binary_join_element_wise(*parts, delimiter)
+    return pc.utf8_rtrim(joined, characters=" ").combine_chunks()
+
+
+def _rendered_column(field: DdField, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if field.abap_type == "P":
+        text = pc.cast(pc.cast(column, pa.decimal128(38, field.decimals)), pa.string())
+        negative = pc.starts_with(text, "-")
+        digits = pc.if_else(negative, pc.utf8_slice_codeunits(text, 1), text)
+        signed = pc.binary_join_element_wise(digits, pc.if_else(negative, "-", " "), "")
+        padded = pc.utf8_lpad(signed, width=field.length, padding=" ")
+        # A value wider than its field: '*' and its last digits, as ABAP shows it.
+        overflow = pc.greater(pc.utf8_length(signed), field.length)
+        starred = pc.binary_join_element_wise("*", pc.utf8_slice_codeunits(signed, -(field.length - 1)), "")
+        return pc.if_else(overflow, starred, padded)
+    if field.abap_type == "N":
+        text = column if pa.types.is_string(column.type) else pc.cast(column, pa.string())
+        return pc.utf8_lpad(text, width=field.length, padding="0")
+    return pc.utf8_rpad(column, width=field.length, padding=" ")
+
+
 def format_sap_amount(amount: Decimal, length: int, decimals: int) -> str:
     """Render an amount as ABAP moves a packed number to text: right-aligned, sign trailing.
 
@@ -566,11 +718,124 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "<=": lambda a, b: a <= b,
     ">=": lambda a, b: a >= b,
 }
-_Predicate = Callable[[dict[str, str]], bool]
+_ARROW_COMPARE = {
+    "=": pc.equal,
+    "<>": pc.not_equal,
+    "<": pc.less,
+    ">": pc.greater,
+    "<=": pc.less_equal,
+    ">=": pc.greater_equal,
+}
+_Mask = pa.ChunkedArray | pa.Array | bool
 
 
-def _always(row: dict[str, str]) -> bool:
-    return True
+class _Condition:
+    """A parsed WHERE condition: for one row (text values), column-wise, and for partition constants."""
+
+    def __call__(self, row: Mapping[str, str]) -> bool:
+        raise NotImplementedError
+
+    def mask(self, columns: _Columns) -> _Mask:
+        """True/False for every row of a columnar partition (a plain bool when the same for all)."""
+        raise NotImplementedError
+
+    def may_match(self, constants: Mapping[str, str]) -> bool:
+        """False only when no row with these constant values can match."""
+        raise NotImplementedError
+
+
+class _Always(_Condition):
+    def __call__(self, row: Mapping[str, str]) -> bool:
+        return True
+
+    def mask(self, columns: _Columns) -> _Mask:
+        return True
+
+    def may_match(self, constants: Mapping[str, str]) -> bool:
+        return True
+
+
+_always = _Always()
+
+
+class _Comparison(_Condition):
+    def __init__(self, field: DdField, test: Callable[[Any], bool], arrow: Callable[[Any], _Mask]) -> None:
+        self.field = field
+        self.value_of = _comparable(field)
+        self.test = test
+        self.arrow = arrow
+
+    def __call__(self, row: Mapping[str, str]) -> bool:
+        return self.test(self.value_of(row[self.field.name]))
+
+    def mask(self, columns: _Columns) -> _Mask:
+        values = columns.get(self.field.name)
+        if isinstance(values, str):
+            return self.test(self.value_of(values))
+        return self.arrow(_arrow_comparable(self.field, values))
+
+    def may_match(self, constants: Mapping[str, str]) -> bool:
+        if self.field.name not in constants:
+            return True
+        return self.test(self.value_of(constants[self.field.name]))
+
+
+class _Junction(_Condition):
+    def __init__(self, parts: list[_Condition], conjunction: bool) -> None:
+        self.parts = parts
+        self.conjunction = conjunction
+
+    def __call__(self, row: Mapping[str, str]) -> bool:
+        results = (part(row) for part in self.parts)
+        return all(results) if self.conjunction else any(results)
+
+    def mask(self, columns: _Columns) -> _Mask:
+        combined: _Mask = self.conjunction
+        for part in self.parts:
+            mask = part.mask(columns)
+            if isinstance(mask, bool):
+                if mask != self.conjunction:
+                    return mask  # False in an AND, True in an OR decides
+                continue
+            if isinstance(combined, bool):
+                combined = mask
+            else:
+                combined = (pc.and_ if self.conjunction else pc.or_)(combined, mask)
+        return combined
+
+    def may_match(self, constants: Mapping[str, str]) -> bool:
+        results = (part.may_match(constants) for part in self.parts)
+        return all(results) if self.conjunction else any(results)
+
+
+class _Negation(_Condition):
+    def __init__(self, inner: _Condition) -> None:
+        self.inner = inner
+
+    def __call__(self, row: Mapping[str, str]) -> bool:
+        return not self.inner(row)
+
+    def mask(self, columns: _Columns) -> _Mask:
+        mask = self.inner.mask(columns)
+        return (not mask) if isinstance(mask, bool) else pc.invert(mask)
+
+    def may_match(self, constants: Mapping[str, str]) -> bool:
+        return True
+
+
+def _arrow_comparable(field: DdField, values: pa.ChunkedArray) -> pa.ChunkedArray:
+    # Numbers compare by value, as _comparable does for text; decimals at a common scale.
+    if field.abap_type in ("P", "N") and not pa.types.is_integer(values.type):
+        return pc.cast(values, pa.decimal128(38, 10))
+    return values
+
+
+def _arrow_operand(field: DdField, operand: Any) -> Any:
+    if field.abap_type in ("P", "N"):
+        if field.abap_type == "N" and operand == operand.to_integral_value():
+            return int(operand)
+        return pa.scalar(operand.quantize(Decimal(1).scaleb(-10)), pa.decimal128(38, 10))
+    return operand
 
 
 def _tokenise(where: str) -> list[tuple[str, str]]:
@@ -588,7 +853,7 @@ def _tokenise(where: str) -> list[tuple[str, str]]:
     return tokens
 
 
-def _parse_where(where: str, definition: dict[str, DdField]) -> _Predicate:
+def _parse_where(where: str, definition: dict[str, DdField]) -> _Condition:
     parser = _WhereParser(_tokenise(where), definition, where)
     predicate = parser.expression()
     if parser.position != len(parser.tokens):
@@ -625,22 +890,21 @@ class _WhereParser:
             return True
         return False
 
-    def expression(self) -> _Predicate:
+    def expression(self) -> _Condition:
         terms = [self.term()]
         while self.keyword("OR"):
             terms.append(self.term())
-        return terms[0] if len(terms) == 1 else (lambda row: any(t(row) for t in terms))
+        return terms[0] if len(terms) == 1 else _Junction(terms, conjunction=False)
 
-    def term(self) -> _Predicate:
+    def term(self) -> _Condition:
         factors = [self.factor()]
         while self.keyword("AND"):
             factors.append(self.factor())
-        return factors[0] if len(factors) == 1 else (lambda row: all(f(row) for f in factors))
+        return factors[0] if len(factors) == 1 else _Junction(factors, conjunction=True)
 
-    def factor(self) -> _Predicate:
+    def factor(self) -> _Condition:
         if self.keyword("NOT"):
-            inner = self.factor()
-            return lambda row: not inner(row)
+            return _Negation(self.factor())
         if self.symbol("("):
             inner = self.expression()
             if not self.symbol(")"):
@@ -648,7 +912,7 @@ class _WhereParser:
             return inner
         return self.comparison()
 
-    def comparison(self) -> _Predicate:
+    def comparison(self) -> _Condition:
         kind, name = self.peek()
         if kind != "word" or name.upper() in ("AND", "OR", "NOT", "IN", "BETWEEN"):
             self.fail(f"expected a field name, found {name!r}")
@@ -657,7 +921,6 @@ class _WhereParser:
             self.fail(f"unknown field {name!r}")
         assert field is not None
         self.position += 1
-        value_of = _comparable(field)
         negate = self.keyword("NOT")
         if self.keyword("IN"):
             if not self.symbol("("):
@@ -667,13 +930,27 @@ class _WhereParser:
                 members.add(self.literal(field))
             if not self.symbol(")"):
                 self.fail("missing ')' after IN list")
-            return lambda row: (value_of(row[field.name]) in members) != negate
+            operands = [_arrow_operand(field, member) for member in members]
+            test_in = _Comparison(
+                field,
+                lambda value: value in members,
+                lambda column: pc.is_in(column, value_set=pa.array(operands, column.type)),
+            )
+            return _Negation(test_in) if negate else test_in
         if self.keyword("BETWEEN"):
             low = self.literal(field)
             if not self.keyword("AND"):
                 self.fail("expected AND in BETWEEN")
             high = self.literal(field)
-            return lambda row: (low <= value_of(row[field.name]) <= high) != negate
+            low_operand, high_operand = _arrow_operand(field, low), _arrow_operand(field, high)
+            between = _Comparison(
+                field,
+                lambda value: low <= value <= high,
+                lambda column: pc.and_(
+                    pc.greater_equal(column, low_operand), pc.less_equal(column, high_operand)
+                ),
+            )
+            return _Negation(between) if negate else between
         if negate:
             self.fail("NOT must be followed by IN or BETWEEN here")
         kind, text = self.peek()
@@ -682,9 +959,12 @@ class _WhereParser:
             self.fail(f"expected a comparison operator after {name}, found {text!r}")
         assert operator is not None
         self.position += 1
-        compare = _COMPARE[operator]
+        compare, arrow_compare = _COMPARE[operator], _ARROW_COMPARE[operator]
         operand = self.literal(field)
-        return lambda row: compare(value_of(row[field.name]), operand)
+        arrow_operand = _arrow_operand(field, operand)
+        return _Comparison(
+            field, lambda value: compare(value, operand), lambda column: arrow_compare(column, arrow_operand)
+        )
 
     def literal(self, field: DdField) -> Any:
         kind, text = self.peek()

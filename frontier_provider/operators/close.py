@@ -189,7 +189,10 @@ class ExtractGLBalancesOperator(CloseUnitOperator):
     for the period is left as it was. The status is staged at
     ``period_status/period=YYYY-MM/entity=<id>.json``, with the fiscal calendar
     (``fiscal_calendar``) and the period's first and last day in it
-    (``period_start``, ``period_end``).
+    (``period_start``, ``period_end``). An SAP ``ACDOCA`` extract also stages an
+    extract record beside the balances (``_extract.json``, with ``close_status``), and
+    opens period N with period N-1's staged closing when that record can be trusted, else
+    reads the earlier periods from SAP (:mod:`frontier_provider.sources.sap`).
 
     :param open_period: ``settings.open_period``: ``fail`` (default), ``preliminary``, or ``wait``
         (a sensor waited for the close before this task, so an open period is refused here).
@@ -214,7 +217,12 @@ class ExtractGLBalancesOperator(CloseUnitOperator):
         )
         from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
         from frontier_provider.lineage import remember_connection
-        from frontier_provider.sources.books import read_fiscal_calendar, read_gl_balances
+        from frontier_provider.sources.books import (
+            read_fiscal_calendar,
+            read_gl_balances,
+            stage_extract_record,
+            staged_previous_period,
+        )
         from frontier_provider.triggers.period_status import read_period_status, source_connection
 
         if self.open_period not in OPEN_PERIOD_POLICIES:
@@ -229,15 +237,17 @@ class ExtractGLBalancesOperator(CloseUnitOperator):
         counter = _RowCounter()
         as_of = _utc_now()
         status = None
+        record: dict[str, Any] = {}
         try:
             remember_connection(self, entity.conn_id)  # for the lineage: see lineage.remember_connection
             with source_connection(entity) as source:
                 status = read_period_status(source, entity, period)
                 close_status = close_status_for(status, entity=entity.id, policy=self.open_period)
                 calendar = read_fiscal_calendar(source, entity, period.year)
-                staging.write_parquet_batches(
-                    part, GL_BALANCE_SCHEMA, counter.count(read_gl_balances(source, entity, period))
-                )
+                # SAP ACDOCA rolls period N forward from period N-1's staged closing when it can trust it.
+                previous = staged_previous_period(staging, entity, period)
+                balances = read_gl_balances(source, entity, period, previous=previous, record=record)
+                staging.write_parquet_batches(part, GL_BALANCE_SCHEMA, counter.count(balances))
         except Exception as err:
             _remove_empty(created)
             if not isinstance(err, ValueError):
@@ -257,6 +267,8 @@ class ExtractGLBalancesOperator(CloseUnitOperator):
             self.log.info("extract %s %s: removed stale parts %s", entity.id, period, removed)
         if not self.final_when_closed:
             close_status = PRELIMINARY
+        if stage_extract_record(staging, entity, period, record, close_status=close_status, as_of=as_of):
+            self.log.info("extract %s %s: read %s", entity.id, period, record.get("read_path"))
         label = {"source_status": status.source_status, "close_status": close_status, "as_of": as_of}
         staging.write_json(
             staging.file(PERIOD_STATUS, str(period), entity.id, ".json"),

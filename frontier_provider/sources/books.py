@@ -5,6 +5,10 @@ books, taking what ``source_connection`` opened for the entity:
 
 * :func:`read_gl_balances`: one period's balances, after the close controls of
   the source reader (the period holds balances, the year's carryforward);
+* :func:`staged_previous_period` and :func:`stage_extract_record`: the staged
+  period before, with the record its extract staged beside it, which an SAP
+  ``ACDOCA`` read rolls forward from when it can trust it (see
+  :mod:`frontier_provider.sources.sap`), and the record of this extract;
 * :func:`read_fiscal_calendar`: the entity's fiscal calendar, from the source
   and checked against the entities file;
 * :func:`comparatives_document`: the statements of the periods the analysis and
@@ -31,10 +35,11 @@ Nothing here imports Airflow.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -57,7 +62,14 @@ from frontier_provider.ledger.statements import (
     format_money,
 )
 from frontier_provider.ledger.trial_balance import TrialBalance, TrialBalanceError, build_trial_balance
+from frontier_provider.manifest import GL_BALANCES
 from frontier_provider.periods import REGULAR_PERIODS, FiscalCalendar, FiscalPeriod
+
+if TYPE_CHECKING:
+    from frontier_provider.sources.sap import StagedPeriod
+    from frontier_provider.storage import Staging
+
+log = logging.getLogger(__name__)
 
 #: The comparative periods of a close, in the order the document lists them.
 COMPARATIVE_ROLES = ("prior_period", "prior_year_period", "prior_year_end", "period_before_prior")
@@ -97,7 +109,13 @@ class PeriodUnavailable(Exception):
 
 
 def read_gl_balances(
-    source: Any, entity: EntityConfig, period: FiscalPeriod, *, check_carryforward_of_year: bool = True
+    source: Any,
+    entity: EntityConfig,
+    period: FiscalPeriod,
+    *,
+    check_carryforward_of_year: bool = True,
+    previous: StagedPeriod | None = None,
+    record: dict[str, Any] | None = None,
 ) -> Iterable[pa.RecordBatch]:
     """One period's GL balances of the entity, in ``GL_BALANCE_SCHEMA``, batch by batch.
 
@@ -105,6 +123,10 @@ def read_gl_balances(
     :param entity: the entity.
     :param period: the fiscal period.
     :param check_carryforward_of_year: compare the year's opening with the prior year's closing.
+    :param previous: the staged period before (:func:`staged_previous_period`); SAP ACDOCA rolls
+        forward from it when it can trust it, every other source reads without it.
+    :param record: SAP fills it, once the stream is read to its end, with the extract record
+        to stage beside the balances (:func:`stage_extract_record`).
     """
     if entity.source == "oracle_ebs":
         from frontier_provider.sources.oracle_ebs import ebs_gl_balances
@@ -134,6 +156,74 @@ def read_gl_balances(
         source_table=entity.sap_table,
         chart_of_accounts=entity.chart_of_accounts,
         check_carryforward_of_year=check_carryforward_of_year,
+        previous=previous,
+        record=record,
+    )
+
+
+def staged_previous_period(
+    staging: Staging, entity: EntityConfig, period: FiscalPeriod
+) -> StagedPeriod | None:
+    """The staged period before ``period`` in its fiscal year, with its extract record; None when none is.
+
+    Only an SAP ``ACDOCA`` entity's extract uses it, and only from period 2 on.
+    Whether it can be trusted is the reader's decision
+    (``frontier_provider.sources.sap``); a period that
+    cannot be read at all is logged and reported missing, so the extract reads
+    the source instead.
+
+    :param staging: the staging area.
+    :param entity: the entity.
+    :param period: the period about to be extracted.
+    """
+    if entity.source != "sap" or entity.sap_table != "ACDOCA" or period.number == 1:
+        return None
+    from frontier_provider.sources.sap import EXTRACT_RECORD_NAME, StagedPeriod
+
+    before = FiscalPeriod(period.year, period.number - 1)
+    folder = staging.directory(GL_BALANCES, str(before), entity.id)
+    if not folder.exists():
+        return None
+    try:
+        balances = staging.read_parquet(folder)
+        record_path = folder / EXTRACT_RECORD_NAME
+        record = staging.read_json(record_path) if record_path.exists() else None
+    except (OSError, ValueError, pa.ArrowException) as err:
+        log.warning("extract %s %s: the staged balances of %s at %s cannot be read (%s)", entity.id, period,
+                    before, folder, err)  # fmt: skip
+        return None
+    return StagedPeriod(before, balances, record if isinstance(record, dict) else None, str(folder))
+
+
+def stage_extract_record(
+    staging: Staging,
+    entity: EntityConfig,
+    period: FiscalPeriod,
+    record: dict[str, Any],
+    *,
+    close_status: str,
+    as_of: str,
+) -> Any:
+    """Stage the extract record beside the period's balances (``gl_balances/.../_extract.json``).
+
+    The next period's extract trusts the balances only through it: it adds how
+    final they are (``close_status``) and when the ledger was read (``as_of``).
+    Nothing is written for a source that fills no record.
+
+    :param staging: the staging area.
+    :param entity: the entity.
+    :param period: the extracted period.
+    :param record: what the reader filled in.
+    :param close_status: ``final`` or ``preliminary``, as the extract labelled the figures.
+    :param as_of: when the ledger was read (ISO 8601).
+    """
+    if not record:
+        return None
+    from frontier_provider.sources.sap import EXTRACT_RECORD_NAME
+
+    folder = staging.directory(GL_BALANCES, str(period), entity.id)
+    return staging.write_json(
+        folder / EXTRACT_RECORD_NAME, {**record, "close_status": close_status, "as_of": as_of}
     )
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from frontier_provider.sources.sap import parse_sap_amount
+from frontier_provider.sources.sap import parse_sap_amount, sap_amounts
 
 amounts = st.decimals(
     min_value=Decimal("-99999999999999.99"),
@@ -62,4 +63,39 @@ def test_arbitrary_text_is_either_an_exact_amount_or_a_value_error(text: str) ->
         return
     # Whatever is accepted is plain ASCII digits with one optional sign, and reads back the same.
     assert re.fullmatch(r"-?[0-9]+(\.[0-9]+)?-?", text.strip())
-    assert value == Decimal(text.strip().strip("-")) * (-1 if "-" in text else 1)
+    # Negated, not multiplied by -1: a product rounds to the context's 28 digits, the value must not.
+    magnitude = Decimal(text.strip().strip("-"))
+    assert value == (-magnitude if "-" in text else magnitude)
+
+
+@given(
+    st.lists(
+        st.tuples(amounts, st.integers(min_value=0, max_value=30), st.booleans()), min_size=1, max_size=40
+    )
+)
+def test_the_column_parser_reads_what_the_row_parser_reads(column: list[tuple[Decimal, int, bool]]) -> None:
+    texts = [sap_text(amount, width) if trailing else f"{amount:.2f}" for amount, width, trailing in column]
+    parsed = sap_amounts(pa.array(texts), table="ACDOCA", field="HSL").to_pylist()
+    assert parsed == [parse_sap_amount(text) for text in texts] == [amount for amount, _, _ in column]
+
+
+@given(st.lists(amounts, min_size=1, max_size=10), st.text(max_size=25), st.data())
+def test_the_column_parser_refuses_what_the_row_parser_refuses_naming_the_row(
+    good: list[Decimal], text: str, data: st.DataObject
+) -> None:
+    texts = [sap_text(amount, 23) for amount in good]
+    position = data.draw(st.integers(min_value=0, max_value=len(texts)))
+    texts.insert(position, text)
+    page = pa.table({"BELNR": [f"{n:010d}" for n in range(len(texts))], "HSL": texts})
+    refusal = None
+    try:
+        expected = [parse_sap_amount(t) for t in texts]
+    except ValueError as err:
+        refusal = str(err)
+    if refusal is None:
+        assert sap_amounts(page["HSL"], table="ACDOCA", field="HSL", page=page).to_pylist() == expected
+        return
+    with pytest.raises(ValueError) as caught:
+        sap_amounts(page["HSL"], table="ACDOCA", field="HSL", page=page)
+    assert f"'BELNR': '{position:010d}'" in str(caught.value)
+    assert refusal in str(caught.value)

@@ -5,9 +5,16 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
-from frontier_provider.demo.sap_system import DemoSapSystem, SyntheticTable, format_sap_amount
+from frontier_provider.demo.sap_system import (
+    ColumnarPartition,
+    ColumnarTable,
+    DemoSapSystem,
+    SyntheticTable,
+    format_sap_amount,
+)
 from frontier_provider.sources.sap import SapRfcError
 
 ACCOUNTS = [
@@ -194,3 +201,71 @@ def test_every_call_is_recorded_and_ping_answers(system: DemoSapSystem) -> None:
     _read(system, "SKA1", ["SAKNR"], ROWCOUNT=1)
     assert [name for name, _ in system.calls] == ["RFC_PING", "RFC_READ_TABLE"]
     assert system.calls[1][1]["QUERY_TABLE"] == "SKA1"
+
+
+def _columnar_lines() -> ColumnarTable:
+    """LINES as Arrow partitions by posting period, the varying fields as columns."""
+    partitions = []
+    for period in sorted({str(line["POPER"]) for line in LINES}):
+        rows = [line for line in LINES if line["POPER"] == period]
+        columns = pa.table(
+            {
+                "BELNR": [str(row["BELNR"]) for row in rows],
+                "RACCT": [str(row["RACCT"]) for row in rows],
+                "HSL": pa.array([row["HSL"] for row in rows], pa.decimal128(23, 2)),
+            }
+        )
+        constants = {"RBUKRS": "2000", "GJAHR": "2024", "DOCLN": "000001", "POPER": period}
+        partitions.append(ColumnarPartition(constants, lambda columns=columns: columns))
+    return ColumnarTable(tuple(partitions), cached=1)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        [],
+        ["POPER <= 2 AND HSL > 0"],
+        ["GJAHR = '2024' AND POPER = '003'"],
+        ["BELNR BETWEEN '0000000004' AND '0000000011' AND NOT HSL < 0"],
+        ["POPER IN ('001', '005') OR BELNR >= '0000000019'"],
+        ["RACCT = '0000100000' AND POPER NOT IN (0, 1, 2)"],
+        ["GJAHR = '2023'"],
+    ],
+)
+def test_a_columnar_table_answers_as_the_same_rows_in_sqlite(
+    system: DemoSapSystem, options: list[str]
+) -> None:
+    columnar = DemoSapSystem(columnar_tables={"ACDOCA": _columnar_lines()})
+    fields = ["RCLNT", "BELNR", "DOCLN", "RACCT", "HSL", "POPER", "GJAHR", "RLDNR"]
+    from_sqlite = _read(system, "ACDOCA", fields, *options)
+    from_columns = _read(columnar, "ACDOCA", fields, *options)
+    assert from_columns["FIELDS"] == from_sqlite["FIELDS"]
+    assert sorted(row["WA"] for row in from_columns["DATA"]) == sorted(
+        row["WA"] for row in from_sqlite["DATA"]
+    )
+
+
+def test_a_columnar_table_pages_and_counts_what_rowskips_makes_sap_scan_again() -> None:
+    columnar = DemoSapSystem(columnar_tables={"ACDOCA": _columnar_lines()})
+    pages = [
+        [row["WA"] for row in _read(columnar, "ACDOCA", ["BELNR"], ROWSKIPS=skip, ROWCOUNT=6)["DATA"]]
+        for skip in (0, 6, 12, 18)
+    ]
+    assert sorted(wa for page in pages for wa in page) == [f"{n:010d}" for n in range(1, 21)]
+    assert columnar.rows_returned["ACDOCA"] == 20
+    assert columnar.rows_scanned["ACDOCA"] == 20 + 6 + 12 + 18
+
+
+def test_a_columnar_amount_too_wide_for_its_field_shows_a_leading_star() -> None:
+    huge = pa.table(
+        {
+            "BELNR": ["0000000001"],
+            "HSL": pa.array([Decimal("-99999999999999999999.99")], pa.decimal128(31, 2)),
+        }
+    )
+    columnar = DemoSapSystem(
+        columnar_tables={"ACDOCA": ColumnarTable((ColumnarPartition({}, lambda: huge),))}
+    )
+    answer = _read(columnar, "ACDOCA", ["HSL"])
+    assert answer["DATA"] == [{"WA": format_sap_amount(Decimal("-99999999999999999999.99"), 23, 2)}]
+    assert answer["DATA"][0]["WA"].startswith("*")
