@@ -1,4 +1,8 @@
-"""Every DAG in dags/ imports cleanly, is owned, tagged, retried and bounded in time, and parses fast."""
+"""Every DAG in dags/ imports cleanly, is owned, tagged, retried and bounded in time.
+
+How long the DAG files take to parse is measured by bench/bench_dag_parse.py, not asserted here: a
+timed assertion on a shared machine fails on load, not on the code.
+"""
 
 from __future__ import annotations
 
@@ -126,12 +130,11 @@ def test_trigger_form_explains_every_param(dagbag: DagBag) -> None:
             assert param.description, f"{dag_id} param {name} has no description"
 
 
-def test_each_dag_file_parses_in_under_a_second(airflow_db) -> None:
+def test_airflows_dag_report_parses_every_dag_file(airflow_db) -> None:
     output = airflow_cli("dags", "report", "-o", "json")
     report = json.loads(next(line for line in output.splitlines() if line.startswith("[")))
-    files = {entry["file"]: entry for entry in report}
-    assert {path.name for path in (REPO / "dags").glob("*.py")} <= {name.rsplit("/", 1)[-1] for name in files}
-    for name, entry in files.items():
-        hours, minutes, seconds = entry["duration"].split(":")
-        duration = timedelta(hours=int(hours), minutes=int(minutes), seconds=float(seconds))
-        assert duration < timedelta(seconds=1), f"{name} took {duration} to parse"
+    parsed = {entry["file"].rsplit("/", 1)[-1]: entry for entry in report}
+    assert {path.name for path in (REPO / "dags").glob("*.py")} <= set(parsed)
+    # Every DAG file but the event-driven close (no settings.events in the demo file) defines DAGs.
+    without_dags = sorted(name for name, entry in parsed.items() if int(entry["dag_num"]) == 0)
+    assert without_dags == ["frontier_close_events.py"]
