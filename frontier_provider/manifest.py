@@ -244,7 +244,11 @@ def build_manifest(staging: Staging, period: str, entity: str) -> Manifest:
     extract_rows = sum(_parquet_rows(read(part, "extract")) for part in _gl_parts(staging, period, entity))
     statements = json.loads(read(staging.file(STATEMENTS, period, entity, ".json"), "statements"))
     analysis = json.loads(read(staging.file(ANALYSIS, period, entity, ".json"), "analyze"))
+    from frontier_provider.sources.sap import EXTRACT_RECORD_NAME
+
     for optional, stage in (
+        # How an SAP extract read the balances (rolled forward from which period, with which digests).
+        (staging.directory(GL_BALANCES, period, entity) / EXTRACT_RECORD_NAME, "extract"),
         (staging.file(COMPARATIVES, period, entity, ".json"), "comparatives"),
         (staging.file(FLUX, period, entity, ".parquet"), "flux"),
     ):
