@@ -12,7 +12,12 @@ back to its Account:
    in the entities file (the demo's customers); otherwise a missing connection
    fails the task, naming it.
 2. **assess_credit**: a Frontier credit-risk assessment per customer (health
-   score, risk level, growth potential, recommendations).
+   score, risk level, growth potential, recommendations), in one concurrent
+   batch: at most the Frontier connection's `max_concurrency` extra (default
+   32) requests in flight, throttled requests retried after `Retry-After`. If
+   any customer still fails, nothing is staged and the task fails naming the
+   customer ids; its retry replays the assessments already made (same
+   idempotency keys) and computes only the rest.
 3. **analyze_portfolio**: the Frontier portfolio analysis (portfolio health,
    risk distribution, high-risk customers), stored under
    `$FRONTIER_STAGING_ROOT/customer_portfolio/period=YYYY-MM/as-of-YYYY-MM-DD.json`.
@@ -40,6 +45,7 @@ from frontier_provider.dag_defaults import (
     entities_file,
     load_entities,
 )
+from frontier_provider.hooks.frontier import task_instance_scope
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
 from frontier_provider.tasks import customer_credit as credit
 
@@ -93,11 +99,12 @@ def frontier_customer_credit():
         )
 
     @task(multiple_outputs=True, execution_timeout=FRONTIER_CALLS_TIMEOUT)
-    def assess_credit(profiles_path: str, as_of: str) -> dict:
+    def assess_credit(profiles_path: str, as_of: str, ti=None) -> dict:
         return credit.assess_customer_credit(
             profiles_path=profiles_path,
             as_of=date.fromisoformat(as_of),
             frontier_conn_id=FRONTIER_CONN_ID,
+            idempotency_scope=task_instance_scope(ti),
         )
 
     @task(outlets=[CUSTOMER_PORTFOLIO], execution_timeout=FRONTIER_CALL_TIMEOUT)

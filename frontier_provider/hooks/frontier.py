@@ -21,14 +21,16 @@ scheme, default https), port, password (API key); extras ``auth``
 (default 5), ``backoff_base`` (s, default 0.5), ``backoff_max`` (s, default
 30), ``max_retry_after`` (s, default 120), ``deadline`` (s per call, default
 300), ``token_refresh_margin`` (s, default 30), ``pool_size`` (connections,
-default 64). Arguments given to the hook override the extras.
+default 64), ``max_concurrency`` (requests in flight in a batch whose caller does
+not say, default 32: the bound measured best, see docs/benchmarks.md; capped by
+``pool_size``). Arguments given to the hook override the extras.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.exceptions import AirflowException
 from airflow.sdk import BaseHook
@@ -37,8 +39,10 @@ from airflow.sdk.log import mask_secret
 
 from frontier_provider import analysis
 from frontier_provider.connection_types import FRONTIER_DEFAULT_CONN_ID
+from frontier_provider.failures import Category
 from frontier_provider.frontier import client
 from frontier_provider.frontier.client import (
+    DEFAULT_MAX_CONCURRENCY,
     ApiKey,
     BearerCredentials,
     EmbeddedFrontier,
@@ -55,11 +59,16 @@ from frontier_provider.frontier.contract import (
     RegulatoryUpdateResult,
 )
 
+if TYPE_CHECKING:
+    from frontier_provider.frontier.cache import FrontierResultCache
+    from frontier_provider.storage import Staging
+
 __all__ = [
     "AIRFLOW_ERRORS",
     "FrontierApiError",
     "FrontierAuthError",
     "FrontierBatchError",
+    "FrontierConfigurationError",
     "FrontierHook",
     "FrontierRequestError",
     "FrontierResponseError",
@@ -97,6 +106,12 @@ class FrontierServerError(client.FrontierServerError, FrontierApiError):
 
 class FrontierBatchError(client.FrontierBatchError, FrontierApiError):
     """Some requests of a batch failed; ``failures`` holds the task-level errors by position."""
+
+
+class FrontierConfigurationError(FrontierApiError, AirflowFailException):
+    """The Frontier connection is set up wrongly (an extra out of range): fix the connection; no retry."""
+
+    category = Category.CONFIGURATION
 
 
 AIRFLOW_ERRORS: dict[type[client.FrontierError], type[FrontierApiError]] = {
@@ -221,7 +236,19 @@ class FrontierHook(BaseHook):
             policy.max_retries,
             policy.deadline,
         )
-        return FrontierClient.connect(base_url, credentials, policy, int(extra("pool_size", 64)))
+        pool_size = int(extra("pool_size", 64))
+        max_concurrency = extra("max_concurrency", DEFAULT_MAX_CONCURRENCY)
+        try:
+            max_concurrency = int(max_concurrency)
+        except (TypeError, ValueError):
+            max_concurrency = 0
+        if max_concurrency < 1:
+            raise FrontierConfigurationError(
+                f"Frontier connection {self.frontier_conn_id!r}: extra max_concurrency="
+                f"{extra('max_concurrency')!r} must be a whole number of at least 1 "
+                f"(default {DEFAULT_MAX_CONCURRENCY}); correct or remove it"
+            )
+        return FrontierClient.connect(base_url, credentials, policy, pool_size, max_concurrency)
 
     def get_conn(self) -> EmbeddedFrontier | FrontierClient:
         """The embedded engine or the REST client (see :attr:`client`)."""
@@ -271,12 +298,48 @@ class FrontierHook(BaseHook):
         )
         return [task_error(o) if isinstance(o, client.FrontierError) else o for o in outcomes]
 
-    def assess_customer_credit_risk(self, profile: Mapping[str, Any]) -> CustomerCreditAssessment:
+    def assess_customer_credit_risk(
+        self, profile: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> CustomerCreditAssessment:
         """Credit risk of one customer (health score, risk level, growth potential, recommendations).
 
         :param profile: the customer profile
+        :param idempotency_key: the same key on every try of the task; default a new key per call
         """
-        return _task_errors(lambda: self.client.assess_customer_credit_risk(profile))
+        return _task_errors(
+            lambda: self.client.assess_customer_credit_risk(profile, idempotency_key=idempotency_key)
+        )
+
+    def assess_customers_credit_risk(
+        self,
+        profiles: Sequence[Mapping[str, Any]],
+        max_concurrency: int | None = None,
+        *,
+        return_exceptions: bool = False,
+        idempotency_scope: Sequence[object] | None = None,
+    ) -> list[CustomerCreditAssessment | Exception]:
+        """Assess many customers' credit risk concurrently, at most ``max_concurrency`` requests in flight.
+
+        See :meth:`FrontierClient.assess_customers_credit_risk`: results in input order; a
+        :class:`FrontierBatchError` whose ``failures`` hold this module's errors by position and
+        whose ``failed_labels`` are the failed customers' ids.
+
+        :param profiles: customer profiles, each with its ``customer_id``
+        :param max_concurrency: largest number of requests in flight; None: the connection's
+            ``max_concurrency`` extra (default 32), capped by ``pool_size``
+        :param return_exceptions: put exceptions in the result list instead of raising
+        :param idempotency_scope: the same on every try of the task, e.g. :func:`task_instance_scope`;
+            None: new keys per call
+        """
+        outcomes = _task_errors(
+            lambda: self.client.assess_customers_credit_risk(
+                profiles,
+                max_concurrency,
+                return_exceptions=return_exceptions,
+                idempotency_scope=idempotency_scope,
+            )
+        )
+        return [task_error(o) if isinstance(o, client.FrontierError) else o for o in outcomes]
 
     def analyze_customer_portfolio(self, portfolio: Mapping[str, Any]) -> PortfolioAnalysis:
         """Portfolio health, risk distribution and high-risk customers.
@@ -305,6 +368,63 @@ class FrontierHook(BaseHook):
         where = "embedded engine" if self.is_embedded else f"{self.client.base_url} as {profile.principal}"
         return True, f"Frontier reachable: {where}, model {profile.model.name} {profile.model.version}"
 
+    def result_cache(self, staging: Staging) -> FrontierResultCache | None:
+        """The Frontier result cache of this connection under ``staging``; None where none is used.
+
+        None for the embedded engine (no connection, or one without a host, as :attr:`client`
+        decides: it computes in-process, so there is no remote call to save) and when the
+        connection's ``cache`` extra is false. The key's model version is the ``model_version`` extra
+        when the connection pins one, so a hit builds no HTTP client and sends no request; without a
+        pin the service's profile says it: one ``GET`` per hook, no analysis. A profile that cannot
+        be read leaves the cache off for this hook (logged); the analysis call then shows what is
+        wrong with the service. See :mod:`frontier_provider.frontier.cache`.
+
+        :param staging: the staging area the entries live in
+        """
+        from frontier_provider.frontier.cache import FrontierResultCache, cache_enabled
+
+        try:
+            connection = self.get_connection(self.frontier_conn_id)
+        except AirflowNotFoundException:
+            return None
+        if not connection.host:
+            return None
+        extras = connection.extra_dejson
+
+        def extra(name: str) -> Any:
+            value = extras.get(name, extras.get(f"extra__frontier__{name}"))
+            return None if value == "" else value
+
+        try:
+            enabled = cache_enabled(extra("cache"))
+        except ValueError as error:
+            raise FrontierConfigurationError(
+                f"Frontier connection {self.frontier_conn_id!r}: {error}; set it to true or false"
+            ) from None
+        if not enabled:
+            self.log.info("Frontier connection %r: result cache off (extra cache)", self.frontier_conn_id)
+            return None
+        model_version = extra("model_version")
+        if model_version is None:
+            try:
+                model_version = self.profile().model.version
+            except FrontierApiError as error:
+                self.log.warning(
+                    "Frontier connection %r: the service's profile cannot be read (%s), so its model "
+                    "version is unknown: the result cache is off for this task",
+                    self.frontier_conn_id,
+                    error,
+                )
+                return None
+            self.log.info(
+                "Frontier connection %r: model version %s, from the service's profile (pin it with the "
+                "model_version extra to skip this request)",
+                self.frontier_conn_id,
+                model_version,
+            )
+        service = _base_url(connection.host, connection.schema, connection.port)
+        return FrontierResultCache(staging, service=service, model_version=str(model_version))
+
 
 def task_error(error: client.FrontierError) -> FrontierApiError:
     """The task-level error of a client error (:data:`AIRFLOW_ERRORS`): same message and fields.
@@ -320,7 +440,7 @@ def task_error(error: client.FrontierError) -> FrontierApiError:
             index: task_error(failure) if isinstance(failure, client.FrontierError) else failure
             for index, failure in error.failures.items()
         }
-        translated: FrontierApiError = FrontierBatchError(failures, error.results)
+        translated: FrontierApiError = FrontierBatchError(failures, error.results, error.labels)
     else:
         kind = next((AIRFLOW_ERRORS[cls] for cls in type(error).__mro__ if cls in AIRFLOW_ERRORS), None)
         if kind is None:

@@ -1,7 +1,8 @@
 """The tasks of the customer-credit DAG (``dags/frontier_customer_credit.py``).
 
-Customer Accounts are read from Salesforce, assessed one by one and as a
-portfolio by Frontier, and the insights are written back with
+Customer Accounts are read from Salesforce, assessed by Frontier (each
+customer, in one concurrent batch, and the whole portfolio), and the insights
+are written back with
 :class:`~frontier_provider.operators.salesforce.SalesforceWriteBackOperator`.
 Every file of a run is named for its as-of date, the day it assesses (never the
 wall clock), under the staging root:
@@ -18,14 +19,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from frontier_provider.failures import Category
-from frontier_provider.hooks.frontier import FrontierHook
+from frontier_provider.hooks.frontier import FrontierBatchError, FrontierHook
 from frontier_provider.publishing import PublishConnectionError, requested_dry_run
 from frontier_provider.salesforce.customers import (
     CustomersFileError,
@@ -50,6 +52,19 @@ class CustomersFileUnusable(AirflowFailException):
     """The customers file of ``settings.customers_file`` cannot be read; a retry reads the same file."""
 
     category = Category.CONFIGURATION
+
+
+class CustomerAssessmentsRefused(AirflowFailException):
+    """Frontier refused some customers' assessments for good (e.g. an invalid profile): no retry.
+
+    :param customer_ids: the refused customers
+    """
+
+    category = Category.DATA
+
+    def __init__(self, message: str, customer_ids: Sequence[str]) -> None:
+        super().__init__(message)
+        self.customer_ids = list(customer_ids)
 
 
 def resolve_as_of(
@@ -147,7 +162,10 @@ def extract_customer_profiles(
     period, batch = customer_run_keys(as_of)
     profiles = [customer_profile(account, as_of=as_of) for account in accounts]
     staging = Staging(staging_root)
-    path = staging.write_json(staging.period_file(CUSTOMER_PROFILES, period, batch, ".json"), profiles)
+    # Compact, not write_json's indented form: Python's JSON encoder indents in pure Python, which
+    # takes seconds per 100,000 profiles; sorted keys keep equal profiles equal bytes.
+    document = json.dumps(profiles, sort_keys=True, ensure_ascii=False, allow_nan=False).encode()
+    path = staging.write_bytes(staging.period_file(CUSTOMER_PROFILES, period, batch, ".json"), document)
     hook.log.info("Staged %d customer profile(s) from %s as of %s in %s", len(profiles), source, as_of, path)
     return {
         "path": str(path),
@@ -165,13 +183,29 @@ def assess_customer_credit(
     as_of: date,
     frontier_conn_id: str = FrontierHook.default_conn_name,
     staging_root: str | None = None,
+    max_concurrency: int | None = None,
+    idempotency_scope: Sequence[object] | None = None,
 ) -> dict[str, Any]:
-    """Assess each customer's credit risk with Frontier and stage the Account insights as JSON lines.
+    """Assess every customer's credit risk with Frontier in one batch and stage the insights as JSON lines.
+
+    The customers are assessed concurrently (:meth:`FrontierHook.assess_customers_credit_risk`),
+    at most ``max_concurrency`` at a time, each request with its own retries (``Retry-After``
+    honoured). Every customer is accounted for: if any assessment still fails, nothing is staged
+    and the task fails naming the failed customer ids, so the write-back never runs on a partial
+    batch and no Account silently keeps last week's score as if it were this week's. A transient
+    failure (the service unavailable or throttling past every retry) leaves a retryable error;
+    the next try sends the same idempotency keys, so the service replays the assessments it
+    already made and computes only the rest. A refusal (an invalid profile) fails without retry
+    as :class:`CustomerAssessmentsRefused`: the customer's data in Salesforce needs fixing.
 
     :param profiles_path: the staged profiles of ``extract_customer_profiles``
     :param as_of: the assessment day, written as the Accounts' last analysis date
     :param frontier_conn_id: the Frontier connection (embedded engine when missing)
     :param staging_root: staging root; defaults to the configured one
+    :param max_concurrency: assessments in flight; None: the connection's ``max_concurrency``
+        extra (default 32, the bound measured best; see docs/benchmarks.md)
+    :param idempotency_scope: the same on every try of the task (``task_instance_scope(ti)``);
+        None: new idempotency keys on every try
     :return: ``{"path", "customers", "risk_levels"}``
     """
     from frontier_provider.storage import Staging
@@ -179,11 +213,15 @@ def assess_customer_credit(
     staging = Staging(staging_root)
     profiles = staging.read_json(staged_path(profiles_path))
     frontier = FrontierHook(frontier_conn_id)
-    insights = [
-        insight_from_credit_assessment(
-            profile["customer_id"], frontier.assess_customer_credit_risk(profile), as_of=as_of
+    try:
+        assessments = frontier.assess_customers_credit_risk(
+            profiles, max_concurrency, idempotency_scope=idempotency_scope
         )
-        for profile in profiles
+    except FrontierBatchError as error:
+        _fail_naming_customers(frontier, error, as_of)
+    insights = [
+        insight_from_credit_assessment(profile["customer_id"], assessment, as_of=as_of)
+        for profile, assessment in zip(profiles, assessments, strict=True)
     ]
     period, batch = customer_run_keys(as_of)
     lines = "".join(
@@ -241,6 +279,33 @@ def analyze_customer_portfolio(
         "portfolio_health_score": portfolio.portfolio_health_score,
         "high_risk_customers": len(portfolio.high_risk_customers),
     }
+
+
+def _fail_naming_customers(frontier: FrontierHook, error: FrontierBatchError, as_of: date) -> NoReturn:
+    """Log every failed customer with its error, then fail the task naming them."""
+    for index in sorted(error.failures):
+        frontier.log.error(
+            "Customer %s: credit assessment as of %s failed: %s",
+            error.label(index),
+            as_of,
+            error.failures[index],
+        )
+    customer_ids = error.failed_labels
+    if error.retryable:
+        frontier.log.error(
+            "%d of %d customer assessment(s) failed transiently; nothing was staged. The task's retry "
+            "replays the assessments already made and retries these: %s",
+            len(customer_ids),
+            len(error.results),
+            ", ".join(customer_ids),
+        )
+        raise error
+    raise CustomerAssessmentsRefused(
+        f"Frontier refused the credit assessment of {len(customer_ids)} of {len(error.results)} "
+        f"customer(s) as of {as_of}; nothing was staged or written back. Correct these Accounts in "
+        f"Salesforce (each one's error is in the log above), then clear the task: {error}",
+        customer_ids,
+    ) from error
 
 
 def _check_customers_file(conn_id: str, *, dry_run: bool | str, customers_file: str | None) -> None:
