@@ -525,6 +525,13 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
     averages and last-twelve-months figures are computed in every run. Without the
     comparatives document the task fails rather than analyse without history.
 
+    A remote Frontier's answers go through the result cache under staging
+    (:mod:`frontier_provider.frontier.cache`): a request the service already answered, at
+    the same model version, is read back with no analysis call, so a nightly rerun of an
+    unchanged ledger makes none. The log says ``Frontier cache hit|miss|off <key prefix>``;
+    the summary's ``frontier_cache`` and ``frontier_cache_use/period=YYYY-MM/entity=<id>.json``
+    say the same, for the period report.
+
     :param frontier_conn_id: Frontier connection; without a host the embedded engine is used.
     """
 
@@ -544,6 +551,7 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
         return super().execute(context)
 
     def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
+        from frontier_provider.frontier.cache import OFF, CacheOutcome, stage_cache_use
         from frontier_provider.frontier.client import idempotency_key
         from frontier_provider.frontier.contract import StagedAnalysis
         from frontier_provider.hooks.frontier import FrontierHook
@@ -564,16 +572,26 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
                     f"{role} ({reason})" for role, reason in sorted(comparatives["unavailable"].items())
                 ),
             )
-        key = idempotency_key((*self.idempotency_scope, entity.id, str(period)), request)
-        analysis = FrontierHook(frontier_conn_id=self.frontier_conn_id).analyze_company(
-            request, idempotency_key=key
-        )
+        hook = FrontierHook(frontier_conn_id=self.frontier_conn_id)
+        cache = hook.result_cache(staging)
+
+        def call():
+            key = idempotency_key((*self.idempotency_scope, entity.id, str(period)), request)
+            return hook.analyze_company(request, idempotency_key=key)
+
+        if cache is None:
+            outcome = CacheOutcome(call(), OFF)
+        else:
+            outcome = cache.answer("analyze_company", request, call)
+        self.log.info("analyze %s %s: %s", entity.id, period, outcome.describe())
+        analysis = outcome.response
         document = StagedAnalysis(
             **dict(analysis), entity=entity.id, period=str(period), **labels
         ).model_dump(mode="json")
         if labels["closing_entries"]["detected"]:
             self.log.warning("analyze %s %s: %s", entity.id, period, labels["closing_entries"]["reason"])
         path = staging.write_json(staging.file(ANALYSIS, str(period), entity.id, ".json"), document)
+        stage_cache_use(staging, str(period), entity.id, outcome)
         return {
             "path": str(path),
             "analysis_id": analysis.analysis_id,
@@ -583,6 +601,7 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
             "salesforce_account_key": entity.salesforce_account_key,
             "close_status": labels["close_status"],
             "previous_periods": previous,
+            "frontier_cache": outcome.status,
         }
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:

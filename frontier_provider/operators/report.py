@@ -15,16 +15,18 @@ a JSON list of ``{"class": "<notifier class path>", "kwargs": {...}}``, as the f
 notifier's setting (:mod:`frontier_provider.notifications`). The report is in the
 template context as ``frontier_report``:
 
-==============  =======================================================================
-``period``      the fiscal period
-``path``        where the report is: a ``file://`` URL, or ``s3://``, ``gs://``...
-``local_path``  its local file path, when the staging root is local; else None
-``entities``    ``[{"entity", "status", "failed_task"}]`` in the report's order
-``summary``     ``4 entities: 3 final, 1 failed``
-``subject``     ``[Frontier] Close report 2024-12: 4 entities: 3 final, 1 failed``
-``text``        the summary, one line per entity, and where the report is
-``html``        the same as an HTML fragment (escaped), for an email body
-==============  =======================================================================
+==================  ===========================================================================
+``period``          the fiscal period
+``path``            where the report is: a ``file://`` URL, or ``s3://``, ``gs://``...
+``local_path``      its local file path, when the staging root is local; else None
+``entities``        ``[{"entity", "status", "failed_task"}]`` in the report's order
+``summary``         ``4 entities: 3 final, 1 failed``
+``frontier_cache``  analyses by Frontier result cache use: ``{"hit": 4, "miss": 0, "off": 0}``
+``subject``         ``[Frontier] Close report 2024-12: 4 entities: 3 final, 1 failed``
+``text``            the summary, the cache line when a remote Frontier's cache was used, one
+                    line per entity, and where the report is
+``html``            the same as an HTML fragment (escaped), for an email body
+==================  ===========================================================================
 
 e.g.::
 
@@ -109,13 +111,14 @@ class ClosePeriodReportOperator(BaseOperator):
 
     def execute(self, context: Any) -> str:
         # Imported when the task runs: the close's DAG file imports this module.
+        from frontier_provider.frontier.cache import cache_use_counts
         from frontier_provider.reporting.overview import (
             TREND_PERIODS,
             read_entity_period,
             read_picture,
             trend_periods,
         )
-        from frontier_provider.reporting.report import render_period_report, status_summary
+        from frontier_provider.reporting.report import cache_summary, render_period_report, status_summary
 
         period = self._period()
         staging = Staging(self.staging_root)
@@ -124,12 +127,21 @@ class ClosePeriodReportOperator(BaseOperator):
         )
         details = {entity: read_entity_period(staging, entity, period) for entity in picture.entities}
         cells = [picture.cell(entity, period) for entity in picture.entities]
+        cache = cache_use_counts(staging, period, picture.entities)
         path = staging.period_file(REPORTS, period, REPORT_NAME, REPORT_SUFFIX)
-        staging.write_bytes(path, render_period_report(picture, period, details).encode("utf-8"))
+        staging.write_bytes(path, render_period_report(picture, period, details, cache).encode("utf-8"))
         location = str(path)
         local = staging.local_path(path)
-        self.log.info("close_report %s: %s; written to %s", period, status_summary(cells), location)
-        report = report_notification(period, location, str(local) if local else None, cells)
+        self.log.info(
+            "close_report %s: %s; %s; written to %s",
+            period,
+            status_summary(cells),
+            cache_summary(cache) or "Frontier result cache not used",
+            location,
+        )
+        report = report_notification(
+            period, location, str(local) if local else None, cells, frontier_cache=cache
+        )
         self._send(context, report)
         return location
 
@@ -185,7 +197,12 @@ class ClosePeriodReportOperator(BaseOperator):
 
 
 def report_notification(
-    period: str, location: str, local_path: str | None, cells: Sequence[CloseCell]
+    period: str,
+    location: str,
+    local_path: str | None,
+    cells: Sequence[CloseCell],
+    *,
+    frontier_cache: dict[str, int] | None = None,
 ) -> dict:
     """What the notifiers get as ``frontier_report`` (see the module's table).
 
@@ -193,10 +210,12 @@ def report_notification(
     :param location: where the report is, as a URL
     :param local_path: its local file path when the staging root is local, else None
     :param cells: the period's closes, in the report's order
+    :param frontier_cache: the period's analyses by result cache use (``cache_use_counts``)
     """
-    from frontier_provider.reporting.report import status_summary
+    from frontier_provider.reporting.report import cache_summary, status_summary
 
     summary = status_summary(cells)
+    cache_line = cache_summary(frontier_cache or {})
     entities = [
         {
             "entity": cell.entity,
@@ -210,6 +229,7 @@ def report_notification(
         for row in entities
     ]
     items = "".join(f"<li>{escape(line)}</li>" for line in lines)
+    heading = [f"Financial close {period}: {summary}", *([cache_line] if cache_line else [])]
     if local_path:
         where = (
             f"<p>The period report is staged at <code>{escape(location)}</code>; an email carries it as the "
@@ -223,9 +243,10 @@ def report_notification(
         "local_path": local_path,
         "entities": entities,
         "summary": summary,
+        "frontier_cache": dict(frontier_cache or {}),
         "subject": f"[Frontier] Close report {period}: {summary}",
-        "text": "\n".join([f"Financial close {period}: {summary}", *lines, f"The report is at {location}"]),
-        "html": f"<p>Financial close {escape(period)}: {escape(summary)}</p><ul>{items}</ul>{where}",
+        "text": "\n".join([*heading, *lines, f"The report is at {location}"]),
+        "html": "".join(f"<p>{escape(line)}</p>" for line in heading) + f"<ul>{items}</ul>{where}",
     }
 
 

@@ -8,6 +8,8 @@ external resource, no link out. It holds
 - the period's entity matrix: close status as text (with the failing task when a close failed),
   health score, credit rating, risk, revenue, net income, total assets, equity, currency, when the
   ledger was read and the close manifest's digest;
+- how many of the period's analyses a remote Frontier's result cache answered (hits) and how
+  many the service computed (misses);
 - the failed closes, each named with its DAG, task, run and error;
 - the health scores of every entity over the last 24 periods, in one chart;
 - per entity: trends of health score, revenue and net income over the last 24 periods, the
@@ -25,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from html import escape
 
+from frontier_provider.frontier.cache import HIT, MISS, OFF
 from frontier_provider.periods import FiscalPeriod
 from frontier_provider.reporting.overview import (
     FAILED,
@@ -110,7 +113,12 @@ ul.recommendations li { margin-bottom: 3px; }
 """
 
 
-def render_period_report(picture: ClosePicture, period: str, details: Mapping[str, EntityPeriod]) -> str:
+def render_period_report(
+    picture: ClosePicture,
+    period: str,
+    details: Mapping[str, EntityPeriod],
+    frontier_cache: Mapping[str, int] | None = None,
+) -> str:
     """The period's close as one self-contained HTML document.
 
     :param picture: the close picture; it should hold the :data:`TREND_PERIODS` periods ending at
@@ -118,13 +126,17 @@ def render_period_report(picture: ClosePicture, period: str, details: Mapping[st
     :param period: the fiscal period reported, ``YYYY-MM``
     :param details: each entity's close of ``period`` in full, by entity id; an entity without one
         is reported from its cell alone
+    :param frontier_cache: the period's analyses by Frontier result cache use (``hit``, ``miss``,
+        ``off``); see :func:`cache_summary`
     :raises frontier_provider.periods.InvalidPeriodError: ``period`` is not a fiscal period
     """
     period = str(FiscalPeriod.parse(period))
     cells = [picture.cell(entity, period) for entity in picture.entities]
+    leads = [status_summary(cells), cache_summary(frontier_cache or {})]
     body = [
         f"<header><h1>Financial close {escape(period)}</h1>",
-        f'<p class="lead">{escape(status_summary(cells))}</p></header>',
+        *(f'<p class="lead">{escape(lead)}</p>' for lead in leads if lead),
+        "</header>",
         _matrix(cells),
         _failures(cells, picture.period_failures.get(period, ())),
         _health_overview(picture, period),
@@ -155,6 +167,22 @@ def status_summary(cells: Sequence[CloseCell]) -> str:
     parts = [f"{counts[status]} {status}" for status in STATUSES if counts[status]]
     noun = "entity" if len(cells) == 1 else "entities"
     return f"{len(cells)} {noun}: {', '.join(parts)}" if parts else "No entity closed this period."
+
+
+def cache_summary(counts: Mapping[str, int]) -> str:
+    """``Frontier result cache: 4 hits, 0 misses``: how the period's analyses were answered.
+
+    ``, 1 off`` is added when some analyses ran without the cache (the connection's ``cache``
+    extra false, or the embedded engine); empty when none used it: the embedded engine's closes
+    have nothing to report.
+
+    :param counts: analyses by cache use: ``hit``, ``miss``, ``off``
+    """
+    hits, misses, off = (counts.get(status, 0) for status in (HIT, MISS, OFF))
+    if not hits + misses:
+        return ""
+    summary = f"Frontier result cache: {hits} hit{'s' * (hits != 1)}, {misses} miss{'es' * (misses != 1)}"
+    return summary + (f", {off} off" if off else "")
 
 
 def format_ratio(name: str, value: float | None) -> str:

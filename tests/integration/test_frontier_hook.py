@@ -435,7 +435,9 @@ def test_close_analyze_retry_after_a_lost_response_is_not_computed_twice(serve, 
     from tests.helpers import DEMO_ENTITIES
 
     server = serve(retry_after_seconds=None)
-    connect(server, max_retries=0)  # the lost response fails try 1, as a persistent fault would
+    # The lost response fails try 1, as a persistent fault would. Without the result cache, which
+    # would answer the second run below from staging (tests/integration/test_frontier_cache_close.py).
+    connect(server, max_retries=0, cache=False)
     entity = load_close_config(DEMO_ENTITIES).select(["SAP-1000"])[0]
     staging = Staging(str(staging_root))
     # A statements document as the statements stage writes it: the request plus its labels.
