@@ -60,6 +60,8 @@ from frontier_provider.frontier.contract import (
 )
 
 if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
     from frontier_provider.frontier.cache import FrontierResultCache
     from frontier_provider.storage import Staging
 
@@ -160,32 +162,35 @@ class FrontierHook(BaseHook):
         self.deadline = deadline
 
     @cached_property
-    def client(self) -> EmbeddedFrontier | FrontierClient:
-        """The embedded engine, or a REST client built from the connection."""
+    def _remote_connection(self) -> Connection | None:
+        """The connection of a remote Frontier, or None for the embedded engine (no connection, or
+        one without a host): the one place that decides, looked up once per hook."""
         try:
             connection = self.get_connection(self.frontier_conn_id)
         except AirflowNotFoundException:
-            self.log.info(
-                "Frontier connection %r is not defined: using the embedded engine (%s %s)",
-                self.frontier_conn_id,
-                analysis.MODEL_NAME,
-                analysis.MODEL_VERSION,
-            )
-            return EmbeddedFrontier()
-        if not connection.host:
-            self.log.info(
-                "Frontier connection %r has no host: using the embedded engine (%s %s)",
-                self.frontier_conn_id,
-                analysis.MODEL_NAME,
-                analysis.MODEL_VERSION,
-            )
-            return EmbeddedFrontier()
+            reason = "is not defined"
+        else:
+            if connection.host:
+                return connection
+            reason = "has no host"
+        self.log.info(
+            "Frontier connection %r %s: using the embedded engine (%s %s)",
+            self.frontier_conn_id,
+            reason,
+            analysis.MODEL_NAME,
+            analysis.MODEL_VERSION,
+        )
+        return None
 
-        extras = connection.extra_dejson
+    @cached_property
+    def client(self) -> EmbeddedFrontier | FrontierClient:
+        """The embedded engine, or a REST client built from the connection."""
+        connection = self._remote_connection
+        if connection is None:
+            return EmbeddedFrontier()
 
         def extra(name: str, default: Any = None) -> Any:
-            value = extras.get(name, extras.get(f"extra__frontier__{name}"))
-            return default if value in (None, "") else value
+            return _extra(connection, name, default)
 
         def setting(argument: Any, name: str, default: float) -> float:
             return float(argument if argument is not None else extra(name, default))
@@ -296,7 +301,7 @@ class FrontierHook(BaseHook):
                 idempotency_scope=idempotency_scope,
             )
         )
-        return [task_error(o) if isinstance(o, client.FrontierError) else o for o in outcomes]
+        return _task_outcomes(outcomes)
 
     def assess_customer_credit_risk(
         self, profile: Mapping[str, Any], *, idempotency_key: str | None = None
@@ -339,7 +344,7 @@ class FrontierHook(BaseHook):
                 idempotency_scope=idempotency_scope,
             )
         )
-        return [task_error(o) if isinstance(o, client.FrontierError) else o for o in outcomes]
+        return _task_outcomes(outcomes)
 
     def analyze_customer_portfolio(self, portfolio: Mapping[str, Any]) -> PortfolioAnalysis:
         """Portfolio health, risk distribution and high-risk customers.
@@ -383,20 +388,11 @@ class FrontierHook(BaseHook):
         """
         from frontier_provider.frontier.cache import FrontierResultCache, cache_enabled
 
-        try:
-            connection = self.get_connection(self.frontier_conn_id)
-        except AirflowNotFoundException:
+        connection = self._remote_connection
+        if connection is None:
             return None
-        if not connection.host:
-            return None
-        extras = connection.extra_dejson
-
-        def extra(name: str) -> Any:
-            value = extras.get(name, extras.get(f"extra__frontier__{name}"))
-            return None if value == "" else value
-
         try:
-            enabled = cache_enabled(extra("cache"))
+            enabled = cache_enabled(_extra(connection, "cache"))
         except ValueError as error:
             raise FrontierConfigurationError(
                 f"Frontier connection {self.frontier_conn_id!r}: {error}; set it to true or false"
@@ -404,7 +400,7 @@ class FrontierHook(BaseHook):
         if not enabled:
             self.log.info("Frontier connection %r: result cache off (extra cache)", self.frontier_conn_id)
             return None
-        model_version = extra("model_version")
+        model_version = _extra(connection, "model_version")
         if model_version is None:
             try:
                 model_version = self.profile().model.version
@@ -465,6 +461,18 @@ def task_instance_scope(task_instance: Any) -> tuple[str, str, str, int]:
         task_instance.task_id,
         -1 if map_index is None else int(map_index),
     )
+
+
+def _task_outcomes(outcomes: list[Any]) -> list[Any]:
+    """A batch's outcomes with each client error as its task-level error (:func:`task_error`)."""
+    return [task_error(o) if isinstance(o, client.FrontierError) else o for o in outcomes]
+
+
+def _extra(connection: Connection, name: str, default: Any = None) -> Any:
+    """A Frontier connection extra (plain, or with the UI's ``extra__frontier__`` prefix); empty is unset."""
+    extras = connection.extra_dejson
+    value = extras.get(name, extras.get(f"extra__frontier__{name}"))
+    return default if value in (None, "") else value
 
 
 def _task_errors(call: Callable[[], _Result]) -> _Result:
