@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 MANIFEST = "manifest"
 PERIOD_STATUS = "period_status"
 GL_BALANCES = "gl_balances"
+# Beside an SAP extract's balances: how they were read (frontier_provider.sources.sap).
+EXTRACT_RECORD_NAME = "_extract.json"
 TRIAL_BALANCE = "trial_balance"
 STATEMENTS = "statements"
 ANALYSIS = "analysis"
@@ -244,11 +246,9 @@ def build_manifest(staging: Staging, period: str, entity: str) -> Manifest:
     extract_rows = sum(_parquet_rows(read(part, "extract")) for part in _gl_parts(staging, period, entity))
     statements = json.loads(read(staging.file(STATEMENTS, period, entity, ".json"), "statements"))
     analysis = json.loads(read(staging.file(ANALYSIS, period, entity, ".json"), "analyze"))
-    from frontier_provider.sources.sap import EXTRACT_RECORD_NAME
-
     for optional, stage in (
         # How an SAP extract read the balances (rolled forward from which period, with which digests).
-        (staging.directory(GL_BALANCES, period, entity) / EXTRACT_RECORD_NAME, "extract"),
+        (extract_record_path(staging, period, entity), "extract"),
         (staging.file(COMPARATIVES, period, entity, ".json"), "comparatives"),
         (staging.file(FLUX, period, entity, ".parquet"), "flux"),
     ):
@@ -361,6 +361,11 @@ def verify_against_manifests(
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
+
+
+def extract_record_path(staging: Staging, period: str, entity: str) -> ObjectStoragePath:
+    """``gl_balances/period=YYYY-MM/entity=<id>/_extract.json``: the record an SAP extract stages."""
+    return staging.directory(GL_BALANCES, period, entity) / EXTRACT_RECORD_NAME
 
 
 def _gl_parts(staging: Staging, period: str, entity: str) -> list[ObjectStoragePath]:

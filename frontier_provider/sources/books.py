@@ -62,7 +62,7 @@ from frontier_provider.ledger.statements import (
     format_money,
 )
 from frontier_provider.ledger.trial_balance import TrialBalance, TrialBalanceError, build_trial_balance
-from frontier_provider.manifest import GL_BALANCES
+from frontier_provider.manifest import GL_BALANCES, extract_record_path
 from frontier_provider.periods import REGULAR_PERIODS, FiscalCalendar, FiscalPeriod
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ def staged_previous_period(
     """
     if entity.source != "sap" or entity.sap_table != "ACDOCA" or period.number == 1:
         return None
-    from frontier_provider.sources.sap import EXTRACT_RECORD_NAME, StagedPeriod
+    from frontier_provider.sources.sap import StagedPeriod
 
     before = FiscalPeriod(period.year, period.number - 1)
     folder = staging.directory(GL_BALANCES, str(before), entity.id)
@@ -186,7 +186,7 @@ def staged_previous_period(
         return None
     try:
         balances = staging.read_parquet(folder)
-        record_path = folder / EXTRACT_RECORD_NAME
+        record_path = extract_record_path(staging, str(before), entity.id)
         record = staging.read_json(record_path) if record_path.exists() else None
     except (OSError, ValueError, pa.ArrowException) as err:
         log.warning("extract %s %s: the staged balances of %s at %s cannot be read (%s)", entity.id, period,
@@ -219,11 +219,9 @@ def stage_extract_record(
     """
     if not record:
         return None
-    from frontier_provider.sources.sap import EXTRACT_RECORD_NAME
-
-    folder = staging.directory(GL_BALANCES, str(period), entity.id)
     return staging.write_json(
-        folder / EXTRACT_RECORD_NAME, {**record, "close_status": close_status, "as_of": as_of}
+        extract_record_path(staging, str(period), entity.id),
+        {**record, "close_status": close_status, "as_of": as_of},
     )
 
 

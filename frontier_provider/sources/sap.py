@@ -124,7 +124,6 @@ ACDOCA_KEY_FIELDS = ("RLDNR", "RBUKRS", "GJAHR", "BELNR", "DOCLN")
 ACDOCA_SPLIT_FIELDS = ("RACCT", "BELNR")
 #: The version of the extract record staged beside a period's balances (``_extract.json``).
 EXTRACT_RECORD_FORMAT = 1
-EXTRACT_RECORD_NAME = "_extract.json"
 
 # The carry-forward column and the sixteen period columns (12 regular + 4 special) of FAGLFLEXT.
 _FAGLFLEXT_CARRY_FORWARD = "HSLVT"
