@@ -248,6 +248,9 @@ class CloseSettings:
     signoff_on_timeout: str = "fail"
     # The event-driven close over Kafka, and completion messages from every close: absent, none.
     events: EventSettings | None = None
+    # The close runs its stages for chunks of entities: each stage task closes up to chunk_size
+    # entities, in the entities file's order (fewer, larger chunks: fewer task instances).
+    chunk_size: int = 50
 
     def schedule_start_date(self, default: datetime) -> datetime:
         """The close DAGs' ``start_date``: the first moment of ``schedule_start``, else ``default``.
@@ -382,6 +385,7 @@ def _parse_close_config(content: bytes, path: Path) -> CloseConfig:
     _check_open_period_settings(close_settings, path)
     _check_schedule_settings(close_settings, path)
     _check_flux_settings(close_settings, path)
+    _check_chunk_size(close_settings, path)
     close_settings = replace(close_settings, events=_event_settings(close_settings.events, path))
     return CloseConfig(entities=entities, settings=close_settings)
 
@@ -462,6 +466,15 @@ def _check_open_period_settings(settings: CloseSettings, path: Path) -> None:
             raise EntityConfigError(
                 f"entities file {path}: settings.{name} must be a positive number, not {value!r}"
             )
+
+
+def _check_chunk_size(settings: CloseSettings, path: Path) -> None:
+    value = settings.chunk_size
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise EntityConfigError(
+            f"entities file {path}: settings.chunk_size must be a whole number of at least 1 (the most "
+            f"entities one close task handles), not {value!r}"
+        )
 
 
 def _check_flux_settings(settings: CloseSettings, path: Path) -> None:

@@ -12,16 +12,18 @@ classes only connect it to Airflow: connections, context, logs and errors.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from frontier_provider.config import EntityConfig, EntityConfigError, UnknownEntityError
 from frontier_provider.connection_types import FRONTIER_DEFAULT_CONN_ID
 from frontier_provider.dag_defaults import load_entities
+from frontier_provider.failures import Category, category_of, classify
 from frontier_provider.ledger.controls import FINAL
 from frontier_provider.manifest import (
     ANALYSIS,
@@ -40,41 +42,258 @@ if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Connection, ObjectStoragePath
 
+    from frontier_provider.frontier.cache import CacheOutcome, FrontierResultCache
+
+
+class CloseEntitiesFailed(AirflowException):
+    """A close stage failed for some entities of its chunk; the others went on.
+
+    The stage task pushed the entities that completed as its ``return_value`` before raising,
+    so the next stages close them. Airflow retries the stage for the whole chunk (every stage
+    replaces its own output, so the entities that completed are closed again, the same way).
+
+    :param stage: the close stage, e.g. ``trial_balance``
+    :param period: the fiscal period, e.g. ``2024-12``
+    :param failures: the error of each entity that failed, by entity id, in chunk order
+    :param completed: the entities the stage completed, in chunk order
+    """
+
+    def __init__(
+        self,
+        stage: str,
+        period: str,
+        failures: dict[str, BaseException],
+        completed: list[str],
+    ) -> None:
+        self.stage = stage
+        self.period = str(period)
+        self.failures = dict(failures)
+        self.completed = list(completed)
+        categories = {category_of(error) for error in self.failures.values()}
+        if len(categories) == 1:
+            # What every failure is; the failure alerts classify each entity's own error.
+            self.category = categories.pop()
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        attempted = len(self.failures) + len(self.completed)
+        noun = "entity" if attempted == 1 else "entities"
+        failed = "; ".join(
+            f"{entity_id}: {self._own_message(entity_id, error)}"
+            for entity_id, error in self.failures.items()
+        )
+        message = f"{self.stage} {self.period}: {len(self.failures)} of {attempted} {noun} failed: {failed}"
+        if self.completed:
+            others = "other went" if len(self.completed) == 1 else "others went"
+            return f"{message}. The {len(self.completed)} {others} on"
+        return message
+
+    def _own_message(self, entity_id: str, error: BaseException) -> str:
+        # A stage's message names its stage, entity and period in front; the list names the entity once.
+        message = str(error).rstrip(". ")
+        for prefix in (f"{self.stage} {entity_id} {self.period}: ", f"{entity_id} {self.period}: "):
+            if message.startswith(prefix):
+                return message[len(prefix) :]
+        return message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.stage, self.period, self.failures, self.completed))
+
+
+class CloseEntitiesRefused(CloseEntitiesFailed, AirflowFailException):
+    """A close stage failed for some entities of its chunk, every one for a reason a retry cannot fix:
+    refused data, a missing mapping, a wrong setting. The stage is not retried."""
+
 
 class CloseUnitOperator(BaseOperator):
-    """Base of the per-entity stages: one ``unit`` = one entity in one fiscal period.
+    """Base of the per-entity stages: one ``unit`` (one entity in one fiscal period) or a chunk of them.
 
-    :param unit: ``{"period": "2024-12", "entity": {...entity config...}}`` as produced by
-        :class:`PlanCloseOperator`.
+    With ``unit`` the task closes the stage for one entity and returns its summary; an error fails
+    the task. With ``units`` (a chunk of the plan) it closes the stage for each entity in turn and
+    returns the summaries of those it completed, in chunk order; an entity's error is logged and the
+    next entity goes on. If any entity failed, the task pushes the completed ones as its
+    ``return_value`` (so the next stages close them) and then fails with
+    :class:`CloseEntitiesFailed`, or :class:`CloseEntitiesRefused` (not retried) when no failure is
+    worth a retry.
+
+    :param unit: ``{"period": "2024-12", "entity": {...entity config...}}``, one unit of a plan.
+    :param units: a chunk of units as :class:`PlanCloseOperator` returns them; exactly one of
+        ``unit`` and ``units``.
+    :param inputs_from: the outputs of the stages this stage reads (each a list of summaries, a
+        summary or None); an entity is closed only when every one of them completed it.
     :param staging_root: staging root URL or path; defaults to ``$FRONTIER_STAGING_ROOT``.
     """
 
-    template_fields = ("unit", "staging_root")
+    template_fields = ("unit", "units", "inputs_from", "staging_root")
     stage = "stage"
 
-    def __init__(self, *, unit: dict[str, Any], staging_root: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        unit: dict[str, Any] | None = None,
+        units: list[dict[str, Any]] | None = None,
+        inputs_from: list[Any] | None = None,
+        staging_root: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if (unit is None) == (units is None):
+            given = "both" if unit is not None else "neither"
+            raise TypeError(
+                f"{type(self).__name__} {kwargs.get('task_id', '')!s}: give exactly one of unit= (one "
+                f"entity and period) and units= (a chunk of them), not {given}"
+            )
         super().__init__(**kwargs)
         self.unit = unit
+        self.units = units
+        self.inputs_from = inputs_from
         self.staging_root = staging_root
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        try:
-            entity = EntityConfig(**self.unit["entity"])
-            period = FiscalPeriod.parse(self.unit["period"])
-        except (KeyError, TypeError, InvalidPeriodError) as err:
-            raise AirflowFailException(f"{self.stage}: malformed close unit {self.unit!r}: {err}") from err
+    @property
+    def entities_label(self) -> str:
+        """The entities and period the task closes, the mapped task's label (``map_index_template``)."""
+        return units_label([self.unit] if self.units is None else self.units)
+
+    def execute(self, context: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        if self.units is None:
+            return self._execute_unit(context)
+        return self._execute_chunk(context)
+
+    def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def run_units(
+        self, units: list[tuple[EntityConfig, FiscalPeriod]], staging: Staging
+    ) -> Iterator[tuple[str, dict[str, Any] | BaseException]]:
+        """Run the stage for each unit of a chunk: yields ``(entity id, its summary or its error)``.
+
+        One entity's error never stops the others. The default runs :meth:`run_stage` unit by unit;
+        a stage that does better for many entities at once (one batch of remote calls) overrides it.
+
+        :param units: the chunk's entities and periods, in chunk order
+        :param staging: the staging area
+        """
+        for entity, period in units:
+            try:
+                yield entity.id, self.run_stage(entity, period, staging)
+            except Exception as error:
+                yield entity.id, error
+
+    # -- one unit --
+
+    def _execute_unit(self, context: Any) -> dict[str, Any]:
+        entity, period = self._parsed(self.unit)
+        if self.inputs_from is not None and not self._left_in([(entity, period)]):
+            raise AirflowSkipException(
+                f"{self.stage} {entity.id} {period}: nothing to do: an earlier stage did not complete it"
+            )
         summary = self.run_stage(entity, period, Staging(self.staging_root))
         self.log.info("%s %s %s: %s", self.stage, entity.id, period, _describe(summary))
         # Each asset event names the entity and period it is about: the group close, scheduled on
         # the statements asset, consolidates the periods its members closed.
+        self._emit(context, {"entity": entity.id, "period": str(period)})
+        return {"entity": entity.id, "period": str(period), **summary}
+
+    # -- a chunk --
+
+    def _execute_chunk(self, context: Any) -> list[dict[str, Any]]:
+        if not isinstance(self.units, list):
+            raise AirflowFailException(
+                f"{self.stage}: units must be a list of close units (a chunk of the plan), not "
+                f"{type(self.units).__name__}: {self.units!r:.200}"
+            )
+        planned = [self._parsed(unit) for unit in self.units]
+        period = _periods(planned)
+        if not planned:
+            raise AirflowSkipException(f"{self.stage}: nothing to do: the chunk has no entities")
+        units = self._left_in(planned) if self.inputs_from is not None else planned
+        left_in = {entity.id for entity, _ in units}
+        left_out = [entity.id for entity, _ in planned if entity.id not in left_in]
+        if left_out:
+            self.log.warning(
+                "%s %s: left out %s: an earlier stage failed for %s",
+                self.stage,
+                period,
+                ", ".join(left_out),
+                "it" if len(left_out) == 1 else "them",
+            )
+        if not units:
+            raise AirflowSkipException(
+                f"{self.stage} {period}: nothing to do: an earlier stage failed for every entity of the "
+                f"chunk ({', '.join(left_out)})"
+            )
+        staging = Staging(self.staging_root)
+        by_id = {entity.id: (entity, unit_period) for entity, unit_period in units}
+        outcomes: dict[str, dict[str, Any] | BaseException] = {}
+        for entity_id, outcome in self.run_units(units, staging):
+            entity, unit_period = by_id[entity_id]
+            outcomes[entity_id] = outcome
+            if isinstance(outcome, BaseException):
+                self.log.error(
+                    "%s %s %s failed: %s; the other entities of the chunk go on",
+                    self.stage,
+                    entity_id,
+                    unit_period,
+                    outcome,
+                    exc_info=(type(outcome), outcome, outcome.__traceback__),
+                )
+            else:
+                self.log.info("%s %s %s: %s", self.stage, entity_id, unit_period, _describe(outcome))
+        done: list[dict[str, Any]] = []
+        failures: dict[str, BaseException] = {}
+        for entity, unit_period in units:
+            outcome = outcomes.get(entity.id)
+            if outcome is None:
+                failures[entity.id] = RuntimeError(
+                    f"{self.stage} {entity.id} {unit_period}: the stage gave no result for the entity"
+                )
+            elif isinstance(outcome, BaseException):
+                failures[entity.id] = outcome
+            else:
+                done.append({"entity": entity.id, "period": str(unit_period), **outcome})
+        completed = {summary["entity"] for summary in done}
+        # What the lineage names: the units the task closed.
+        self._closed_units = [(entity, p) for entity, p in units if entity.id in completed]
+        if failures:
+            # The next stages go on with the entities that completed (trigger rule all_done).
+            context["ti"].xcom_push(key="return_value", value=done)
+            refused = all(is_refusal(error) for error in failures.values())
+            failed = CloseEntitiesRefused if refused else CloseEntitiesFailed
+            raise failed(self.stage, period, failures, [summary["entity"] for summary in done])
+        self._emit(context, {"entities": [summary["entity"] for summary in done], "period": period})
+        return done
+
+    def _parsed(self, unit: Any) -> tuple[EntityConfig, FiscalPeriod]:
+        try:
+            return EntityConfig(**unit["entity"]), FiscalPeriod.parse(unit["period"])
+        except (KeyError, TypeError, InvalidPeriodError) as err:
+            raise AirflowFailException(f"{self.stage}: malformed close unit {unit!r}: {err}") from err
+
+    def _left_in(
+        self, units: list[tuple[EntityConfig, FiscalPeriod]]
+    ) -> list[tuple[EntityConfig, FiscalPeriod]]:
+        """The units every stage of ``inputs_from`` completed, in order."""
+        if not isinstance(self.inputs_from, (list, tuple)):
+            raise AirflowFailException(
+                f"{self.stage}: inputs_from must be a list of stage outputs, not "
+                f"{type(self.inputs_from).__name__}"
+            )
+        completed = [
+            {(summary.get("entity"), summary.get("period")) for summary in close_summaries(output)}
+            for output in self.inputs_from
+        ]
+        return [
+            (entity, period)
+            for entity, period in units
+            if all((entity.id, str(period)) in stage for stage in completed)
+        ]
+
+    def _emit(self, context: Any, extra: dict[str, Any]) -> None:
         outlet_events = context.get("outlet_events")
         for outlet in self.outlets:
             if outlet_events is not None and isinstance(outlet, Asset):
-                outlet_events[outlet].extra = {"entity": entity.id, "period": str(period)}
-        return {"entity": entity.id, "period": str(period), **summary}
+                outlet_events[outlet].extra = extra
 
-    def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
-        raise NotImplementedError
+    # -- lineage --
 
     def _source_connection(self, entity: EntityConfig) -> Connection:
         """The entity's ERP connection as the task looked it up (``lineage.remember_connection``)."""
@@ -85,28 +304,112 @@ class CloseUnitOperator(BaseOperator):
             raise RuntimeError(f"{self.task_id} did not look up connection {entity.conn_id!r} while running")
         return connection
 
-    def _lineage_unit(self) -> tuple[EntityConfig, FiscalPeriod, Staging]:
-        """The entity, period and staging area of the unit the task closed: what its lineage names."""
-        return (
-            EntityConfig(**self.unit["entity"]),
-            FiscalPeriod.parse(self.unit["period"]),
-            Staging(self.staging_root),
+    def _lineage_units(self) -> list[tuple[EntityConfig, FiscalPeriod, Staging]]:
+        """The entities, periods and staging area of the units the task closed: what its lineage names."""
+        staging = Staging(self.staging_root)
+        if self.units is None:
+            return [(EntityConfig(**self.unit["entity"]), FiscalPeriod.parse(self.unit["period"]), staging)]
+        closed = self.__dict__.get("_closed_units")
+        if closed is None:
+            raise RuntimeError(f"{self.task_id} has not run: its lineage names the entities it closed")
+        return [(entity, period, staging) for entity, period in closed]
+
+    def _merged_lineage(
+        self, unit_lineage: Callable[[EntityConfig, FiscalPeriod, Staging], OperatorLineage]
+    ) -> OperatorLineage:
+        """The lineage of every unit the task closed, inputs and outputs each named once."""
+        from frontier_provider.lineage import operator_lineage
+
+        lineages = [unit_lineage(*unit) for unit in self._lineage_units()]
+        if len(lineages) == 1:
+            return lineages[0]
+        return operator_lineage(
+            inputs=_distinct(dataset for lineage in lineages for dataset in lineage.inputs),
+            outputs=_distinct(dataset for lineage in lineages for dataset in lineage.outputs),
         )
 
 
+LABEL_LIMIT = 250
+"""The longest label of a mapped task instance Airflow stores."""
+_LABEL_TARGET = 240
+
+
+def chunk_label(entity_ids: list[str], period: str) -> str:
+    """``EBS-US01, EBS-US02 2024-12``; past 240 characters, the first entities that fit, the last, and
+    how many: ``EBS-US01, EBS-US02, ..., SAP-2099 (200 entities) 2024-12``, never over 250.
+
+    :param entity_ids: the entities, in chunk order
+    :param period: the period (or periods) they are closed for
+    """
+    full = f"{', '.join(entity_ids)} {period}"
+    if len(full) <= _LABEL_TARGET:
+        return full
+    tail = f", ..., {entity_ids[-1]} ({len(entity_ids)} entities) {period}"
+    head: list[str] = []
+    for entity_id in entity_ids[:-1]:
+        if len(", ".join([*head, entity_id]) + tail) > _LABEL_TARGET:
+            break
+        head.append(entity_id)
+    return (", ".join(head) + tail if head else tail.removeprefix(", "))[:LABEL_LIMIT]
+
+
+def units_label(units: Any) -> str:
+    """The label of the mapped task that works on ``units`` (at most 250 characters):
+    ``EBS-US01, EBS-US02, SAP-1000 2024-12``; a long chunk is shortened to
+    ``EBS-US01, EBS-US02, ..., SAP-2099 (200 entities) 2024-12`` (see :func:`chunk_label`).
+    """
+    if not isinstance(units, list):
+        return str(units)[:LABEL_LIMIT]
+    units = [unit for unit in units if isinstance(unit, dict)]
+    ids = [str((unit.get("entity") or {}).get("id", "?")) for unit in units]
+    return chunk_label(ids, ", ".join(dict.fromkeys(str(unit.get("period")) for unit in units)))
+
+
+def is_refusal(error: BaseException) -> bool:
+    """Whether a retry of the stage cannot fix ``error``: an ``AirflowFailException``, or a failure
+    :func:`frontier_provider.failures.classify` puts in a category that is not retried (data,
+    configuration, credentials, request, quota). An unclassified error is retried, as Airflow retries
+    any error a task raises.
+
+    :param error: what one entity's stage raised
+    """
+    if isinstance(error, AirflowFailException):
+        return True
+    category = classify(error).category
+    return category is not Category.UNKNOWN and not category.retried
+
+
+def _periods(units: list[tuple[EntityConfig, FiscalPeriod]]) -> str:
+    """The period of a chunk's units (a plan gives every unit the same one); several, joined."""
+    return ", ".join(dict.fromkeys(str(period) for _, period in units))
+
+
+def _distinct(datasets: Iterable[Any]) -> list[Any]:
+    """OpenLineage datasets, each (namespace, name) once, the first kept, in order."""
+    seen: dict[tuple[str, str], Any] = {}
+    for dataset in datasets:
+        seen.setdefault((dataset.namespace, dataset.name), dataset)
+    return list(seen.values())
+
+
 class PlanCloseOperator(BaseOperator):
-    """Resolve the run's fiscal period and the entities it closes; one unit per entity.
+    """Resolve the run's fiscal period and the entities it closes, in chunks of entities.
 
     The period comes from the ``period`` param, else the run's partition key, else
     its data interval or logical date, else the date the run was queued for (a run
     triggered without a logical date); never the wall clock. Pushes ``period`` as
     its own XCom.
 
+    Returns the chunks: lists of units ``{"period": "2024-12", "entity": {...entity config...}}``,
+    consecutive in the entities file's order, at most ``chunk_size`` each. The close group is
+    expanded once per chunk; each of its stage tasks closes every entity of its chunk.
+
     :param entities_file: entities YAML; defaults to ``$FRONTIER_ENTITIES_FILE`` or the demo's.
     :param month_to_date: the nightly close: an entity whose period is already closed final
         (its staged manifest says so) is left out and named in the log, since a month-to-date
         run never replaces final figures.
     :param staging_root: staging root URL or path; defaults to ``$FRONTIER_STAGING_ROOT``.
+    :param chunk_size: the most entities in a chunk; None: ``settings.chunk_size`` of the entities file.
     """
 
     template_fields = ("entities_file", "staging_root")
@@ -117,14 +420,16 @@ class PlanCloseOperator(BaseOperator):
         entities_file: str | None = None,
         month_to_date: bool = False,
         staging_root: str | None = None,
+        chunk_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.entities_file = entities_file
         self.month_to_date = month_to_date
         self.staging_root = staging_root
+        self.chunk_size = chunk_size
 
-    def execute(self, context: Any) -> list[dict[str, Any]]:
+    def execute(self, context: Any) -> list[list[dict[str, Any]]]:
         params = context.get("params") or {}
         dag_run = context.get("dag_run")
         try:
@@ -142,6 +447,11 @@ class PlanCloseOperator(BaseOperator):
             entities = config.select(params.get("entities") or None)
         except (InvalidPeriodError, EntityConfigError, UnknownEntityError) as err:
             raise AirflowFailException(f"plan: {err}") from err
+        chunk_size = config.settings.chunk_size if self.chunk_size is None else self.chunk_size
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise AirflowFailException(
+                f"plan: chunk_size must be a whole number of at least 1, not {chunk_size!r}"
+            )
         if self.month_to_date:
             entities = self._without_final(entities, str(period))
         dry_run = bool(params.get("dry_run", False)) or config.settings.dry_run
@@ -154,7 +464,17 @@ class PlanCloseOperator(BaseOperator):
             [entity.id for entity in entities],
             _publishing(bool(params.get("dry_run", False)), config.settings.dry_run),
         )
-        return [{"period": str(period), "entity": entity.to_dict()} for entity in entities]
+        units = [{"period": str(period), "entity": entity.to_dict()} for entity in entities]
+        chunks = [units[start : start + chunk_size] for start in range(0, len(units), chunk_size)]
+        for number, chunk in enumerate(chunks, start=1):
+            self.log.info(
+                "plan: chunk %d of %d (%d entities): %s",
+                number,
+                len(chunks),
+                len(chunk),
+                ", ".join(unit["entity"]["id"] for unit in chunk),
+            )
+        return chunks
 
     def _without_final(self, entities: list[EntityConfig], period: str) -> list[EntityConfig]:
         from frontier_provider.manifest import ManifestError, read_manifests
@@ -297,8 +617,11 @@ class ExtractGLBalancesOperator(CloseUnitOperator):
         """OpenLineage: the entity's ERP tables in; its staged GL balances and period status out."""
         from frontier_provider.lineage import extract_lineage
 
-        entity, period, staging = self._lineage_unit()
-        return extract_lineage(entity, period, staging, self._source_connection(entity))
+        return self._merged_lineage(
+            lambda entity, period, staging: extract_lineage(
+                entity, period, staging, self._source_connection(entity)
+            )
+        )
 
 
 class BuildTrialBalanceOperator(CloseUnitOperator):
@@ -343,7 +666,7 @@ class BuildTrialBalanceOperator(CloseUnitOperator):
         """OpenLineage: the staged GL balances in; the trial balance out."""
         from frontier_provider.lineage import trial_balance_lineage
 
-        return trial_balance_lineage(*self._lineage_unit())
+        return self._merged_lineage(trial_balance_lineage)
 
 
 class BuildStatementsOperator(CloseUnitOperator):
@@ -432,7 +755,7 @@ class BuildStatementsOperator(CloseUnitOperator):
         """OpenLineage: the trial balance and period status in; the statements document out."""
         from frontier_provider.lineage import statements_lineage
 
-        return statements_lineage(*self._lineage_unit())
+        return self._merged_lineage(statements_lineage)
 
 
 class ComparativeStatementsOperator(CloseUnitOperator):
@@ -513,8 +836,11 @@ class ComparativeStatementsOperator(CloseUnitOperator):
         """OpenLineage: the entity's ERP tables in; the comparatives document out."""
         from frontier_provider.lineage import comparatives_lineage
 
-        entity, period, staging = self._lineage_unit()
-        return comparatives_lineage(entity, period, staging, self._source_connection(entity))
+        return self._merged_lineage(
+            lambda entity, period, staging: comparatives_lineage(
+                entity, period, staging, self._source_connection(entity)
+            )
+        )
 
 
 class AnalyzeStatementsOperator(CloseUnitOperator):
@@ -542,7 +868,7 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
         super().__init__(**kwargs)
         self.frontier_conn_id = frontier_conn_id
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Any) -> dict[str, Any] | list[dict[str, Any]]:
         from frontier_provider.hooks.frontier import task_instance_scope
 
         # Every try of this task instance sends the same Idempotency-Key, so a retry after a lost
@@ -551,18 +877,119 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
         return super().execute(context)
 
     def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
-        from frontier_provider.frontier.cache import OFF, CacheOutcome, stage_cache_use
+        from frontier_provider.frontier.cache import OFF, CacheOutcome
         from frontier_provider.frontier.client import idempotency_key
-        from frontier_provider.frontier.contract import StagedAnalysis
         from frontier_provider.hooks.frontier import FrontierHook
+
+        request = self._analysis_request(entity, period, staging)
+        hook = FrontierHook(frontier_conn_id=self.frontier_conn_id)
+        cache = hook.result_cache(staging)
+
+        def call():
+            key = idempotency_key((*self.idempotency_scope, entity.id, str(period)), request.body)
+            return hook.analyze_company(request.body, idempotency_key=key)
+
+        if cache is None:
+            outcome = CacheOutcome(call(), OFF)
+        else:
+            outcome = cache.answer("analyze_company", request.body, call)
+        return self._stage_analysis(request, outcome, staging)
+
+    def run_units(
+        self, units: list[tuple[EntityConfig, FiscalPeriod]], staging: Staging
+    ) -> Iterator[tuple[str, dict[str, Any] | BaseException]]:
+        """The chunk's analyses: each entity's cached answer, then ONE batch for the others.
+
+        A remote Frontier gets the entities the cache does not answer as one
+        ``FrontierHook.analyze_companies`` batch, at most the connection's ``max_concurrency``
+        requests in flight. Each request's Idempotency-Key derives from this task instance and the
+        request (which names the entity, its period and figures), so every try of the task sends the
+        same keys and the service replays what it already computed. One entity's refused request
+        fails that entity only. The embedded engine analyses the entities one after another.
+        """
+        from frontier_provider.frontier.cache import OFF, CacheOutcome
+        from frontier_provider.frontier.client import idempotency_key
+        from frontier_provider.hooks.frontier import FrontierHook
+
+        hook = FrontierHook(frontier_conn_id=self.frontier_conn_id)
+        try:
+            cache = hook.result_cache(staging)
+        except Exception as error:
+            for entity, _ in units:
+                yield entity.id, error
+            return
+        requests: list[_AnalysisRequest] = []
+        for entity, period in units:
+            try:
+                requests.append(self._analysis_request(entity, period, staging))
+            except Exception as error:
+                yield entity.id, error
+        misses: list[_AnalysisRequest] = []
+        for request in requests:
+            try:
+                outcome = _cached(cache, request.body) if cache is not None else None
+                if outcome is None:
+                    misses.append(request)
+                else:
+                    yield request.entity.id, self._stage_analysis(request, outcome, staging)
+            except Exception as error:
+                yield request.entity.id, error
+        if not misses:
+            return
+        answers: list[Any]
+        try:
+            if hook.is_embedded:
+                answers = []
+                for request in misses:
+                    key = idempotency_key(
+                        (*self.idempotency_scope, request.entity.id, str(request.period)), request.body
+                    )
+                    answers.append(
+                        _outcome(lambda r=request, k=key: hook.analyze_company(r.body, idempotency_key=k))
+                    )
+            else:
+                max_concurrency = hook.client.max_concurrency
+                self.log.info(
+                    "analyze %s: %d cache hits; analysing %d entities in one Frontier batch (at most %d "
+                    "requests in flight): %s",
+                    _periods([(r.entity, r.period) for r in misses]),
+                    len(requests) - len(misses),
+                    len(misses),
+                    max_concurrency,
+                    ", ".join(request.entity.id for request in misses),
+                )
+                answers = hook.analyze_companies(
+                    [request.body for request in misses],
+                    max_concurrency,
+                    return_exceptions=True,
+                    idempotency_scope=self.idempotency_scope,
+                )
+        except Exception as error:
+            answers = [error] * len(misses)
+        for request, answer in zip(misses, answers, strict=True):
+            if isinstance(answer, BaseException):
+                yield request.entity.id, answer
+                continue
+            try:
+                if cache is None:
+                    outcome = CacheOutcome(answer, OFF)
+                else:
+                    outcome = cache.answer("analyze_company", request.body, lambda a=answer: a)
+                yield request.entity.id, self._stage_analysis(request, outcome, staging)
+            except Exception as error:
+                yield request.entity.id, error
+
+    def _analysis_request(
+        self, entity: EntityConfig, period: FiscalPeriod, staging: Staging
+    ) -> _AnalysisRequest:
+        """The analyze-company request of the entity's period: its staged statements and comparatives."""
         from frontier_provider.sources.books import analysis_request
 
         statements = staging.read_json(staging.file(STATEMENTS, str(period), entity.id, ".json"))
         # How final the figures are, when the ledger was read, and which balances they are.
         labels = _carried_labels(statements, entity, period)
         comparatives = _staged_comparatives(staging, entity, period)
-        request = analysis_request(statements, comparatives)
-        previous = [item["period"] for item in request["previous_periods"]]
+        body = analysis_request(statements, comparatives)
         if comparatives["unavailable"]:
             self.log.warning(
                 "analyze %s %s: without %s",
@@ -572,17 +999,14 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
                     f"{role} ({reason})" for role, reason in sorted(comparatives["unavailable"].items())
                 ),
             )
-        hook = FrontierHook(frontier_conn_id=self.frontier_conn_id)
-        cache = hook.result_cache(staging)
+        return _AnalysisRequest(entity, period, body, labels)
 
-        def call():
-            key = idempotency_key((*self.idempotency_scope, entity.id, str(period)), request)
-            return hook.analyze_company(request, idempotency_key=key)
+    def _stage_analysis(self, request: _AnalysisRequest, outcome: Any, staging: Staging) -> dict[str, Any]:
+        """Stage the answer as the entity's analysis document, record the cache use; the summary."""
+        from frontier_provider.frontier.cache import stage_cache_use
+        from frontier_provider.frontier.contract import StagedAnalysis
 
-        if cache is None:
-            outcome = CacheOutcome(call(), OFF)
-        else:
-            outcome = cache.answer("analyze_company", request, call)
+        entity, period, labels = request.entity, request.period, request.labels
         self.log.info("analyze %s %s: %s", entity.id, period, outcome.describe())
         analysis = outcome.response
         document = StagedAnalysis(
@@ -600,7 +1024,7 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
             "overall_risk": analysis.risk_assessment.overall_risk,
             "salesforce_account_key": entity.salesforce_account_key,
             "close_status": labels["close_status"],
-            "previous_periods": previous,
+            "previous_periods": [item["period"] for item in request.body["previous_periods"]],
             "frontier_cache": outcome.status,
         }
 
@@ -608,7 +1032,41 @@ class AnalyzeStatementsOperator(CloseUnitOperator):
         """OpenLineage: the statements and comparatives in; the staged analysis out."""
         from frontier_provider.lineage import analysis_lineage
 
-        return analysis_lineage(*self._lineage_unit())
+        return self._merged_lineage(analysis_lineage)
+
+
+@dataclass(frozen=True)
+class _AnalysisRequest:
+    """One entity's analyze-company request and the labels its analysis document carries over."""
+
+    entity: EntityConfig
+    period: FiscalPeriod
+    body: dict[str, Any]
+    labels: dict[str, Any]
+
+
+class _NotCached(Exception):
+    """The cache has no answer to the request (raised in place of calling the service)."""
+
+
+def _cached(cache: FrontierResultCache, request: dict[str, Any]) -> CacheOutcome | None:
+    """The cache's answer to ``request`` (a hit), or None: no call is made here, the batch asks the rest."""
+
+    def not_cached() -> Any:
+        raise _NotCached
+
+    try:
+        return cache.answer("analyze_company", request, not_cached)
+    except _NotCached:
+        return None
+
+
+def _outcome(call: Callable[[], Any]) -> Any:
+    """What ``call`` returns, or the exception it raised."""
+    try:
+        return call()
+    except Exception as error:
+        return error
 
 
 class BuildManifestOperator(CloseUnitOperator):
@@ -618,32 +1076,28 @@ class BuildManifestOperator(CloseUnitOperator):
     Returns the analyze summary it is given, with the manifest's path, digest and close status
     added: downstream tasks read the close group's output as before.
 
-    :param analysis: the analyze task's summary of the same entity and period.
+    :param analysis: the analyze task's output: the summary of the same entity and period (one unit),
+        or the summaries of the chunk (a chunk); each entity's manifest uses the entity's own.
     """
 
     template_fields = (*CloseUnitOperator.template_fields, "analysis")
     stage = "manifest"
 
-    def __init__(self, *, analysis: dict[str, Any], **kwargs: Any) -> None:
+    def __init__(self, *, analysis: dict[str, Any] | list[dict[str, Any]] | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.analysis = analysis
 
     def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
         from frontier_provider.manifest import ManifestError, build_manifest, stage_manifest
 
-        if (self.analysis.get("entity"), self.analysis.get("period")) != (entity.id, str(period)):
-            raise AirflowFailException(
-                f"manifest {entity.id} {period}: given the analyze summary of entity "
-                f"{self.analysis.get('entity')} and period {self.analysis.get('period')}; wire the "
-                f"task to the analyze task of the same close unit"
-            )
+        summary = self._analysis_of(entity, period)
         try:
             manifest = build_manifest(staging, str(period), entity.id)
         except ManifestError as err:
             # A stage's output is missing or stale: a retry would find the same files.
             raise AirflowFailException(str(err)) from err
         path = stage_manifest(staging, manifest)
-        analysis = {key: value for key, value in self.analysis.items() if key not in ("entity", "period")}
+        analysis = {key: value for key, value in summary.items() if key not in ("entity", "period")}
         return {
             **analysis,
             "manifest_path": str(path),
@@ -652,11 +1106,33 @@ class BuildManifestOperator(CloseUnitOperator):
             "as_of": manifest.as_of,
         }
 
+    def _analysis_of(self, entity: EntityConfig, period: FiscalPeriod) -> dict[str, Any]:
+        """The analyze summary of the entity and period among those the task was given."""
+        if isinstance(self.analysis, dict):
+            if (self.analysis.get("entity"), self.analysis.get("period")) != (entity.id, str(period)):
+                raise AirflowFailException(
+                    f"manifest {entity.id} {period}: given the analyze summary of entity "
+                    f"{self.analysis.get('entity')} and period {self.analysis.get('period')}; wire the "
+                    f"task to the analyze task of the same close unit"
+                )
+            return self.analysis
+        summaries = [
+            summary
+            for summary in close_summaries(self.analysis)
+            if (summary.get("entity"), summary.get("period")) == (entity.id, str(period))
+        ]
+        if not summaries:
+            raise AirflowFailException(
+                f"manifest {entity.id} {period}: the analyze summaries the task was given have none of "
+                f"{entity.id} {period}; wire the task to the analyze task of the same chunk"
+            )
+        return summaries[0]
+
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         """OpenLineage: every staged file the manifest digests in; the manifest out."""
         from frontier_provider.lineage import manifest_lineage
 
-        return manifest_lineage(*self._lineage_unit())
+        return self._merged_lineage(manifest_lineage)
 
 
 def _period_status(
@@ -728,15 +1204,29 @@ def _carried_labels(statements: dict[str, Any], entity: EntityConfig, period: Fi
     return {key: statements[key] for key in ("close_status", "as_of", "closing_entries")}
 
 
-def close_summaries(analyses: dict[str, Any] | Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The analyze summaries of a run, one per entity.
+def close_summaries(closes: Any) -> list[dict[str, Any]]:
+    """The summaries of a close stage's outputs, as one flat list, in order.
 
-    Airflow hands a downstream task the single output itself, not a one-item list,
-    when the mapped group ran for one entity only.
+    Accepts what a downstream task is handed: None (the stage produced nothing), one summary
+    dict (a single-unit task, or a mapped group that ran once), a list of summaries (a chunk),
+    or a sequence (Airflow's lazy sequence of a mapped group's outputs) whose items are lists
+    of summaries, summary dicts or None.
+
+    :raises TypeError: an item is neither a summary dict, a sequence of them nor None
     """
-    if isinstance(analyses, dict):
-        return [analyses]
-    return list(analyses)
+    if closes is None:
+        return []
+    if isinstance(closes, dict):
+        return [closes]
+    if isinstance(closes, (str, bytes)) or not isinstance(closes, Iterable):
+        raise TypeError(
+            f"expected close summaries (a dict, a list of dicts, or a sequence of such lists), "
+            f"not {type(closes).__name__}: {closes!r:.200}"
+        )
+    summaries: list[dict[str, Any]] = []
+    for item in closes:
+        summaries.extend(close_summaries(item))
+    return summaries
 
 
 def analysis_paths(analyses: dict[str, Any] | Iterable[dict[str, Any]]) -> list[str]:

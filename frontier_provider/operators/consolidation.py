@@ -540,7 +540,11 @@ def _select_groups(groups: Any, ids: list[str] | None) -> list[Any]:
 
 
 def _event_periods(events: Any, groups: list[Any]) -> list[FiscalPeriod]:
-    """The periods named by triggering statements events of entities that are members of the groups."""
+    """The periods named by triggering statements events of entities that are members of the groups.
+
+    An event names one entity (``{"entity", "period"}``, a single-unit close) or the entities a
+    chunk of the close completed (``{"entities": [...], "period"}``).
+    """
     if not events:
         return []
     members = {member.entity for group in groups for member in group.members}
@@ -548,7 +552,9 @@ def _event_periods(events: Any, groups: list[Any]) -> list[FiscalPeriod]:
     for asset_events in events.values():
         for event in asset_events:
             extra = getattr(event, "extra", None) or {}
-            if extra.get("entity") in members and extra.get("period"):
+            entities = extra.get("entities")
+            named = set(entities) if isinstance(entities, list) else {extra.get("entity")}
+            if named & members and extra.get("period"):
                 periods.add(FiscalPeriod.parse(extra["period"]))
     return sorted(periods)
 

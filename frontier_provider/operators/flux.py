@@ -53,8 +53,13 @@ class FluxReviewOperator(CloseUnitOperator):
     "unavailable_comparisons", "close_status"}``: ``unexplained_items`` lists up to 50 material
     variances without an explanation, largest first, amounts as decimal strings.
 
+    With ``units`` (a chunk) the entities are reviewed one after another, each in its own try (see
+    :class:`~frontier_provider.operators.close.CloseUnitOperator`): one entity's refused
+    explanations file or missing document leaves the others' reviews staged.
+
     The explanations document is one file per period, rewritten by each entity's review: the
-    reviews of a period run one at a time (``max_active_tis_per_dagrun=1`` in the close DAG).
+    reviews of a period run one at a time (within a chunk's task, and across chunks with
+    ``max_active_tis_per_dagrun=1`` in the close DAG).
 
     :param materiality_amount: ``settings.materiality_amount``; the entity's own setting wins.
     :param materiality_percent: ``settings.materiality_percent``; the entity's own setting wins.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,7 +20,11 @@ import pytest
 
 from frontier_provider.config import EntityConfig, load_close_config
 from frontier_provider.frontier.contract import ANALYZE_COMPANY_PATH, PROFILE_PATH
-from frontier_provider.operators.close import AnalyzeStatementsOperator
+from frontier_provider.operators.close import (
+    AnalyzeStatementsOperator,
+    CloseEntitiesFailed,
+    CloseEntitiesRefused,
+)
 from frontier_provider.operators.report import ClosePeriodReportOperator
 from frontier_provider.storage import Staging
 from tests.fakes.frontier_server import RunningFrontierServer, ServerSettings, running_frontier_server
@@ -80,6 +85,20 @@ class Close:
             summaries.append(analyze.execute({"ti": ti}))
         return summaries
 
+    def chunk(self, number: int, entities: list[EntityConfig], *, stage: bool = True) -> ChunkTry:
+        """Run the analyze task of a chunk (one task for all its entities) on that night's statements,
+        staged first unless ``stage`` is False. Run twice for one night, it is a retry of the task."""
+        if stage:
+            for entity in entities:
+                self.stage(entity, statements_of(entity, NIGHTS[number]))
+        ti = ChunkTaskInstance(NIGHTS[number])
+        units = [{"period": PERIOD, "entity": entity.to_dict()} for entity in entities]
+        analyze = AnalyzeStatementsOperator(task_id="analyze", units=units, frontier_conn_id=CONN_ID)
+        try:
+            return ChunkTry(analyze.execute({"ti": ti}), None)
+        except CloseEntitiesFailed as failed:
+            return ChunkTry(ti.pushed["return_value"], failed)
+
     def stage(self, entity: EntityConfig, statements: dict[str, Any]) -> None:
         self.staging.write_json(self.staging.file("statements", PERIOD, entity.id, ".json"), statements)
         # The comparatives task's document for a ledger that holds no earlier period.
@@ -97,6 +116,31 @@ class Close:
             task_id="close_report", period=PERIOD, entities_file=str(DEMO_ENTITIES), notifiers=[]
         ).execute({})
         return self.staging.period_file("reports", PERIOD, "close-report", ".html").read_text()
+
+
+class ChunkTaskInstance:
+    """The ``ti`` of a chunk's analyze task: the same identity on every try; the XComs it pushed."""
+
+    def __init__(self, night: str) -> None:
+        self.dag_id = "frontier_close_nightly"
+        self.run_id = f"scheduled__{night[:10]}T02:00:00+00:00"
+        self.task_id = "close_entity.analyze"
+        self.map_index = 0
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+@dataclass
+class ChunkTry:
+    """One try of a chunk's task: the summaries of the entities it analysed, and its failure."""
+
+    summaries: list[dict[str, Any]]
+    failed: CloseEntitiesFailed | None
+
+    def status(self) -> dict[str, str]:
+        return {summary["entity"]: summary["frontier_cache"] for summary in self.summaries}
 
 
 def requests(server: RunningFrontierServer, path: str) -> int:
@@ -248,6 +292,80 @@ def test_the_embedded_engine_uses_no_cache(close, staging_root) -> None:
     assert summary["frontier_cache"] == "off"
     assert not (staging_root / "frontier_cache").exists()
     assert "Frontier result cache" not in close.report()
+
+
+def test_a_chunk_sends_its_cache_misses_as_one_concurrent_batch_and_its_hits_not_at_all(
+    connect, close, staging_root
+) -> None:
+    # Each analysis takes 300 ms: requests of one batch overlap, requests sent one by one never do.
+    with running_frontier_server(ServerSettings(api_keys={API_KEY}, latency_ms=300)) as server:
+        connect(server, model_version=MODEL_VERSION, max_concurrency=4)
+        close.night(0, ENTITIES[:2])  # two entities' answers are in the cache
+        assert requests(server, ANALYZE_COMPANY_PATH) == 2
+
+        night = close.chunk(1, list(ENTITIES))
+
+        assert night.failed is None
+        assert night.status() == {
+            "EBS-US01": "hit",
+            "EBS-US02": "hit",
+            "SAP-1000": "miss",
+            "SAP-2000": "miss",
+        }
+        assert requests(server, ANALYZE_COMPANY_PATH) == 4  # only the two misses were sent
+        assert server.state.stats()["max_in_flight"] == 2
+        staging = Staging(staging_root)
+        for entity in ENTITIES:
+            use = staging.read_json(staging.file("frontier_cache_use", PERIOD, entity.id, ".json"))
+            assert use["frontier_cache"] == night.status()[entity.id]
+            assert close.analysis(entity)["as_of"] == NIGHTS[1]
+
+        # Each miss's answer went into the cache: the next night's chunk is all hits.
+        assert set(close.chunk(2, list(ENTITIES)).status().values()) == {"hit"}
+        assert requests(server, ANALYZE_COMPANY_PATH) == 4
+
+
+def test_an_entity_the_service_refuses_fails_alone_while_the_others_are_analysed(
+    server, connect, close
+) -> None:
+    connect(server, model_version=MODEL_VERSION)
+    refused, *others = ENTITIES[:3]
+    for entity in ENTITIES[:3]:
+        close.stage(entity, statements_of(entity, NIGHTS[0]))
+    broken = statements_of(refused, NIGHTS[0])
+    broken["financial_statements"]["income_statement"]["revenue"] = "twelve million"
+    close.stage(refused, broken)
+
+    night = close.chunk(0, ENTITIES[:3], stage=False)
+
+    assert isinstance(night.failed, CloseEntitiesRefused)  # a 422: no retry
+    assert list(night.failed.failures) == [refused.id]
+    assert str(night.failed).startswith(f"analyze {PERIOD}: 1 of 3 entities failed: {refused.id}: ")
+    assert "revenue" in str(night.failed)
+    assert [summary["entity"] for summary in night.summaries] == [entity.id for entity in others]
+    assert requests(server, ANALYZE_COMPANY_PATH) == 3
+    assert [r.status for r in server.state.requests(ANALYZE_COMPANY_PATH)].count(422) == 1
+    for entity in others:
+        assert close.analysis(entity)["entity"] == entity.id
+
+
+def test_a_retried_chunk_sends_each_entity_the_idempotency_key_of_its_first_try(
+    server, connect, close
+) -> None:
+    connect(server, cache=False)
+    entities = list(ENTITIES[:3])
+
+    first = close.chunk(0, entities)
+    keys_first = [r.idempotency_key for r in server.state.requests(ANALYZE_COMPANY_PATH)]
+    # The task is tried again (its response lost, say): the same task instance, the same staged statements.
+    second = close.chunk(0, entities)
+    keys_second = [r.idempotency_key for r in server.state.requests(ANALYZE_COMPANY_PATH)][3:]
+
+    assert len(set(keys_first)) == 3  # one key per entity
+    assert sorted(keys_second) == sorted(keys_first)
+    stats = server.state.stats()
+    assert (stats["computed"], stats["replayed"]) == ({"analyze_company": 3}, {"analyze_company": 3})
+    assert [s["analysis_id"] for s in second.summaries] == [s["analysis_id"] for s in first.summaries]
 
 
 def test_the_nightly_close_dag_reruns_unchanged_ledgers_without_calling_frontier(

@@ -223,3 +223,16 @@ def test_files_of_the_same_content_in_two_folders_resolve_their_own_mappings(tmp
         str(tmp_path / "one" / "custom.yaml"),
         str(tmp_path / "two" / "custom.yaml"),
     ]
+
+
+def test_the_close_runs_in_chunks_of_fifty_entities_unless_the_file_says_otherwise(tmp_path) -> None:
+    assert load_close_config(write(tmp_path, "entities:" + EBS)).settings.chunk_size == 50
+    text = "settings:\n  chunk_size: 200\nentities:" + EBS
+    assert load_close_config(write(tmp_path, text)).settings.chunk_size == 200
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "2.5", "'10'", "true"])
+def test_a_chunk_size_that_is_not_a_whole_number_of_at_least_one_is_refused(tmp_path, value) -> None:
+    path = write(tmp_path, f"settings:\n  chunk_size: {value}\nentities:" + EBS)
+    with pytest.raises(EntityConfigError, match=r"settings\.chunk_size must be a whole number of at least 1"):
+        load_close_config(path)

@@ -28,9 +28,11 @@ from frontier_provider.failures import UPSTREAM_CATEGORIES, Category, classify
 from frontier_provider.hooks.frontier import FrontierAuthError, FrontierRequestError, FrontierUnavailableError
 from frontier_provider.hooks.salesforce import SalesforceApiLimitError
 from frontier_provider.ledger import UnbalancedTrialBalanceError, UnmappedAccountsError
-from frontier_provider.notifications import FrontierFailureNotifier, failure_alert
+from frontier_provider.notifications import FrontierFailureNotifier, KafkaErrorNotifier, failure_alert
+from frontier_provider.operators.close import CloseEntitiesFailed
 from frontier_provider.periods import InvalidPeriodError
 from tests.fakes.smtp import EMAIL_NOTIFIER, smtp_connection, smtp_server
+from tests.kafka import KafkaBroker
 
 
 def raised(error: BaseException, wrapper: type[BaseException] | None = None) -> BaseException:
@@ -354,3 +356,161 @@ def test_notifiers_are_read_from_the_environment(tmp_path: Path, monkeypatch: py
         monkeypatch.setenv("FRONTIER_ALERT_NOTIFIERS", json.dumps([EMAIL_NOTIFIER]))
         FrontierFailureNotifier(staging_root=str(tmp_path)).notify(close_context(RuntimeError("x")))
     assert len(messages) == 1
+
+
+# -- a chunk of entities --
+
+CHUNK = [
+    {"period": "2024-12", "entity": {"id": "EBS-US01"}},
+    {"period": "2024-12", "entity": {"id": "EBS-US02"}},
+    {"period": "2024-12", "entity": {"id": "SAP-1000"}},
+]
+UNBALANCED_US02 = UnbalancedTrialBalanceError(
+    "EBS-US02", "2024-12", "USD", Decimal("-250.00"), tolerance=Decimal("0.01")
+)
+
+
+def chunk_context(error: BaseException) -> dict:
+    """A close stage's failure context when the stage ran for a chunk (``units``, no ``unit``)."""
+    context = close_context(error)
+    context["task"] = SimpleNamespace(task_id="close_entity.trial_balance", unit=None, units=CHUNK)
+    return context
+
+
+def trial_balance_failed_for_two() -> BaseException:
+    """The stage's error when EBS-US02 is unbalanced and SAP-1000's source timed out; EBS-US01 went on."""
+    return raised(
+        CloseEntitiesFailed(
+            "trial_balance",
+            "2024-12",
+            {
+                "EBS-US02": raised(UNBALANCED_US02, AirflowFailException),
+                "SAP-1000": raised(httpx.ConnectTimeout("timed out reading the SAP-1000 balances")),
+            },
+            ["EBS-US01"],
+        )
+    )
+
+
+def staged_alerts(root: Path) -> dict[str, dict]:
+    folder = root / "alerts/period=2024-12/frontier_financial_close"
+    return {path.name: json.loads(path.read_text()) for path in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["raised", "in-the-chain"])
+def test_a_chunk_that_failed_for_two_entities_stages_one_alert_per_failed_entity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wrapped: bool
+) -> None:
+    error = trial_balance_failed_for_two()
+    if wrapped:
+        error = raised(error, RuntimeError)
+    with smtp_server() as (port, messages):
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_ALERTS", smtp_connection(port))
+        notifier = FrontierFailureNotifier(staging_root=str(tmp_path), notifiers=[EMAIL_NOTIFIER])
+        notifier.notify(chunk_context(error))
+
+    prefix = "manual__2025-01-02T06_00_00_00_00.close_entity.trial_balance.2"
+    alerts = staged_alerts(tmp_path)
+    assert list(alerts) == [f"{prefix}.EBS-US02.json", f"{prefix}.SAP-1000.json"]
+    unbalanced, timed_out = alerts.values()
+    # Each entity's alert is its own failure: its message, category and steps.
+    assert (unbalanced["entity"], unbalanced["period"], unbalanced["category"]) == (
+        "EBS-US02",
+        "2024-12",
+        "data",
+    )
+    assert (unbalanced["evidence"], unbalanced["retryable"]) == ("UnbalancedTrialBalanceError", False)
+    assert "-250.00" in unbalanced["exception"]["message"]
+    assert "SAP-1000" not in unbalanced["exception"]["message"]
+    assert unbalanced["resolution"][0].startswith("Debits differ from credits")
+    assert unbalanced["subject"] == (
+        "[Frontier] data failure: frontier_financial_close.close_entity.trial_balance (EBS-US02 2024-12)"
+    )
+    assert (timed_out["entity"], timed_out["period"], timed_out["category"]) == (
+        "SAP-1000",
+        "2024-12",
+        "transient",
+    )
+    assert timed_out["retryable"] is True
+    assert timed_out["exception"]["message"] == "timed out reading the SAP-1000 balances"
+    assert "Check the service's status" in " ".join(timed_out["resolution"])
+    assert "(SAP-1000 2024-12)" in timed_out["subject"]
+    assert "the other 1 went on" in timed_out["text"]
+    # One message for the task, naming each failed entity with its own error; EBS-US01 went on.
+    assert len(messages) == 1
+    mail = email.message_from_string(messages[0])
+    assert "EBS-US02, SAP-1000 2024-12" in mail["Subject"]
+    assert "EBS-US01" not in mail["Subject"]
+    [html] = [
+        part.get_payload(decode=True).decode()
+        for part in mail.walk()
+        if part.get_content_type() == "text/html"
+    ]
+    assert "-250.00" in html
+    assert "timed out reading the SAP-1000 balances" in html
+
+
+def test_a_chunk_that_failed_as_a_whole_stages_an_alert_for_each_of_its_entities(tmp_path: Path) -> None:
+    # The error names one entity, but the task failed before any of the chunk's entities closed.
+    error = raised(httpx.ConnectTimeout("timed out connecting to the Frontier batch endpoint"))
+    error.entity = "SAP-1000"  # type: ignore[attr-defined]
+    FrontierFailureNotifier(staging_root=str(tmp_path), notifiers=[]).notify(chunk_context(error))
+
+    alerts = list(staged_alerts(tmp_path).values())
+    assert [(alert["entity"], alert["period"]) for alert in alerts] == [
+        ("EBS-US01", "2024-12"),
+        ("EBS-US02", "2024-12"),
+        ("SAP-1000", "2024-12"),
+    ]
+    for alert in alerts:
+        assert (alert["category"], alert["retryable"]) == ("transient", True)
+        assert alert["exception"]["message"] == "timed out connecting to the Frontier batch endpoint"
+        assert alert["chunk"] == ["EBS-US01", "EBS-US02", "SAP-1000"]
+        assert "failed for its whole chunk of 3 entities" in alert["text"]
+
+
+def test_one_alert_naming_every_entity_is_sent_for_a_chunk() -> None:
+    alert = failure_alert(chunk_context(trial_balance_failed_for_two()))
+    assert alert["subject"] == (
+        "[Frontier] data, transient failure: frontier_financial_close.close_entity.trial_balance "
+        "(EBS-US02, SAP-1000 2024-12)"
+    )
+    assert (alert["entity"], alert["entities"], alert["period"]) == (
+        None,
+        ["EBS-US02", "SAP-1000"],
+        "2024-12",
+    )
+    assert alert["retryable"] is False
+    assert alert["text"].count("to resolve:") == 2
+
+
+def test_a_single_units_alert_keeps_its_file_name_and_fields(tmp_path: Path) -> None:
+    FrontierFailureNotifier(staging_root=str(tmp_path), notifiers=[]).notify(
+        close_context(raised(UNBALANCED, AirflowFailException))
+    )
+    [(name, alert)] = staged_alerts(tmp_path).items()
+    assert name == "manual__2025-01-02T06_00_00_00_00.close_entity.trial_balance.2.json"
+    assert (alert["entity"], alert["period"]) == ("SAP-1000", "2024-12")
+    assert set(alert) == {
+        *("dag_id", "task_id", "map_index", "run_id", "try_number", "category", "evidence", "retryable"),
+        *("entity", "period", "exception", "resolution", "subject", "text", "log_url", "failed_at"),
+    }
+
+
+@pytest.mark.integration
+def test_each_failed_entity_of_a_chunk_reaches_the_errors_topic(
+    kafka_broker: KafkaBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = "frontier.analysis.errors.chunk-test"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FRONTIER_KAFKA_ERRORS",
+        json.dumps({"conn_type": "kafka", "extra": kafka_broker.connection_extra(group_id="chunk-test")}),
+    )
+    KafkaErrorNotifier(kafka_conn_id="frontier_kafka_errors", topic=topic).notify(
+        chunk_context(trial_balance_failed_for_two())
+    )
+    records = kafka_broker.consume_all(topic, timeout=20)
+    by_key = {record.key: json.loads(record.value) for record in records}
+    assert set(by_key) == {b"EBS-US02|2024-12", b"SAP-1000|2024-12"}
+    assert by_key[b"EBS-US02|2024-12"]["classification"]["category"] == "data"
+    assert by_key[b"SAP-1000|2024-12"]["classification"]["category"] == "transient"

@@ -33,9 +33,14 @@ class _TaskInstance:
 
 
 def plan(params: dict, **context: object) -> tuple[list[dict], _TaskInstance]:
+    """The plan's units, in order, across its chunks."""
     ti = _TaskInstance()
-    units = PlanCloseOperator(task_id="plan").execute({"params": params, "ti": ti, **context})
-    return units, ti
+    chunks = PlanCloseOperator(task_id="plan").execute({"params": params, "ti": ti, **context})
+    return units_of(chunks), ti
+
+
+def units_of(chunks: list[list[dict]]) -> list[dict]:
+    return [unit for chunk in chunks for unit in chunk]
 
 
 def test_plan_takes_the_period_param_and_closes_every_entity() -> None:
@@ -197,11 +202,11 @@ def test_the_month_to_date_close_leaves_out_entities_already_closed_final(
 ) -> None:
     _stage_manifest(staging_root, "SAP-1000", "2024-11", status)
 
-    units = PlanCloseOperator(task_id="plan", month_to_date=month_to_date).execute(
+    chunks = PlanCloseOperator(task_id="plan", month_to_date=month_to_date).execute(
         {"params": {"period": "2024-11"}, "ti": _TaskInstance()}
     )
 
-    assert [unit["entity"]["id"] for unit in units] == closed
+    assert [unit["entity"]["id"] for unit in units_of(chunks)] == closed
 
 
 def test_an_empty_trigger_form_closes_every_entity_and_publishes(tmp_path) -> None:
@@ -210,10 +215,10 @@ def test_an_empty_trigger_form_closes_every_entity_and_publishes(tmp_path) -> No
     live = tmp_path / "entities.yaml"
     live.write_text(demo.replace("publish: dry_run", "publish: live"))
     ti = _TaskInstance()
-    units = PlanCloseOperator(task_id="plan", entities_file=str(live)).execute(
+    chunks = PlanCloseOperator(task_id="plan", entities_file=str(live)).execute(
         {"params": {"period": "2024-11", "entities": None, "dry_run": None}, "ti": ti}
     )
-    assert [unit["entity"]["id"] for unit in units] == ["EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000"]
+    assert [u["entity"]["id"] for u in units_of(chunks)] == ["EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000"]
     assert ti.pushed == {"period": "2024-11", "dry_run": False}
 
 

@@ -126,3 +126,133 @@ def test_resuming_after_the_trigger(demo_ledger) -> None:
     with pytest.raises(AirflowException, match="could not read") as caught:
         waiting.execute_complete({}, {"status": "error", "message": "could not read the status"})
     assert not isinstance(caught.value, AirflowFailException)
+
+
+# -- a chunk of units --
+
+
+def chunk(*pairs: tuple[str, str]) -> list[dict]:
+    return [
+        {"period": period, "entity": ENTITIES[entity].to_dict(), "dry_run": True} for entity, period in pairs
+    ]
+
+
+def chunk_sensor(*pairs: tuple[str, str], **kwargs) -> PeriodClosedSensor:
+    return PeriodClosedSensor(task_id="wait_for_period_close", units=chunk(*pairs), **kwargs)
+
+
+def chunk_trigger(*pairs: tuple[str, str], deadline: datetime | None = None, poll: float = 0.05):
+    deadline = deadline or datetime.now(timezone.utc) + timedelta(hours=1)
+    units = [{"entity": unit["entity"], "period": unit["period"]} for unit in chunk(*pairs)]
+    return PeriodClosedTrigger(units=units, deadline=deadline.isoformat(), poll_interval=poll)
+
+
+def test_a_chunk_whose_periods_are_all_closed_ends_the_wait_at_once(demo_ledger) -> None:
+    result = chunk_sensor(("SAP-1000", "2024-12"), ("SAP-2000", "2024-11")).execute({})
+    assert result == [
+        {"entity": "SAP-1000", "period": "2024-12", "source_status": "closed"},
+        {"entity": "SAP-2000", "period": "2024-11", "source_status": "closed"},
+    ]
+
+
+def test_a_chunk_with_one_open_period_defers_the_whole_chunk_to_the_trigger(demo_ledger) -> None:
+    with pytest.raises(TaskDeferred) as caught:
+        chunk_sensor(
+            ("SAP-1000", "2024-12"), ("EBS-US01", "2024-12"), timeout=3600, poke_interval=60
+        ).execute({})
+    classpath, kwargs = caught.value.trigger.serialize()
+    assert [(unit["entity"]["id"], unit["period"]) for unit in kwargs["units"]] == [
+        ("SAP-1000", "2024-12"),
+        ("EBS-US01", "2024-12"),
+    ]
+    assert "entity" not in kwargs
+    # The serialized trigger rebuilds itself, as the triggerer does.
+    assert PeriodClosedTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+def test_the_trigger_waits_until_every_period_of_the_chunk_is_closed(
+    demo_ledger, tmp_path, monkeypatch
+) -> None:
+    copy = tmp_path / "ebs.sqlite"
+    shutil.copy(demo_ledger["ebs"]["path"], copy)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FRONTIER_DEMO_EBS", json.dumps({"conn_type": "sqlite", "host": str(copy)})
+    )
+
+    async def wait_and_close() -> dict:
+        waiting = asyncio.ensure_future(
+            anext(chunk_trigger(("SAP-1000", "2024-12"), ("EBS-US01", "2024-12")).run())
+        )
+        await asyncio.sleep(0.5)  # SAP-1000 is closed, EBS-US01's DEC-24 still open: several polls wait
+        assert not waiting.done()
+        close_december(copy)
+        return (await asyncio.wait_for(waiting, 30)).payload
+
+    event = asyncio.run(wait_and_close())
+    assert event["status"] == "success"
+    assert [(item["entity"], item["period"], item["source_status"]) for item in event["closed"]] == [
+        ("SAP-1000", "2024-12", "closed"),
+        ("EBS-US01", "2024-12", "C"),
+    ]
+
+
+def test_the_chunks_wait_ends_at_the_deadline_naming_the_periods_still_open(demo_ledger) -> None:
+    event = first_event(
+        chunk_trigger(("SAP-1000", "2024-12"), ("EBS-US02", "2024-12"), deadline=datetime.now(timezone.utc))
+    )
+    assert (event["status"], event["refused"]) == ("error", True)
+    message = event["message"]
+    assert message.startswith("1 of 2 periods still open at the end of the wait")
+    assert "EBS-US02 2024-12: " in message
+    assert "period DEC-24: O (open)" in message
+    assert "close period DEC-24 of ledger 2021 in General Ledger" in message
+    assert "SAP-1000" not in message
+
+
+def test_a_chunk_period_the_source_can_never_close_is_refused_naming_its_entity(demo_ledger) -> None:
+    event = first_event(chunk_trigger(("SAP-1000", "2024-12"), ("EBS-US01", "2024-14")))
+    assert (event["status"], event["refused"]) == ("error", True)
+    assert event["message"].startswith("EBS-US01 2024-14: ")
+    assert "does not exist in the calendar" in event["message"]
+
+
+def test_resuming_a_chunk_after_the_trigger(demo_ledger) -> None:
+    waiting = chunk_sensor(("SAP-1000", "2024-12"), ("EBS-US01", "2024-12"))
+    closed = [
+        {"entity": "SAP-1000", "period": "2024-12", "source_status": "closed", "where": "SAP-1000: closed"},
+        {"entity": "EBS-US01", "period": "2024-12", "source_status": "C", "where": "DEC-24: C (closed)"},
+    ]
+    assert waiting.execute_complete({}, {"status": "success", "closed": closed}) == [
+        {"entity": "SAP-1000", "period": "2024-12", "source_status": "closed"},
+        {"entity": "EBS-US01", "period": "2024-12", "source_status": "C"},
+    ]
+    with pytest.raises(AirflowFailException, match="EBS-US01 2024-12"):
+        waiting.execute_complete(
+            {},
+            {
+                "status": "error",
+                "refused": True,
+                "message": "1 of 2 periods still open ...: EBS-US01 2024-12",
+            },
+        )
+
+
+def test_the_sensor_takes_one_unit_or_a_chunk() -> None:
+    with pytest.raises(TypeError, match=r"exactly one of unit= .* or units= .*, not both"):
+        PeriodClosedSensor(task_id="wait", unit=chunk(("SAP-1000", "2024-12"))[0], units=chunk())
+    with pytest.raises(TypeError, match="not neither"):
+        PeriodClosedSensor(task_id="wait")
+
+
+def test_the_sensor_is_labelled_with_its_entities_and_period() -> None:
+    assert sensor("SAP-1000", "2024-12").entities_label == "SAP-1000 2024-12"
+    pairs = [("EBS-US01", "2024-12"), ("EBS-US02", "2024-12"), ("SAP-1000", "2024-12")]
+    assert chunk_sensor(*pairs).entities_label == "EBS-US01, EBS-US02, SAP-1000 2024-12"
+    many = [
+        {"period": "2024-12", "entity": {**ENTITIES["SAP-1000"].to_dict(), "id": f"SAP-{n}"}}
+        for n in range(200)
+    ]
+    label = PeriodClosedSensor(task_id="wait", units=many).entities_label
+    assert len(label) <= 250
+    assert label.startswith("SAP-0, SAP-1, ")
+    assert label.endswith(", ..., SAP-199 (200 entities) 2024-12")
