@@ -13,7 +13,8 @@ it this file defines no DAG):
    table (the database of `state_conn_id`), whatever started the run: a new event,
    or the `sweep_schedule`, which picks up an event Airflow stored without queueing a
    run. A journal delivered twice is closed once.
-3. Per touched (entity, period), the stages of the monthly close: **extract** ->
+3. For the touched (entity, period) pairs, in chunks of `settings.chunk_size`
+   (one period per chunk), the stages of the monthly close: **extract** ->
    **trial_balance** -> **statements**, **comparatives** -> **analyze**, **flux** ->
    **manifest**. The figures are `final` when the source has closed the period,
    else `preliminary`; nothing waits for a period to close.
@@ -66,10 +67,10 @@ if events is not None:
     ) as dag:
         plan = PlanEventCloseOperator(task_id="plan_events", asset=journals, events=events)
         close_entity = close_entity_group(config.settings, open_period="preliminary", final_when_closed=True)
-        closes = close_entity.expand(unit=plan.output)
+        closes = close_entity.expand(units=plan.output)
         CompleteEventsOperator(
             task_id="complete_events",
-            units=plan.output,
+            units=plan.output["units"],
             closes=closes,
             journals=plan.output["journals"],
             events=events,

@@ -6,7 +6,9 @@ Closes one fiscal period for every configured entity:
 1. **plan**: the period (the `period` param, else the run's partition key, else
    its data interval) and the entities of `dags/config/frontier_entities.yaml`
    (or `$FRONTIER_ENTITIES_FILE`).
-2. Per entity, one mapped task group: **extract** GL balances from Oracle EBS
+2. Per chunk of entities (`settings.chunk_size`, 50 by default), one mapped task
+   group whose tasks each work on every entity of the chunk (the grid labels
+   them with the entities' ids): **extract** GL balances from Oracle EBS
    or SAP, after the close controls (the period is in the source's calendar and
    holds balances, the year's carryforward matches the prior year's closing, and
    the period's status in the source says whether the figures are `final` or
@@ -21,7 +23,11 @@ Closes one fiscal period for every configured entity:
    and the same period of the prior year; material variances flagged, with the
    explanations of `config/flux_explanations/YYYY-MM.yaml`) ->
    **manifest** (control totals and a digest of every staged file, which
-   publishing checks its figures against).
+   publishing checks its figures against). An entity that fails a stage is
+   named in that task's log and alert and left out of its chunk's later stages;
+   the others go on, and the task fails once the chunk is done. **collect_closes**
+   hands the entities that closed to what follows; **close_outcome** fails the
+   run naming the entities that did not close.
 3. **signoff_review** -> **signoff** -> **apply_signoff**: the monthly close
    waits for a controller's approval (Browse > Required Actions) before it
    publishes final figures with unexplained material variances, and stores the
@@ -70,6 +76,7 @@ from frontier_provider.operators.close import (
 )
 from frontier_provider.operators.events import PublishCompletionsOperator
 from frontier_provider.operators.flux import flux_paths
+from frontier_provider.operators.outcome import CloseOutcomeOperator, closed_entities
 from frontier_provider.operators.report import ClosePeriodReportOperator
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
 from frontier_provider.operators.signoff import (
@@ -115,6 +122,11 @@ params = {
 }
 
 
+@task(trigger_rule="all_done")
+def collect_closes(chunks: list) -> list[dict]:
+    return closed_entities(chunks)
+
+
 def financial_close(dag_id: str, schedule, description: str, *, month_to_date: bool = False) -> DAG:
     settings = load_entities().settings
     # A month-to-date close runs on an open period by design: it never waits or fails on one, and
@@ -139,7 +151,11 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
         close_entity = close_entity_group(
             settings, open_period=open_period, final_when_closed=not month_to_date
         )
-        analyses = close_entity.expand(unit=plan.output)
+        chunks = close_entity.expand(units=plan.output)
+        # The entities that closed go on to sign-off and publishing, whatever happened to the others;
+        # close_outcome fails the run naming those that did not close.
+        analyses = collect_closes(chunks)
+        outcome = CloseOutcomeOperator(task_id="close_outcome", planned=plan.output, closes=chunks)
 
         # Sign-off: final figures with unexplained material variances wait for a controller's
         # approval before anything is published; signoff is skipped when nothing needs it.
@@ -220,7 +236,9 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
         # Last, once everything else is done, failed or not: the report shows the failed closes. A
         # teardown that does not decide the run's state, so the run is still failed by a failed
         # entity (with on_failure_fail_dagrun the report alone would decide it, green after a failure).
-        [writeback, refresh] >> ClosePeriodReportOperator(task_id="close_report", period=PERIOD).as_teardown()
+        [writeback, refresh, outcome] >> ClosePeriodReportOperator(
+            task_id="close_report", period=PERIOD
+        ).as_teardown()
     return dag
 
 

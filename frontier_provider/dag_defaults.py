@@ -42,6 +42,24 @@ FRONTIER_CALLS_TIMEOUT = timedelta(hours=1)
 EXTRACT_TIMEOUT = timedelta(hours=1)
 """GL extraction: a large SAP ACDOCA period reads millions of rows over RFC (minutes per million)."""
 
+ENTITY_READ_BUDGET = timedelta(minutes=5)
+"""Per entity of a chunk, a close stage that reads the source (extract, comparatives): a large SAP
+ACDOCA period is a few million lines (12 s of parsing per 4 million in the benchmark, plus the RFC reads)."""
+
+ENTITY_STAGE_BUDGET = timedelta(minutes=1)
+"""Per entity of a chunk, a close stage that works on staged files or asks Frontier (seconds each)."""
+
+
+def chunk_timeout(floor: timedelta, per_entity: timedelta, chunk_size: int) -> timedelta:
+    """The ``execution_timeout`` of a close stage that works on a chunk of up to ``chunk_size`` entities.
+
+    :param floor: the stage's timeout for one entity alone (e.g. :data:`EXTRACT_TIMEOUT`).
+    :param per_entity: the budget for each entity of the chunk (:data:`ENTITY_READ_BUDGET`, ...).
+    :param chunk_size: ``settings.chunk_size``.
+    """
+    return max(floor, per_entity * chunk_size)
+
+
 TABLEAU_PUBLISH_TIMEOUT = timedelta(hours=2)
 """Tableau publish: the upload (up to 900 s per request) and the update job (up to 1 hour)."""
 

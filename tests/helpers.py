@@ -45,7 +45,13 @@ DEMO_ENTITIES = REPO / "dags" / "config" / "frontier_entities.yaml"
 NOTHING_MATERIAL = "1000000000"
 
 
-def entities_file(folder: Path, *, publish: str = "dry_run", materiality_amount: str | None = None) -> Path:
+def entities_file(
+    folder: Path,
+    *,
+    publish: str = "dry_run",
+    materiality_amount: str | None = None,
+    chunk_size: int | None = None,
+) -> Path:
     """A copy of the demo's entities file in ``folder``, for ``$FRONTIER_ENTITIES_FILE``.
 
     The copy reads the demo's explanations of variances (``dags/config/flux_explanations``) and its
@@ -54,6 +60,7 @@ def entities_file(folder: Path, *, publish: str = "dry_run", materiality_amount:
     :param publish: ``settings.publish`` of the copy: ``dry_run`` (the demo's) or ``live``.
     :param materiality_amount: ``settings.materiality_amount`` of the copy; :data:`NOTHING_MATERIAL`
         leaves the monthly close nothing to sign off.
+    :param chunk_size: ``settings.chunk_size`` of the copy (the demo's: 50, one chunk of four).
     """
     demo = REPO / "dags" / "config" / "frontier_entities.yaml"
     text = demo.read_text(encoding="utf-8")
@@ -66,6 +73,8 @@ def entities_file(folder: Path, *, publish: str = "dry_run", materiality_amount:
     }
     if materiality_amount is not None:
         replacements['materiality_amount: "50000"'] = f'materiality_amount: "{materiality_amount}"'
+    if chunk_size is not None:
+        replacements["  chunk_size: 50\n"] = f"  chunk_size: {chunk_size}\n"
     for old, new in replacements.items():
         assert old in text, f"the demo entities file no longer says {old!r}"
         text = text.replace(old, new)

@@ -73,7 +73,9 @@ class PlanEventCloseOperator(BaseOperator):
     (all of them on the first run), so an event Airflow stored without queueing a run is processed
     by the next run, whichever event or sweep starts it. Pushes the XCom ``journals``:
     ``{"events": [the new journals], "through": the newest event read, or None}``, for
-    :class:`CompleteEventsOperator`.
+    :class:`CompleteEventsOperator`, and ``units``: one per (entity, period) the journals touch.
+    Returns the units in chunks of ``settings.chunk_size``, one period per chunk, which the close
+    group is expanded over.
 
     :param asset: the journal asset (``assets.journal_events_asset``); it becomes the task's inlet.
     :param events: the entities file's ``settings.events``.
@@ -90,8 +92,9 @@ class PlanEventCloseOperator(BaseOperator):
         self.events = events
         self.entities_file = entities_file
 
-    def execute(self, context: Any) -> list[dict[str, Any]]:
-        entities = {entity.id: entity for entity in load_entities(self.entities_file).entities}
+    def execute(self, context: Any) -> list[list[dict[str, Any]]]:
+        config = load_entities(self.entities_file)
+        entities = {entity.id: entity for entity in config.entities}
         ledger = event_ledger(self.events.state_conn_id)
         watermark = ledger.watermark(self.asset.uri)
         accessor = context["inlet_events"][self.asset]
@@ -135,7 +138,19 @@ class PlanEventCloseOperator(BaseOperator):
                 "through": through.isoformat() if through else None,
             },
         )
-        return [{"period": period, "entity": entities[entity].to_dict()} for entity, period in pairs]
+        units = [{"period": period, "entity": entities[entity].to_dict()} for entity, period in pairs]
+        context["ti"].xcom_push(key="units", value=units)
+        return _chunks_by_period(units, config.settings.chunk_size)
+
+
+def _chunks_by_period(units: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    """The units as the close group's chunks: the units of one period together, at most ``size`` each."""
+    by_period: dict[str, list[dict[str, Any]]] = {}
+    for unit in units:
+        by_period.setdefault(unit["period"], []).append(unit)
+    return [
+        group[start : start + size] for group in by_period.values() for start in range(0, len(group), size)
+    ]
 
 
 class PublishCompletionsOperator(BaseOperator):
@@ -190,7 +205,7 @@ class CompleteEventsOperator(BaseOperator):
     run is failed and the next run (the next event, or the sweep) closes the unit again. The newest
     event read moves the re-read point forward only when every unit closed.
 
-    :param units: the plan's units.
+    :param units: the plan's units (its ``units`` XCom).
     :param closes: the close group's output (the manifest summaries of the units that closed).
     :param journals: the plan's ``journals`` XCom: the new journals and the newest event read.
     :param events: the entities file's ``settings.events``.

@@ -65,9 +65,10 @@ class StackPool:
         home = self.tmp_path_factory.mktemp(f"airflow-{name}")
         # The demo's entities file with no material variance: these deployments test the close and
         # its publishing, which would otherwise wait for a controller's sign-off (test_close_signoff).
+        # Chunks of two: the four entities close in two mapped groups, each of two entities.
         if entities is None:
             entities = entities_file(
-                self.tmp_path_factory.mktemp("config"), materiality_amount=NOTHING_MATERIAL
+                self.tmp_path_factory.mktemp("config"), materiality_amount=NOTHING_MATERIAL, chunk_size=2
             )
         self.last = AirflowStack(
             name=name,

@@ -138,7 +138,10 @@ def closed_pairs(stack: AirflowStack) -> Counter:
     for run in stack.api.dag_runs(EVENTS_DAG_ID):
         for ti in stack.api.task_instances(EVENTS_DAG_ID, run["dag_run_id"]):
             if ti["task_id"] == "close_entity.extract" and ti["state"] == "success":
-                counts[ti["rendered_map_index"]] += 1
+                # A chunk's label: its entities, then the period ("EBS-US01, SAP-1000 2024-11").
+                entities, period = ti["rendered_map_index"].rsplit(" ", 1)
+                for entity in entities.split(", "):
+                    counts[f"{entity} {period}"] += 1
     return counts
 
 

@@ -1,10 +1,12 @@
 """The OpenLineage events of one close run, captured with the OpenLineage provider's file transport.
 
 The close runs for real (``airflow dags test``) on a private copy of the demo ledger and publishes live
-to the fake Tableau server and the fake Salesforce org. The provider's listener writes every event to
-a file; the tests read the COMPLETE events and check that they name the datasets of each stage, from
-the ERP tables to the Tableau datasource and the Salesforce Account, and that the Tableau datasource's
-health score traces back, event by event, to the staged GL balances and the ERP columns they add up.
+to the fake Tableau server and the fake Salesforce org, in chunks of two entities. The provider's
+listener writes every event to a file; the tests read the COMPLETE events and check that they name the
+datasets of each stage, from the ERP tables to the Tableau datasource and the Salesforce Account, that
+each chunk's task names the datasets of its own entities and no others, and that the Tableau
+datasource's health score traces back, event by event, to the staged GL balances and the ERP columns
+they add up.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ PERIOD = "2024-12"
 NAMESPACE = "frontier-close-lineage"
 DATASOURCE = "Finance/Frontier Financial Analysis"
 ENTITIES = ("EBS-US01", "EBS-US02", "SAP-1000", "SAP-2000")
+# settings.chunk_size of the run: each stage runs as two tasks, one per chunk.
+CHUNKS = (("EBS-US01", "EBS-US02"), ("SAP-1000", "SAP-2000"))
 EBS_TABLES = {"GL_BALANCES", "GL_CODE_COMBINATIONS", "GL_LEDGERS", "GL_PERIODS", "GL_PERIOD_STATUSES"}
 SAP_SETTINGS = {"T001", "T001B", "T009", "T009B", "SKA1", "T030"}
 # What each entity's books are in: the table the extract adds up, and one column of each amount.
@@ -54,9 +58,7 @@ def close_run(airflow_db, tmp_path_factory) -> Iterator[dict[str, Any]]:
         env = {
             "FRONTIER_STAGING_ROOT": str(staging),
             # Nothing is material: the run publishes without waiting for a sign-off.
-            "FRONTIER_ENTITIES_FILE": str(
-                live_entities_file(tmp_path_factory.mktemp("config"), materiality_amount=NOTHING_MATERIAL)
-            ),
+            "FRONTIER_ENTITIES_FILE": str(in_chunks_of_two(tmp_path_factory.mktemp("config"))),
             "AIRFLOW_CONN_TABLEAU_DEFAULT": tableau.connection_json(),
             **salesforce.environment("salesforce_default"),
             **{f"AIRFLOW_CONN_{conn_id.upper()}": conn for conn_id, conn in demo_connections(ledger).items()},
@@ -77,6 +79,20 @@ def close_run(airflow_db, tmp_path_factory) -> Iterator[dict[str, Any]]:
             "tableau": tableau.url.split("://", 1)[1],
             "salesforce": salesforce.url.split("://", 1)[1],
         }
+
+
+def in_chunks_of_two(folder: Path) -> Path:
+    """The live entities file with ``settings.chunk_size: 2``."""
+    path = live_entities_file(folder, materiality_amount=NOTHING_MATERIAL)
+    text = path.read_text(encoding="utf-8")
+    assert "\n  chunk_size: 50\n" in text
+    path.write_text(text.replace("\n  chunk_size: 50\n", "\n  chunk_size: 2\n"), encoding="utf-8")
+    return path
+
+
+def chunk_of(entity: str) -> tuple[str, ...]:
+    (found,) = [chunk for chunk in CHUNKS if entity in chunk]
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -129,43 +145,61 @@ def test_every_event_belongs_to_the_one_close_run_and_its_namespace(close_run, c
 
     assert len(parents) == 1
     assert {event["job"]["namespace"] for event in completed} == {NAMESPACE}
-    # Every stage of every entity reported its datasets.
+    # Every stage of every chunk reported its datasets.
     for task_id in ("extract", "trial_balance", "statements", "analyze"):
         reported = [event for event in completed if event["job"]["name"].endswith(f".{task_id}")]
-        assert len(reported) == len(ENTITIES), task_id
+        assert len(reported) == len(CHUNKS), task_id
         assert all(event["inputs"] and event["outputs"] for event in reported), task_id
 
 
-@pytest.mark.parametrize("entity", ENTITIES)
-def test_the_extract_reads_the_erp_tables_of_its_entity(close_run, completed, entity: str) -> None:
+def erp_tables(close_run, entity: str) -> set[tuple[str, str]]:
     ledger = close_run["ledger"]
+    if entity.startswith("EBS-"):
+        return {(f"sqlite://{ledger / 'ebs.sqlite'}", table) for table in EBS_TABLES}
+    books = ERP_AMOUNTS[entity][0]
+    return {(f"sap://{ledger / 'sap.sqlite'}", table) for table in {books, *SAP_SETTINGS}}
+
+
+@pytest.mark.parametrize("entity", ENTITIES)
+def test_the_extract_reads_the_erp_tables_of_its_chunks_entities(close_run, completed, entity: str) -> None:
     extract = task(completed, "extract", writes=staged(close_run, "gl_balances", entity))
 
-    if entity.startswith("EBS-"):
-        expected = {(f"sqlite://{ledger / 'ebs.sqlite'}", table) for table in EBS_TABLES}
-    else:
-        books = ERP_AMOUNTS[entity][0]
-        expected = {(f"sap://{ledger / 'sap.sqlite'}", table) for table in {books, *SAP_SETTINGS}}
-    assert keys(extract["inputs"]) == expected
+    assert erp_tables(close_run, entity) <= keys(extract["inputs"])
+    # The chunk's task reads the tables of its own entities, each table named once.
+    assert keys(extract["inputs"]) == set().union(*(erp_tables(close_run, e) for e in chunk_of(entity)))
+    assert len(extract["inputs"]) == len(keys(extract["inputs"]))
     gl_balances = output(extract, staged(close_run, "gl_balances", entity))
     assert schema(gl_balances)[-4:] == ["opening_balance", "period_debit", "period_credit", "closing_balance"]
     assert keys(extract["outputs"]) == {
-        staged(close_run, "gl_balances", entity),
-        staged(close_run, "period_status", entity, ".json"),
+        dataset
+        for member in chunk_of(entity)
+        for dataset in (
+            staged(close_run, "gl_balances", member),
+            staged(close_run, "period_status", member, ".json"),
+        )
     }
 
 
 @pytest.mark.parametrize("entity", ENTITIES)
 def test_each_stage_reads_what_the_stage_before_it_wrote(close_run, completed, entity: str) -> None:
-    gl_balances = staged(close_run, "gl_balances", entity)
+    chunk = chunk_of(entity)
     trial_balance = staged(close_run, "trial_balance", entity, ".parquet")
     statements = staged(close_run, "statements", entity, ".json")
-    comparatives = staged(close_run, "comparatives", entity, ".json")
     analysis = staged(close_run, "analysis", entity, ".json")
 
-    assert keys(task(completed, "trial_balance", writes=trial_balance)["inputs"]) == {gl_balances}
+    # Each chunk's task reads what the stage before it wrote for the chunk's entities.
+    assert keys(task(completed, "trial_balance", writes=trial_balance)["inputs"]) == {
+        staged(close_run, "gl_balances", member) for member in chunk
+    }
     assert trial_balance in keys(task(completed, "statements", writes=statements)["inputs"])
-    assert keys(task(completed, "analyze", writes=analysis)["inputs"]) == {statements, comparatives}
+    assert keys(task(completed, "analyze", writes=analysis)["inputs"]) == {
+        dataset
+        for member in chunk
+        for dataset in (
+            staged(close_run, "statements", member, ".json"),
+            staged(close_run, "comparatives", member, ".json"),
+        )
+    }
     assert analysis in keys(task(completed, "tableau_publish")["inputs"])
     assert analysis in keys(task(completed, "salesforce_writeback")["inputs"])
 

@@ -6,7 +6,9 @@ to the fake Salesforce org and the fake Tableau server:
 1. 2024-11 for every entity;
 2. again for SAP-1000 alone;
 3. EBS-US02's ledger changes (a 1,000.00 sale on account), then EBS-US02 alone;
-4. the change is reverted in the ledger, then every entity again.
+4. the change is reverted in the ledger, then every entity again;
+5. EBS-US02's ledger stops balancing: the run fails naming it, and the other three entities (closed in
+   the same chunk) are still published; fixed, the next run publishes all four.
 
 After each step Tableau holds exactly one row per (period, entity), each with the figures of the run that
 last closed that entity, and each Salesforce Account holds the insight of that same run; an entity a run
@@ -25,7 +27,7 @@ import pytest
 
 from tests.fakes.salesforce import running_fake_salesforce
 from tests.fakes.tableau import FakeTableauServer
-from tests.helpers import NOTHING_MATERIAL, airflow_cli, live_entities_file
+from tests.helpers import NOTHING_MATERIAL, airflow_cli, live_entities_file, run_airflow
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +78,23 @@ def world(airflow_db, tmp_path_factory):
                 for entity in entities or ENTITIES
             }
 
-        yield {"close": close, "salesforce": salesforce, "tableau": tableau, "ebs": ledger_dir / "ebs.sqlite"}
+        def failing_close(entities: list[str]) -> str:
+            """Close PERIOD for ``entities`` in a run that must fail; return its output."""
+            salesforce.clear_log()
+            conf = {"period": PERIOD, "entities": entities}
+            result = run_airflow("dags", "test", "frontier_financial_close", "-c", json.dumps(conf), env=env)
+            log = result.stdout + result.stderr
+            assert "state=failed" in log, log[-5000:]
+            return log
+
+        yield {
+            "close": close,
+            "failing_close": failing_close,
+            "salesforce": salesforce,
+            "tableau": tableau,
+            "ebs": ledger_dir / "ebs.sqlite",
+            "staging": staging,
+        }
 
 
 COLUMNS = (
@@ -140,10 +158,15 @@ def assert_published(world, latest: dict[str, dict], written: set[str]) -> None:
     assert sent == len(written), f"{sent} Account record(s) sent, expected {sorted(written)}"
 
 
-def post_sale(ebs: Path, amount: Decimal) -> None:
-    """Post a sale on account in EBS-US02's ledger for PERIOD: debit receivables 1200, credit revenue 4000."""
+def post_sale(
+    ebs: Path, amount: Decimal, *, sides=(("1200", "PERIOD_NET_DR"), ("4000", "PERIOD_NET_CR"))
+) -> None:
+    """Post a sale on account in EBS-US02's ledger for PERIOD: debit receivables 1200, credit revenue 4000.
+
+    :param sides: the (account, column) pairs posted to; the debit alone leaves the ledger unbalanced.
+    """
     with sqlite3.connect(ebs) as database:
-        for account, column in (("1200", "PERIOD_NET_DR"), ("4000", "PERIOD_NET_CR")):
+        for account, column in sides:
             (ccid, current) = database.execute(
                 f"""SELECT b.CODE_COMBINATION_ID, b.{column} FROM GL_BALANCES b
                     JOIN GL_CODE_COMBINATIONS c ON c.CODE_COMBINATION_ID = b.CODE_COMBINATION_ID
@@ -211,3 +234,47 @@ def test_the_nightly_close_never_replaces_the_final_close(world) -> None:
     for entity in ENTITIES:
         assert world["salesforce"].account_by("Frontier_Entity_Id__c", entity) == accounts_before[entity]
     assert_published(world, final, written=set())
+
+
+def test_a_failed_entity_fails_the_run_and_the_rest_of_its_chunk_is_published(world, tmp_path) -> None:
+    """One entity's ledger does not balance: the other three entities of its chunk are still published."""
+    close, salesforce = world["close"], world["salesforce"]
+    before = close([])
+    assert_published(world, before, written=set(ENTITIES))
+
+    pristine = tmp_path / "ebs-balanced.sqlite"
+    shutil.copyfile(world["ebs"], pristine)
+    # A debit with no credit: EBS-US02's trial balance is 1,000.00 out of balance.
+    post_sale(world["ebs"], SALE, sides=(("1200", "PERIOD_NET_DR"),))
+    log = world["failing_close"]([])
+
+    # The run fails naming the entity that did not close, and only that one.
+    assert "3 of 4 entities closed; not closed: EBS-US02." in log, log[-5000:]
+    staging = world["staging"]
+    closed = {
+        e: json.loads((staging / "analysis" / f"period={PERIOD}" / f"entity={e}.json").read_text())
+        for e in ENTITIES
+    }
+    others = {entity: closed[entity] for entity in ENTITIES if entity != "EBS-US02"}
+    for entity, analysis in others.items():
+        assert analysis["as_of"] > before[entity]["as_of"] or analysis == before[entity], entity
+    # Tableau: the three that closed carry this run's figures; EBS-US02 keeps what was last published.
+    assert_published(world, {**others, "EBS-US02": before["EBS-US02"]}, written=set(others))
+    # The failure alert names EBS-US02 and the stage that refused it; no other entity has one.
+    alerts = [
+        json.loads(path.read_text()) for path in (staging / "alerts" / f"period={PERIOD}").rglob("*.json")
+    ]
+    failed = {
+        (alert["entity"], alert["task_id"]) for alert in alerts if alert["run_id"].startswith("manual__")
+    }
+    assert ("EBS-US02", "close_entity.trial_balance") in failed
+    assert {entity for entity, _ in failed} == {"EBS-US02"}
+    assert "1000.00" in next(a["exception"]["message"] for a in alerts if a["entity"] == "EBS-US02").replace(
+        ",", ""
+    )
+
+    # Fixed in the ledger, the next run closes and publishes all four.
+    shutil.copyfile(pristine, world["ebs"])
+    after = close([])
+    assert_published(world, after, written=set(ENTITIES))
+    assert salesforce.account_by("Frontier_Entity_Id__c", "EBS-US02")["Frontier_Close_Status__c"] == "final"

@@ -1,15 +1,16 @@
-"""The close DAGs label each entity's mapped tasks with the entity and period, not ``[0]``."""
+"""The close DAGs label each chunk's mapped tasks with its entities and period, not ``[0]``."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from tests.helpers import REPO
 
-UNIT = {"period": "2024-11", "entity": {"id": "SAP-1000"}, "dry_run": True}
+UNITS = [
+    {"period": "2024-11", "entity": {"id": "SAP-1000"}},
+    {"period": "2024-11", "entity": {"id": "SAP-2000"}},
+]
 
 
-def test_every_mapped_close_task_is_labelled_with_its_entity_and_period() -> None:
+def test_every_mapped_close_task_is_labelled_with_its_entities_and_period() -> None:
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(str(REPO / "dags" / "frontier_financial_close.py"))
@@ -19,6 +20,7 @@ def test_every_mapped_close_task_is_labelled_with_its_entity_and_period() -> Non
         assert {task.task_id for task in mapped} >= {"close_entity.extract", "close_entity.manifest"}
         for task in mapped:
             # Airflow renders the template with the task instance's context once the task ran, when
-            # the task's unit is the one mapped entity.
+            # the task's units are its chunk's.
+            task.units = UNITS
             template = dag.get_template_env().from_string(task.map_index_template)
-            assert template.render({"task": SimpleNamespace(unit=UNIT)}) == "SAP-1000 2024-11", task.task_id
+            assert template.render({"task": task}) == "SAP-1000, SAP-2000 2024-11", task.task_id

@@ -94,8 +94,11 @@ def plan(entities: str, accessor: Accessor) -> tuple[list[dict], TaskInstance]:
     task = PlanEventCloseOperator(
         task_id="plan_events", asset=ASSET, events=EventSettings(), entities_file=entities
     )
-    units = task.execute({"inlet_events": {ASSET: accessor}, "ti": ti})
-    return units, ti
+    chunks = task.execute({"inlet_events": {ASSET: accessor}, "ti": ti})
+    # The close group's chunks: the units of one period together, in the order of the units XCom.
+    assert [unit for chunk in chunks for unit in chunk] == ti.xcom["units"]
+    assert all(len({unit["period"] for unit in chunk}) == 1 for chunk in chunks)
+    return ti.xcom["units"], ti
 
 
 def test_each_touched_pair_is_closed_once_and_processed_journals_are_left_out(state_db, entities) -> None:
@@ -158,7 +161,7 @@ def test_an_event_of_an_entity_no_longer_configured_is_named_and_left_out(state_
 def test_with_no_new_event_the_run_closes_nothing(state_db, entities) -> None:
     units, ti = plan(entities, Accessor([]))
     assert units == []
-    assert ti.xcom == {"journals": {"events": [], "through": None}}
+    assert ti.xcom == {"journals": {"events": [], "through": None}, "units": []}
 
 
 def stage_analysis(staging_root: Path, entity: str, period: str) -> None:
@@ -255,3 +258,29 @@ def test_a_live_run_without_the_kafka_connection_fails_naming_it(
         task.execute({"dag_run": DagRun()})
     # Nothing was announced, so nothing is recorded: the next run closes the pair again.
     assert ledger(state_db).processed(["JE-1"]) == set()
+
+
+def test_the_units_of_one_period_are_closed_in_chunks_of_the_chunk_size(state_db, tmp_path) -> None:
+    text = Path(entities_file(tmp_path / "config")).read_text()
+    assert "  chunk_size: 50\n" in text
+    chunked = tmp_path / "chunked.yaml"
+    chunked.write_text(text.replace("  chunk_size: 50\n", "  chunk_size: 2\n"))
+    task = PlanEventCloseOperator(
+        task_id="plan_events", asset=ASSET, events=EventSettings(), entities_file=str(chunked)
+    )
+    touched = [
+        ("EBS-US01", "2024-12"),
+        ("EBS-US02", "2024-12"),
+        ("SAP-1000", "2024-12"),
+        ("SAP-2000", "2024-11"),
+    ]
+    accessor = Accessor(
+        [event(n, f"JE-{n}", entity, period, n) for n, (entity, period) in enumerate(touched, 1)]
+    )
+    ti = TaskInstance()
+    chunks = task.execute({"inlet_events": {ASSET: accessor}, "ti": ti})
+    assert [[(unit["entity"]["id"], unit["period"]) for unit in chunk] for chunk in chunks] == [
+        [("EBS-US01", "2024-12"), ("EBS-US02", "2024-12")],
+        [("SAP-1000", "2024-12")],
+        [("SAP-2000", "2024-11")],
+    ]

@@ -1,0 +1,95 @@
+"""What a close run closed: the entities that go on to sign-off and publishing, and the run's verdict.
+
+The close works in chunks of entities, and an entity that fails a stage is left out of its chunk's
+later stages while the others go on (see :class:`~frontier_provider.operators.close.CloseUnitOperator`).
+After the chunks:
+
+- ``collect_closes`` (:func:`closed_entities`) hands sign-off and publishing the summaries of the
+  entities that closed, whatever happened to the others; with none closed, it skips, so nothing is
+  signed off or published;
+- ``close_outcome`` (:class:`CloseOutcomeOperator`) compares the planned entities with the closed
+  ones and fails, naming those that did not close, so a partial close is never a green run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from frontier_provider.operators.close import close_summaries
+
+
+def closed_entities(closes: Any) -> list[dict[str, Any]]:
+    """The close summaries of the entities that closed, one per entity, from the close group's output.
+
+    :param closes: the close group's output: per chunk, the manifest task's list of summaries, or
+        None for a chunk whose manifest task produced nothing.
+    :raises AirflowSkipException: no entity closed: there is nothing to sign off or publish.
+    """
+    summaries = close_summaries(closes)
+    if not summaries:
+        raise AirflowSkipException(
+            "no entity closed in this run: nothing is signed off or published; close_outcome names the "
+            "entities that did not close"
+        )
+    return summaries
+
+
+class CloseOutcomeOperator(BaseOperator):
+    """Fail the run, naming them, when planned entities did not close; succeed when all did.
+
+    Runs once every chunk is done, failed or not (``trigger_rule="all_done"``), and is a leaf of
+    the DAG, so it decides the run's state: the entities that closed are signed off and published
+    by the other tasks, and this task makes the partial success explicit. A plan that produced
+    nothing (it failed) fails this task too. Returns ``{"period", "planned", "closed", "not_closed"}``.
+
+    :param planned: the plan task's output: chunks (lists) of units ``{"period", "entity": {"id", ...}}``.
+    :param closes: the close group's output (the manifest tasks' summaries).
+    """
+
+    template_fields = ("planned", "closes")
+
+    def __init__(self, *, planned: Any, closes: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+        self.planned = planned
+        self.closes = closes
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        if self.planned is None:
+            raise AirflowFailException(
+                "close_outcome: the plan produced no entities to close (it failed or did not run); its "
+                "log says why"
+            )
+        planned = [(unit["entity"]["id"], unit["period"]) for unit in _units(self.planned)]
+        closed = {(summary["entity"], summary["period"]) for summary in close_summaries(self.closes)}
+        not_closed = [pair for pair in planned if pair not in closed]
+        periods = sorted({period for _, period in planned})
+        outcome = {
+            "period": periods[0] if len(periods) == 1 else periods,
+            "planned": len(planned),
+            "closed": len(planned) - len(not_closed),
+            "not_closed": [f"{entity} {period}" for entity, period in not_closed],
+        }
+        where = ", ".join(periods) or "the run"
+        if not_closed:
+            raise AirflowFailException(
+                f"close_outcome {where}: {outcome['closed']} of {len(planned)} entities closed; not closed: "
+                f"{', '.join(entity for entity, _ in not_closed)}. The entities that closed went on to "
+                "sign-off and publishing; the failed tasks' logs and the close report say why the others "
+                "did not. Fix them, then clear the failed tasks of this run"
+            )
+        self.log.info("close_outcome %s: all %d planned entities closed", where, len(planned))
+        return outcome
+
+
+def _units(planned: Any) -> list[dict[str, Any]]:
+    """The units of the plan's output: chunks (lists of units) or units."""
+    if isinstance(planned, dict):
+        return [planned]
+    units: list[dict[str, Any]] = []
+    for item in planned:
+        units.extend(item if isinstance(item, list) else [item])
+    return units
