@@ -203,3 +203,16 @@ def stage_closed(
         stage_manifest(staging, manifest)
         if released:
             stage_release(staging, manifest, released="no sign-off needed")
+
+
+def raised(error: BaseException, wrapper: type[BaseException] | None = None) -> BaseException:
+    """``error`` as a task raises it: optionally re-raised as ``wrapper`` with the original as cause."""
+    try:
+        try:
+            raise error
+        except BaseException as original:
+            if wrapper is None:
+                raise
+            raise wrapper(str(original)) from original
+    except BaseException as final:
+        return final

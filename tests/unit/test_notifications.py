@@ -32,20 +32,8 @@ from frontier_provider.notifications import FrontierFailureNotifier, KafkaErrorN
 from frontier_provider.operators.close import CloseEntitiesFailed
 from frontier_provider.periods import InvalidPeriodError
 from tests.fakes.smtp import EMAIL_NOTIFIER, smtp_connection, smtp_server
+from tests.helpers import raised
 from tests.kafka import KafkaBroker
-
-
-def raised(error: BaseException, wrapper: type[BaseException] | None = None) -> BaseException:
-    """``error`` as a task raises it: optionally re-raised as ``wrapper`` with the original as cause."""
-    try:
-        try:
-            raise error
-        except BaseException as original:
-            if wrapper is None:
-                raise
-            raise wrapper(str(original)) from original
-    except BaseException as final:
-        return final
 
 
 def http_error(status: int, reason: str, url: str) -> requests.HTTPError:

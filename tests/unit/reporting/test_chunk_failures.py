@@ -20,24 +20,12 @@ from frontier_provider.operators.close import CloseEntitiesFailed
 from frontier_provider.reporting.overview import FAILED, FINAL, NOT_RUN, read_entity_period, read_picture
 from frontier_provider.reporting.report import render_period_report
 from frontier_provider.storage import Staging
-from tests.helpers import stage_closed
+from tests.helpers import raised, stage_closed
 from tests.report_books import matrix, parse_html
 
 PERIOD = "2024-12"
 CHUNK = ("EBS-US01", "EBS-US02", "SAP-1000")
 EARLIER_CLOSE = datetime(2025, 1, 6, 7, 0, 0, tzinfo=timezone.utc)
-
-
-def raised(error: BaseException, wrapper: type[BaseException] | None = None) -> BaseException:
-    try:
-        try:
-            raise error
-        except BaseException as original:
-            if wrapper is None:
-                raise
-            raise wrapper(str(original)) from original
-    except BaseException as final:
-        return final
 
 
 def fail_chunk(root: Path, error: BaseException) -> None:
