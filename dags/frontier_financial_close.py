@@ -123,8 +123,8 @@ params = {
 
 
 @task(trigger_rule="all_done")
-def collect_closes(chunks: list) -> list[dict]:
-    return closed_entities(chunks)
+def collect_closes(chunks: list, planned: list) -> list[dict]:
+    return closed_entities(chunks, planned)
 
 
 def financial_close(dag_id: str, schedule, description: str, *, month_to_date: bool = False) -> DAG:
@@ -154,7 +154,7 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
         chunks = close_entity.expand(units=plan.output)
         # The entities that closed go on to sign-off and publishing, whatever happened to the others;
         # close_outcome fails the run naming those that did not close.
-        analyses = collect_closes(chunks)
+        analyses = collect_closes(chunks, plan.output)
         outcome = CloseOutcomeOperator(task_id="close_outcome", planned=plan.output, closes=chunks)
 
         # Sign-off: final figures with unexplained material variances wait for a controller's

@@ -21,14 +21,26 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from frontier_provider.operators.close import close_summaries
 
 
-def closed_entities(closes: Any) -> list[dict[str, Any]]:
-    """The close summaries of the entities that closed, one per entity, from the close group's output.
+def closed_entities(closes: Any, planned: Any) -> list[dict[str, Any]]:
+    """The close summaries of the planned entities that closed, one per entity, from the close group's output.
+
+    A run cleared after its plan changed (other entities, another ``chunk_size``) still holds the
+    outputs of chunks its new plan no longer has: those of entities outside the plan are left out,
+    and of two summaries of one entity the newer one (the later ``as_of``) is kept, as its manifest
+    on staging is the newer one, which publishing verifies every figure against.
 
     :param closes: the close group's output: per chunk, the manifest task's list of summaries, or
         None for a chunk whose manifest task produced nothing.
+    :param planned: the plan task's output: chunks (lists) of units.
     :raises AirflowSkipException: no entity closed: there is nothing to sign off or publish.
     """
-    summaries = close_summaries(closes)
+    wanted = {(unit["entity"]["id"], unit["period"]) for unit in _units(planned or [])}
+    newest: dict[tuple[str, str], dict[str, Any]] = {}
+    for summary in close_summaries(closes):
+        key = (summary["entity"], summary["period"])
+        if key in wanted and (key not in newest or str(summary.get("as_of")) > str(newest[key].get("as_of"))):
+            newest[key] = summary
+    summaries = [newest[key] for key in sorted(newest)]
     if not summaries:
         raise AirflowSkipException(
             "no entity closed in this run: nothing is signed off or published; close_outcome names the "

@@ -32,7 +32,7 @@ def test_publishing_waits_for_the_sign_off_after_every_entity_is_closed(tmp_path
     review = dag.get_task("signoff_review")
     # It reviews what closed (collect_closes), once every chunk is done, failed or not.
     assert review.upstream_task_ids == {"collect_closes"}
-    assert dag.get_task("collect_closes").upstream_task_ids == {"close_entity.manifest"}
+    assert dag.get_task("collect_closes").upstream_task_ids == {"close_entity.manifest", "plan"}
     assert dag.get_task("collect_closes").trigger_rule == "all_done"
     # The flux review of every entity is staged before the manifest that closes its group.
     assert "close_entity.flux" in dag.get_task("close_entity.manifest").upstream_task_ids

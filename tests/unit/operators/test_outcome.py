@@ -1,0 +1,82 @@
+"""What a close run closed: the entities sign-off and publishing get, and the run's verdict."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from frontier_provider.operators.outcome import CloseOutcomeOperator, closed_entities
+
+PERIOD = "2024-12"
+
+
+def unit(entity: str) -> dict:
+    return {"period": PERIOD, "entity": {"id": entity}}
+
+
+def summary(entity: str, as_of: str = "2025-01-06T07:00:00Z", sha: str = "ab") -> dict:
+    return {"entity": entity, "period": PERIOD, "as_of": as_of, "manifest_sha256": sha * 32}
+
+
+PLAN = [[unit("EBS-US01"), unit("EBS-US02")], [unit("SAP-1000"), unit("SAP-2000")]]
+
+
+def test_what_closed_goes_on_whatever_happened_to_the_other_chunks() -> None:
+    # The second chunk's manifest task failed for SAP-2000 and pushed SAP-1000 alone; a third chunk
+    # produced nothing at all.
+    closes = [[summary("EBS-US01"), summary("EBS-US02")], [summary("SAP-1000")], None]
+
+    assert [s["entity"] for s in closed_entities(closes, PLAN)] == ["EBS-US01", "EBS-US02", "SAP-1000"]
+
+
+def test_a_cleared_run_whose_plan_changed_publishes_only_its_plans_newest_figures() -> None:
+    # The run closed four entities in chunks of two, then was cleared with chunks of four and
+    # without SAP-2000: Airflow still holds the old chunks' outputs.
+    replan = [[unit("EBS-US01"), unit("EBS-US02"), unit("SAP-1000")]]
+    old = [[summary("EBS-US01", sha="01"), summary("EBS-US02", sha="02")], [summary("SAP-2000", sha="04")]]
+    new = [[summary(e, as_of="2025-01-07T08:00:00Z", sha="ff") for e in ("EBS-US01", "EBS-US02", "SAP-1000")]]
+
+    closed = closed_entities([*new, *old[::-1]], replan)
+
+    assert [(s["entity"], s["manifest_sha256"]) for s in closed] == [
+        ("EBS-US01", "ff" * 32),
+        ("EBS-US02", "ff" * 32),
+        ("SAP-1000", "ff" * 32),
+    ]
+
+
+def test_with_nothing_closed_nothing_is_signed_off_or_published() -> None:
+    with pytest.raises(AirflowSkipException, match="no entity closed"):
+        closed_entities([None, None], PLAN)
+    # The plan failed: there is no plan to publish for.
+    with pytest.raises(AirflowSkipException):
+        closed_entities([[summary("EBS-US01")]], None)
+
+
+def outcome(planned, closes) -> dict:
+    return CloseOutcomeOperator(task_id="close_outcome", planned=planned, closes=closes).execute({})
+
+
+def test_the_run_fails_naming_the_entities_that_did_not_close() -> None:
+    closes = [[summary("EBS-US01")], [summary("SAP-1000"), summary("SAP-2000")]]
+
+    with pytest.raises(AirflowFailException) as failed:
+        outcome(PLAN, closes)
+
+    assert str(failed.value).startswith(
+        "close_outcome 2024-12: 3 of 4 entities closed; not closed: EBS-US02. "
+        "The entities that closed went on"
+    )
+
+
+def test_a_complete_close_succeeds_and_says_so() -> None:
+    closes = [[summary("EBS-US01"), summary("EBS-US02")], [summary("SAP-1000"), summary("SAP-2000")]]
+
+    assert outcome(PLAN, closes) == {"period": PERIOD, "planned": 4, "closed": 4, "not_closed": []}
+    # A nightly run with every entity already final plans nothing, and closes nothing: not a failure.
+    assert outcome([], None)["planned"] == 0
+
+
+def test_a_failed_plan_never_ends_in_a_green_run() -> None:
+    with pytest.raises(AirflowFailException, match="the plan produced no entities to close"):
+        outcome(None, None)
