@@ -198,8 +198,9 @@ class PublishCompletionsOperator(BaseOperator):
 class CompleteEventsOperator(BaseOperator):
     """Publish the completion messages of the closed units and record their journals as processed.
 
-    Runs whatever happened to the units, once the plan succeeded
-    (``trigger_rule="all_done_min_one_success"``). The journals of a unit that
+    Runs whatever happened to the units (``trigger_rule="all_done"``: a chunk whose every entity
+    failed leaves its later stages skipped, and the run must still fail naming them). The journals
+    of a unit that
     closed are recorded in one transaction, after its completion message was acknowledged; the
     journals of a unit that failed stay unprocessed, and the task then fails naming the unit, so the
     run is failed and the next run (the next event, or the sweep) closes the unit again. The newest
@@ -227,7 +228,7 @@ class CompleteEventsOperator(BaseOperator):
         staging_root: str | None = None,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("trigger_rule", "all_done_min_one_success")
+        kwargs.setdefault("trigger_rule", "all_done")
         super().__init__(**kwargs)
         self.units = units
         self.closes = closes
@@ -238,6 +239,11 @@ class CompleteEventsOperator(BaseOperator):
         self.staging_root = staging_root
 
     def execute(self, context: Any) -> dict[str, Any]:
+        if self.units is None or self.journals is None:
+            raise AirflowFailException(
+                "complete_events: plan_events did not say which journals and units it planned (it failed "
+                "or did not run); its log says why"
+            )
         planned = {(unit["entity"]["id"], unit["period"]) for unit in self.units}
         summaries = [s for s in close_summaries(self.closes or []) if (s["entity"], s["period"]) in planned]
         closed = {(summary["entity"], summary["period"]) for summary in summaries}

@@ -284,3 +284,12 @@ def test_the_units_of_one_period_are_closed_in_chunks_of_the_chunk_size(state_db
         [("SAP-1000", "2024-12")],
         [("SAP-2000", "2024-11")],
     ]
+
+
+def test_without_a_plan_the_completion_fails_rather_than_passing_the_run(state_db, entities) -> None:
+    task = CompleteEventsOperator(
+        task_id="complete_events", units=None, closes=None, journals=None, events=EventSettings(), asset=ASSET
+    )
+    assert task.trigger_rule == "all_done"
+    with pytest.raises(AirflowFailException, match="plan_events did not say which journals and units"):
+        task.execute({})
