@@ -353,6 +353,16 @@ def chunk_label(entity_ids: list[str], period: str) -> str:
     return (", ".join(head) + tail if head else tail.removeprefix(", "))[:LABEL_LIMIT]
 
 
+def unit_chunks(units: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    """The close group's chunks of ``units``: one period's together, in order, at most ``size`` each."""
+    by_period: dict[str, list[dict[str, Any]]] = {}
+    for unit in units:
+        by_period.setdefault(unit["period"], []).append(unit)
+    return [
+        group[start : start + size] for group in by_period.values() for start in range(0, len(group), size)
+    ]
+
+
 def units_label(units: Any) -> str:
     """The label of the mapped task that works on ``units`` (at most 250 characters):
     ``EBS-US01, EBS-US02, SAP-1000 2024-12``; a long chunk is shortened to
@@ -465,7 +475,7 @@ class PlanCloseOperator(BaseOperator):
             _publishing(bool(params.get("dry_run", False)), config.settings.dry_run),
         )
         units = [{"period": str(period), "entity": entity.to_dict()} for entity in entities]
-        chunks = [units[start : start + chunk_size] for start in range(0, len(units), chunk_size)]
+        chunks = unit_chunks(units, chunk_size)
         for number, chunk in enumerate(chunks, start=1):
             self.log.info(
                 "plan: chunk %d of %d (%d entities): %s",

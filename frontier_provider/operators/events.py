@@ -30,7 +30,7 @@ from frontier_provider.dag_defaults import load_entities
 from frontier_provider.events.completion import completion_message, encode
 from frontier_provider.events.journal import JournalEvent
 from frontier_provider.events.processed import EventLedger, StoredJournal
-from frontier_provider.operators.close import close_summaries
+from frontier_provider.operators.close import close_summaries, unit_chunks
 from frontier_provider.storage import Staging
 
 if TYPE_CHECKING:
@@ -140,17 +140,7 @@ class PlanEventCloseOperator(BaseOperator):
         )
         units = [{"period": period, "entity": entities[entity].to_dict()} for entity, period in pairs]
         context["ti"].xcom_push(key="units", value=units)
-        return _chunks_by_period(units, config.settings.chunk_size)
-
-
-def _chunks_by_period(units: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
-    """The units as the close group's chunks: the units of one period together, at most ``size`` each."""
-    by_period: dict[str, list[dict[str, Any]]] = {}
-    for unit in units:
-        by_period.setdefault(unit["period"], []).append(unit)
-    return [
-        group[start : start + size] for group in by_period.values() for start in range(0, len(group), size)
-    ]
+        return unit_chunks(units, config.settings.chunk_size)
 
 
 class PublishCompletionsOperator(BaseOperator):
