@@ -52,6 +52,7 @@ installed package written ``<dotted.package>/<file>``, e.g.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.resources
 import logging
 import os
@@ -373,6 +374,16 @@ def load_account_mapping(reference: str | os.PathLike) -> AccountMapping:
     :raises MappingError: the file is missing, is not valid YAML, or breaks the mapping schema.
     """
     text, source = _read_reference(reference)
+    return _mapping_of(text, source)
+
+
+@functools.lru_cache(maxsize=64)
+def _mapping_of(text: str, source: str) -> AccountMapping:
+    """The mapping a file's text defines, parsed once per process and text (a mapping is immutable).
+
+    The file is read on every load, so an edited mapping is parsed again; a close task that maps
+    many entities on the same chart parses it once.
+    """
     try:
         document = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
@@ -507,8 +518,9 @@ def _read_reference(reference: str | os.PathLike) -> tuple[str, str]:
     )
 
 
-class StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, but a key given twice is an error instead of the last one silently winning."""
+class StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """PyYAML's safe loader (its C parser when built with libyaml), but a key given twice is an error
+    instead of the last one silently winning."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen = set()

@@ -279,3 +279,55 @@ def test_unbalanced_error_is_a_plain_domain_exception():
 
 def test_gl_schema_is_what_the_fixture_builds(ebs_gl):
     assert ebs_gl.schema.equals(GL_BALANCE_SCHEMA)
+
+
+def test_builds_sharing_one_database_see_only_their_own_rows(ebs_gl, sap_gl):
+    """Inside shared_database every build runs on its own cursor, with its own view of its rows."""
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    from frontier_provider.ledger.trial_balance import shared_database
+
+    jobs = {"ebs": (ebs_gl, "EBS-US01", "2024-06"), "sap": (sap_gl, "SAP-1000", "2024-13")}
+
+    def build(kind: str) -> tuple[str, dict]:
+        gl, entity, period = jobs[kind]
+        return kind, balances(build_trial_balance(gl, entity=entity, period=period))
+
+    alone = dict(build(kind) for kind in jobs)
+    with shared_database(), ThreadPoolExecutor(max_workers=8) as pool:
+        # Each thread runs in a copy of the block's context, so on the shared database.
+        futures = [pool.submit(contextvars.copy_context().run, build, kind) for kind in [*jobs] * 20]
+        built = [future.result() for future in futures]
+        in_order = [build(kind) for kind in [*jobs] * 5]
+    assert all(result == alone[kind] for kind, result in [*built, *in_order])
+
+
+def test_a_process_forked_after_a_shared_database_builds_its_own(ebs_gl):
+    """A task process forked from one that built trial balances builds them too (DuckDB does not survive
+    a fork: the shared database is closed when its block ends)."""
+    import json
+    import os
+    import select
+
+    from frontier_provider.ledger.trial_balance import shared_database
+
+    with shared_database():
+        before = build_trial_balance(ebs_gl, entity="EBS-US01", period="2024-06")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: build, answer, exit without running the parent's cleanup
+        try:
+            with shared_database():
+                built = build_trial_balance(ebs_gl, entity="EBS-US01", period="2024-06")
+            os.write(write_end, json.dumps({r.account: str(r.closing_balance) for r in built.rows}).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    ready, _, _ = select.select([read_end], [], [], 60)
+    answer = os.read(read_end, 1 << 20) if ready else b""
+    os.close(read_end)
+    if not ready:
+        os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    assert json.loads(answer or b"null") == {row.account: str(row.closing_balance) for row in before.rows}
