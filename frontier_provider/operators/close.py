@@ -154,9 +154,13 @@ class CloseUnitOperator(BaseOperator):
         return units_label([self.unit] if self.units is None else self.units)
 
     def execute(self, context: Any) -> dict[str, Any] | list[dict[str, Any]]:
-        if self.units is None:
-            return self._execute_unit(context)
-        return self._execute_chunk(context)
+        from frontier_provider.ledger.trial_balance import shared_database
+
+        # The chunk's trial balances (its entities' and their comparatives') share one DuckDB database.
+        with shared_database():
+            if self.units is None:
+                return self._execute_unit(context)
+            return self._execute_chunk(context)
 
     def run_stage(self, entity: EntityConfig, period: FiscalPeriod, staging: Staging) -> dict[str, Any]:
         raise NotImplementedError
@@ -817,6 +821,8 @@ class ComparativeStatementsOperator(CloseUnitOperator):
                     mapping=mapping,
                     tolerance=Decimal(str(self.tolerance)),
                     unmapped=self.unmapped_accounts,
+                    # An ACDOCA period SAP shows unchanged since its extract is taken from staging.
+                    staging=staging,
                 )
                 document = comparatives_document(books, period)
         except ValueError as err:

@@ -162,37 +162,43 @@ def read_gl_balances(
 
 
 def staged_previous_period(
-    staging: Staging, entity: EntityConfig, period: FiscalPeriod
+    staging: Staging, entity: EntityConfig, period: FiscalPeriod, *, including: bool = False
 ) -> StagedPeriod | None:
-    """The staged period before ``period`` in its fiscal year, with its extract record; None when none is.
+    """The latest staged period of ``period``'s year before it, with its extract record; None if none.
 
-    Only an SAP ``ACDOCA`` entity's extract uses it, and only from period 2 on.
-    Whether it can be trusted is the reader's decision
-    (``frontier_provider.sources.sap``); a period that
-    cannot be read at all is logged and reported missing, so the extract reads
-    the source instead.
+    Only SAP ``ACDOCA`` entities use it: the extract rolls period N forward from
+    it (period N-1 when staged, else an earlier one, reading the periods between),
+    and a comparative read may take the period itself as it is staged
+    (``including``: the period's own staged balances come first). Whether it can
+    be trusted is the reader's decision (``frontier_provider.sources.sap``); a
+    period that cannot be read at all is logged and reported missing, so the
+    reader reads the source instead.
 
     :param staging: the staging area.
     :param entity: the entity.
-    :param period: the period about to be extracted.
+    :param period: the period about to be read.
+    :param including: look at ``period`` itself first (a comparative read, never the extract's).
     """
-    if entity.source != "sap" or entity.sap_table != "ACDOCA" or period.number == 1:
+    if entity.source != "sap" or entity.sap_table != "ACDOCA":
         return None
     from frontier_provider.sources.sap import StagedPeriod
 
-    before = FiscalPeriod(period.year, period.number - 1)
-    folder = staging.directory(GL_BALANCES, str(before), entity.id)
-    if not folder.exists():
-        return None
-    try:
-        balances = staging.read_parquet(folder)
-        record_path = extract_record_path(staging, str(before), entity.id)
-        record = staging.read_json(record_path) if record_path.exists() else None
-    except (OSError, ValueError, pa.ArrowException) as err:
-        log.warning("extract %s %s: the staged balances of %s at %s cannot be read (%s)", entity.id, period,
-                    before, folder, err)  # fmt: skip
-        return None
-    return StagedPeriod(before, balances, record if isinstance(record, dict) else None, str(folder))
+    last = period.number if including else period.number - 1
+    for number in range(last, 0, -1):
+        before = FiscalPeriod(period.year, number)
+        folder = staging.directory(GL_BALANCES, str(before), entity.id)
+        if not folder.exists():
+            continue
+        try:
+            balances = staging.read_parquet(folder)
+            record_path = extract_record_path(staging, str(before), entity.id)
+            record = staging.read_json(record_path) if record_path.exists() else None
+        except (OSError, ValueError, pa.ArrowException) as err:
+            log.warning("%s %s: the staged balances of %s at %s cannot be read (%s)", entity.id, period,
+                        before, folder, err)  # fmt: skip
+            return None
+        return StagedPeriod(before, balances, record if isinstance(record, dict) else None, str(folder))
+    return None
 
 
 def stage_extract_record(
@@ -303,6 +309,9 @@ class EntityBooks:
     :param mapping: the account mapping of the entity's chart of accounts.
     :param tolerance: the balance tolerance of the trial balance (``settings.balance_tolerance``).
     :param unmapped: ``"fail"`` or ``"warn"`` (``settings.unmapped_accounts``).
+    :param staging: the staging area, whose staged extracts an SAP ``ACDOCA`` entity's periods are
+        read from when SAP shows they cannot have changed (``staged_previous_period``); None reads
+        every period from the source.
     """
 
     def __init__(
@@ -313,9 +322,11 @@ class EntityBooks:
         mapping: AccountMapping,
         tolerance: Decimal,
         unmapped: str = "fail",
+        staging: Staging | None = None,
     ) -> None:
         self.source = source
         self.entity = entity
+        self.staging = staging
         self.mapping = mapping
         self.tolerance = tolerance
         self.unmapped = unmapped
@@ -364,6 +375,11 @@ class EntityBooks:
                     self.entity,
                     period,
                     check_carryforward_of_year=period.year not in self._checked_years,
+                    previous=(
+                        None
+                        if self.staging is None
+                        else staged_previous_period(self.staging, self.entity, period, including=True)
+                    ),
                 )
             )
             self._checked_years.add(period.year)

@@ -26,15 +26,18 @@ What each system path reads, for one period of one company code:
   extract reads the year's totals rows (``ROWSKIPS`` paging: a totals table is
   small next to the line items it sums).
 * ``ACDOCA`` (S/4HANA line items): each posting period is read once. Period N's
-  balances are period N-1's staged closing balances plus period N's lines
-  (``POPER = N``); period 1 opens with the carryforward lines (``POPER 000``).
-  The staged period is used only when it can be trusted (``_roll_forward_refusal``):
-  the same entity, company code, ledger and table, staged ``final`` (its period
-  was closed when it was extracted), its Parquet the one its extract record
-  describes, periods 1..N-1 still closed in SAP now, and the ``POPER 000`` lines
-  unchanged since. Otherwise the earlier periods' lines (``POPER 001..N-1``)
-  are read from SAP again: correct, at the cost of more reads, and the path is
-  logged and kept in the extract record. A period reopened, posted to and
+  balances are the latest staged period K's closing balances (K = N-1 in a
+  backfill run in order; an earlier K when the runs overlap) plus the lines of
+  periods K+1..N (``POPER``); period 1 opens with the carryforward lines
+  (``POPER 000``). The staged period is used only when it can be trusted
+  (``_roll_forward_refusal``): the same entity, company code, ledger and table,
+  staged ``final`` (its period was closed when it was extracted), its Parquet
+  the one its extract record describes, periods 1..K still closed in SAP now,
+  and the ``POPER 000`` lines unchanged since. Otherwise the earlier periods'
+  lines (``POPER 001..N-1``) are read from SAP again: correct, at the cost of
+  more reads, and the path is logged and kept in the extract record. A
+  comparative read (the comparatives task's prior periods) may take a trusted
+  staged period K = N as it is: no line of it is read again. A period reopened, posted to and
   closed again between two extracts is not detected (SAP keeps no change
   stamp that RFC_READ_TABLE could read cheaply): extract that period again,
   then the ones after it. The carryforward lines are read with
@@ -1173,27 +1176,37 @@ def _acdoca_balance_batches(
     posting = _PostingPeriods(reader, books.company_code)
     refusal: str | None = "period 1 opens with the carryforward lines (POPER 000)"
     rolled_from: str | None = None
-    if period.number == 1:
+    staged_as_is = False
+    if period.number > 1 or (previous is not None and previous.period == period):
+        refusal = _roll_forward_refusal(previous, entity, books, period, carryforward_digest, posting)
+    if refusal is None:
+        assert previous is not None
+        rolled_from = str(previous.period)
+        staged_as_is = previous.period == period
+        if staged_as_is:
+            read_path = f"the staged balances of {period}, as they are"
+        else:
+            opening, read_path = _rolled_opening(reader, year_where, hint, previous, period)
+    elif period.number == 1:
         opening = carryforward
         read_path = "carryforward lines (POPER 000) and period 001 lines"
     else:
-        refusal = _roll_forward_refusal(previous, entity, books, period, carryforward_digest, posting)
-        if refusal is None:
-            assert previous is not None
-            opening = _staged_closing(previous.balances)
-            rolled_from = str(previous.period)
-            read_path = f"rolled forward from the staged closing balances of {previous.period}"
-        else:
-            # The earlier periods together hold about N-1 times the lines of one.
-            earlier_hint = {account: lines * (period.number - 1) for account, lines in hint.items()}
-            earlier = _acdoca_sums(
-                reader, f"{year_where} AND POPER BETWEEN '001' AND '{period.number - 1:03d}'", earlier_hint
-            )
-            opening = _summed([carryforward, earlier], ["amount"])
-            read_path = f"periods 000..{period.number - 1:03d} read from SAP again: {refusal}"
+        # The earlier periods together hold about N-1 times the lines of one.
+        earlier_hint = {account: lines * (period.number - 1) for account, lines in hint.items()}
+        earlier = _acdoca_sums(
+            reader, f"{year_where} AND POPER BETWEEN '001' AND '{period.number - 1:03d}'", earlier_hint
+        )
+        opening = _summed([carryforward, earlier], ["amount"])
+        read_path = f"periods 000..{period.number - 1:03d} read from SAP again: {refusal}"
     log.info("ACDOCA %s %s: opening balances: %s", entity, period, read_path)
-    movements = _acdoca_sums(reader, f"{year_where} AND POPER = '{period.number:03d}'", hint, by_side=True)
-    balances = _combined(opening, movements.table)
+    if staged_as_is:
+        assert previous is not None
+        movements = _Sums(_empty_sums(["debit", "credit"]))
+        balances = _staged_rows(previous.balances)
+    else:
+        where = f"{year_where} AND POPER = '{period.number:03d}'"
+        movements = _acdoca_sums(reader, where, hint, by_side=True)
+        balances = _combined(opening, movements.table)
     if not balances:
         raise _without_balances(entity, books, period)
     yield _balance_batch(balances, entity, str(period), books.company_code, currency, accounts)
@@ -1241,45 +1254,75 @@ def _roll_forward_refusal(
     carryforward_digest: str,
     posting: _PostingPeriods,
 ) -> str | None:
-    """Why period N-1's staged balances cannot open period N, or None when they can.
+    """Why a staged period K of the year cannot open period N (or, K = N, be period N), or None.
 
-    They can when they are the same entity's, company code's, ledger's and
-    table's period N-1, staged ``final``, the Parquet is the one the record
-    describes, the carryforward lines have not changed since, and periods
-    1..N-1 are closed in SAP now (no posting can have changed them).
+    It can when it is the same entity's, company code's, ledger's and table's period K of N's
+    fiscal year (K before N; K = N only for a read that may take the staged period as it is, never
+    the extract's), staged ``final``, the Parquet is the one the record describes, the carryforward
+    lines have not changed since, and periods 1..K are closed in SAP now (no posting can have
+    changed them). Periods K+1..N-1 are then read from SAP.
     """
-    wanted = FiscalPeriod(period.year, period.number - 1)
     if previous is None:
-        return f"no staged balances of {wanted}"
-    where = previous.location or str(previous.period)
+        return f"no staged balances of {period.year} before {period}"
+    staged_period = previous.period
+    where = previous.location or str(staged_period)
     staged = previous.record
     if staged is None:
-        return f"the staged balances of {wanted} ({where}) have no extract record beside them"
+        return f"the staged balances of {staged_period} ({where}) have no extract record beside them"
     if staged.get("format") != EXTRACT_RECORD_FORMAT:
         return (
-            f"the extract record of {wanted} has format {staged.get('format')!r}, not {EXTRACT_RECORD_FORMAT}"
+            f"the extract record of {staged_period} has format {staged.get('format')!r}, not "
+            f"{EXTRACT_RECORD_FORMAT}"
         )
-    expected = {**_record_basics(entity, books, wanted)}
+    if staged_period.year != period.year or not 1 <= staged_period.number <= period.number:
+        return f"the staged balances at {where} are of {staged_period}, not of {period.year} up to {period}"
+    expected = {**_record_basics(entity, books, staged_period)}
     differing = sorted(k for k, v in expected.items() if k != "format" and staged.get(k) != v)
-    if previous.period != wanted or differing:
-        shown = (
-            ", ".join(f"{k} {staged.get(k)!r} (not {expected[k]!r})" for k in differing) or "another period"
+    if differing:
+        shown = ", ".join(f"{k} {staged.get(k)!r} (not {expected[k]!r})" for k in differing)
+        return (
+            f"the staged balances at {where} are not {entity}'s {staged_period} of this configuration: "
+            f"{shown}"
         )
-        return f"the staged balances at {where} are not {entity}'s {wanted} of this configuration: {shown}"
     if staged.get("close_status") != "final":
         return (
-            f"the staged balances of {wanted} are {staged.get('close_status') or 'unlabelled'}, not final: "
-            f"the period was open when they were extracted"
+            f"the staged balances of {staged_period} are {staged.get('close_status') or 'unlabelled'}, not "
+            f"final: the period was open when they were extracted"
         )
     if staged.get("balances_sha256") != _balances_digest(_staged_closing(previous.balances)):
-        return f"the staged Parquet of {wanted} is not the one its extract record describes"
+        return f"the staged Parquet of {staged_period} is not the one its extract record describes"
     if staged.get("carryforward_sha256") != carryforward_digest:
-        return f"the carryforward lines (POPER 000) of {period.year} changed since {wanted} was extracted"
-    reopened = posting.open_periods(period.year, range(1, period.number))
+        return (
+            f"the carryforward lines (POPER 000) of {period.year} changed since {staged_period} was extracted"
+        )
+    reopened = posting.open_periods(period.year, range(1, staged_period.number + 1))
     if reopened:
         shown = ", ".join(f"{period.year}-{n:02d}" for n in reopened)
         return f"period(s) {shown} are open in SAP now: postings may have changed them since they were staged"
     return None
+
+
+def _rolled_opening(
+    reader: RfcTableReader,
+    year_where: str,
+    hint: Mapping[str, int],
+    previous: StagedPeriod,
+    period: FiscalPeriod,
+) -> tuple[pa.Table, str]:
+    """Period N's opening: staged period K's closing plus the lines of periods K+1..N-1, and how."""
+    opening = _staged_closing(previous.balances)
+    after = previous.period.number + 1
+    if after == period.number:
+        return opening, f"rolled forward from the staged closing balances of {previous.period}"
+    between = _acdoca_sums(
+        reader,
+        f"{year_where} AND POPER BETWEEN '{after:03d}' AND '{period.number - 1:03d}'",
+        {account: lines * (period.number - after) for account, lines in hint.items()},
+    )
+    return _summed([opening, between], ["amount"]), (
+        f"rolled forward from the staged closing balances of {previous.period} and periods "
+        f"{after:03d}..{period.number - 1:03d} read from SAP"
+    )
 
 
 def _planning_hint(previous: StagedPeriod | None) -> dict[str, int]:
@@ -1391,7 +1434,8 @@ def _grouped(table: pa.Table, values: list[str]) -> pa.Table:
 
 def _summed(tables: Iterable[pa.Table | _Sums], values: list[str]) -> pa.Table:
     """Tables of per-key sums added up per key."""
-    parts = [(t.table if isinstance(t, _Sums) else t).select([*_KEY, *values]) for t in tables]
+    schema = _empty_sums(values).schema
+    parts = [(t.table if isinstance(t, _Sums) else t).select([*_KEY, *values]).cast(schema) for t in tables]
     if not parts:
         return _empty_sums(values)
     return _grouped(pa.concat_tables(parts), values)
@@ -1401,6 +1445,20 @@ def _staged_closing(balances: pa.Table) -> pa.Table:
     """A staged period's closing balances per account and partner, as the next period's opening."""
     table = balances.select([*_KEY, "closing_balance"]).rename_columns([*_KEY, "amount"])
     return _summed([table], ["amount"])
+
+
+def _staged_rows(balances: pa.Table) -> _Balances:
+    """A staged period's own rows (opening, debits, credits per account and partner), to stage again."""
+    rows: _Balances = {}
+    zero = Decimal(0)
+    for row in balances.select([*_KEY, *_STAGED_AMOUNTS]).to_pylist():
+        totals = rows.setdefault((row["account"], row["partner"]), [zero, zero, zero])
+        for index, name in enumerate(_STAGED_AMOUNTS):
+            totals[index] += row[name]
+    return rows
+
+
+_STAGED_AMOUNTS = ("opening_balance", "period_debit", "period_credit")
 
 
 def _combined(opening: pa.Table | _Sums, movements: pa.Table) -> _Balances:

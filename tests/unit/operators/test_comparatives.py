@@ -224,3 +224,28 @@ def test_the_request_carries_the_prior_year_period_and_year_end_once_each() -> N
         document(prior_period="2024-12", prior_year_period="2023-13", prior_year_end="2023-13"),
     )
     assert request["previous_periods"] == [statements("2023-13")]
+
+
+def test_acdoca_comparatives_taken_from_staged_extracts_are_the_ledger_read(
+    demo_ledger, staging_root, caplog
+) -> None:
+    # Nothing staged: every comparative period of the S/4HANA company code is read from SAP.
+    comparatives("SAP-2000", "2024-06")
+    from_ledger = staged(staging_root, "SAP-2000", "2024-06")
+    # The periods before, extracted as a backfill extracts them.
+    for period in [*(f"2023-{n:02d}" for n in range(1, 13)), *(f"2024-{n:02d}" for n in range(1, 6))]:
+        ExtractGLBalancesOperator(task_id="extract", unit=unit("SAP-2000", period)).execute({})
+    caplog.clear()
+    with caplog.at_level("INFO", logger="frontier_provider.sources.sap"):
+        comparatives("SAP-2000", "2024-06")
+
+    assert staged(staging_root, "SAP-2000", "2024-06") == from_ledger
+    read = [r.getMessage() for r in caplog.records if "opening balances" in r.getMessage()]
+    assert read == [
+        "ACDOCA SAP-2000 2024-05: opening balances: the staged balances of 2024-05, as they are",
+        "ACDOCA SAP-2000 2023-06: opening balances: the staged balances of 2023-06, as they are",
+        # The year end (special period 16) is not closed by a monthly close: only 13..16 are read.
+        "ACDOCA SAP-2000 2023-16: opening balances: rolled forward from the staged closing balances of "
+        "2023-12 and periods 013..015 read from SAP",
+        "ACDOCA SAP-2000 2024-04: opening balances: the staged balances of 2024-04, as they are",
+    ]

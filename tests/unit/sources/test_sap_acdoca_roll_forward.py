@@ -20,10 +20,12 @@ from frontier_provider.demo.ledger import build_demo_ledger
 from frontier_provider.demo.sap_system import DemoSapSystem
 from frontier_provider.ledger.schema import GL_BALANCE_SCHEMA
 from frontier_provider.periods import FiscalPeriod
+from frontier_provider.sources.books import staged_previous_period
 from frontier_provider.sources.sap import sap_gl_balances
 from frontier_provider.storage import Staging
 from tests.sap_ledgers import (
     ENTITY,
+    Balances,
     expected_balances,
     extract,
     full_read,
@@ -245,3 +247,84 @@ def test_staged_balances_stay_one_row_per_account_and_partner(
     table = pa.Table.from_batches(batches, schema=GL_BALANCE_SCHEMA)
     keys = list(zip(table["account"].to_pylist(), table["partner"].to_pylist(), strict=True))
     assert len(keys) == len(set(keys)) == len(summed(table))
+
+
+def test_an_extract_rolls_forward_over_periods_that_are_not_staged(
+    tmp_path: Path, staging: Staging, lines
+) -> None:
+    system = sap_system(tmp_path / "sap.sqlite", lines)
+    extract(system, staging, 1, page_size=7)
+    extract(system, staging, 2, page_size=7)
+    # A backfill whose runs overlap: period 5 is extracted before 3 and 4 are staged.
+    balances, record = extract(system, staging, 5, page_size=7)
+    assert balances == expected_balances(lines, 5)
+    assert record["read_path"] == f"{ROLLED} of 2024-02 and periods 003..004 read from SAP"
+    assert record["rolled_forward_from"] == "2024-02"
+    # Period 6 rolls forward from period 5, the latest staged.
+    balances, record = extract(system, staging, 6, page_size=7)
+    assert balances == expected_balances(lines, 6)
+    assert record["read_path"] == f"{ROLLED} of 2024-05"
+
+
+def comparative_read(
+    system: DemoSapSystem, staging: Staging, period: int, page_size: int = 50_000
+) -> tuple[Balances, dict]:
+    """A period read as the comparatives task reads it: its own staged balances first, when trusted."""
+    fiscal_period = FiscalPeriod(2024, period)
+    batches = sap_gl_balances(
+        system, entity=ENTITY.id, company_code="2000", ledger="0L", period=fiscal_period,
+        source_table="ACDOCA", page_size=page_size, check_carryforward_of_year=False,
+        previous=staged_previous_period(staging, ENTITY, fiscal_period, including=True),
+    )  # fmt: skip
+    before = dict(system.rows_returned)
+    balances = summed(pa.Table.from_batches(list(batches), schema=GL_BALANCE_SCHEMA))
+    return balances, {t: system.rows_returned[t] - before.get(t, 0) for t in system.rows_returned}
+
+
+def test_a_comparative_read_takes_a_trusted_staged_period_as_it_is(
+    tmp_path: Path, staging: Staging, lines
+) -> None:
+    path = tmp_path / "sap.sqlite"
+    system = sap_system(path, lines)
+    for number in range(1, 5):
+        extract(system, staging, number, page_size=7)
+    carried = sum(
+        1
+        for row in lines
+        if (row["RLDNR"], row["RBUKRS"], row["GJAHR"], row["POPER"]) == ("0L", "2000", "2024", "000")
+    )
+
+    balances, read = comparative_read(system, staging, 3)
+    assert balances == expected_balances(lines, 3)
+    # No line of periods 1-3 is read again: only the carryforward lines that prove the chain.
+    assert read["ACDOCA"] == carried
+
+    # A period after the last staged one rolls forward from it: only its own lines are read.
+    balances, read = comparative_read(system, staging, 6)
+    assert balances == expected_balances(lines, 6)
+    period_lines = sum(
+        1
+        for row in lines
+        if (row["RLDNR"], row["RBUKRS"], row["GJAHR"]) == ("0L", "2000", "2024")
+        and row["POPER"] in ("005", "006")
+    )
+    assert read["ACDOCA"] == carried + period_lines
+
+
+def test_a_comparative_read_of_a_reopened_period_reads_sap_not_staging(
+    tmp_path: Path, staging: Staging, lines
+) -> None:
+    path = tmp_path / "sap.sqlite"
+    for number in range(1, 5):
+        extract(sap_system(path, lines), staging, number, page_size=7)
+    # Period 3 is reopened and a late posting lands in it: its staged balances are no longer SAP's.
+    late = [
+        line_item(900, 1, "0000140000", Decimal("1234.56"), 3),
+        line_item(900, 2, "0000800000", Decimal("-1234.56"), 3),
+    ]
+    changed = [*lines, *late]
+    system = sap_system(path, changed, open_periods=(3, 3))
+    balances, _ = comparative_read(system, staging, 3)
+    assert balances == expected_balances(changed, 3) != expected_balances(lines, 3)
+    balances, _ = comparative_read(system, staging, 4)
+    assert balances == expected_balances(changed, 4) != expected_balances(lines, 4)
