@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -40,6 +40,9 @@ import pyarrow.parquet as pq
 from frontier_provider.failures import Category
 from frontier_provider.ledger.schema import TRIAL_BALANCE_SCHEMA
 from frontier_provider.periods import FiscalPeriod
+
+if TYPE_CHECKING:
+    import duckdb
 
 log = logging.getLogger(__name__)
 
@@ -333,20 +336,39 @@ ORDER BY currency, account, partner NULLS LAST
 """
 
 
-_shared: ContextVar[duckdb.DuckDBPyConnection | None] = ContextVar("trial_balance_database", default=None)
+class _Database:
+    """One in-memory DuckDB database, opened by the first build that asks for a cursor."""
+
+    def __init__(self) -> None:
+        self.connection: duckdb.DuckDBPyConnection | None = None
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        if self.connection is None:
+            import duckdb
+
+            self.connection = duckdb.connect()
+        return self.connection.cursor()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+
+
+_shared: ContextVar[_Database | None] = ContextVar("trial_balance_database", default=None)
 
 
 @contextlib.contextmanager
 def shared_database() -> Iterator[None]:
     """Let the trial balances built inside the block share one in-memory DuckDB database.
 
-    The database is closed when the block ends; no process should fork inside it (a DuckDB
-    database open across a fork can hang the child). Nested blocks share the outer one's.
+    The database is opened by the first build (a block that builds none costs nothing) and closed
+    when the block ends; no process should fork inside it (a DuckDB database open across a fork can
+    hang the child). Nested blocks share the outer one's.
     """
     if _shared.get() is not None:
         yield
         return
-    database = duckdb.connect()
+    database = _Database()
     token = _shared.set(database)
     try:
         yield
@@ -358,7 +380,11 @@ def shared_database() -> Iterator[None]:
 def _cursor() -> duckdb.DuckDBPyConnection:
     """A cursor of the shared database inside :func:`shared_database`, else a database of its own."""
     database = _shared.get()
-    return duckdb.connect() if database is None else database.cursor()
+    if database is not None:
+        return database.cursor()
+    import duckdb
+
+    return duckdb.connect()
 
 
 def _register_gl_balances(con: duckdb.DuckDBPyConnection, gl_balances: pa.Table | str | os.PathLike) -> str:

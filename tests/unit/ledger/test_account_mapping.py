@@ -552,15 +552,21 @@ def test_loader_answers_any_document_with_a_mapping_or_a_mapping_error(document)
 
 
 def test_an_edited_mapping_file_is_read_again_and_an_unchanged_one_gives_the_same_rules(tmp_path):
-    path = write_mapping(tmp_path, "- {name: cash, line: cash, range: ['1000', '1099']}\n")
+    path = write_mapping(
+        tmp_path, "- {name: cash, line: cash_and_equivalents, range: {from: '1000', to: '1099'}}\n"
+    )
     first = load_account_mapping(path)
     assert load_account_mapping(path) == first
     # A controller moves the rule's range: the next close maps with the file as it is now.
-    write_mapping(tmp_path, "- {name: cash, line: cash, range: ['1000', '1199']}\n")
+    write_mapping(tmp_path, "- {name: cash, line: cash_and_equivalents, range: {from: '1000', to: '1199'}}\n")
     edited = load_account_mapping(path)
     assert edited != first
     assert [rule.account_range for rule in edited.rules] == [("1000", "1199")]
     # A file made invalid is refused, not answered from what was parsed before.
-    write_mapping(tmp_path, "- {name: cash, line: cash, range: ['1000', '1199'], range: ['1']}\n")
+    write_mapping(
+        tmp_path,
+        "- {name: cash, line: cash_and_equivalents, range: {from: '1000', to: '1199'},\n"
+        "   range: {from: '1', to: '2'}}\n",
+    )
     with pytest.raises(MappingError, match=r"duplicate key 'range'"):
         load_account_mapping(path)
