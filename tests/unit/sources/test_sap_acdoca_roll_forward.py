@@ -89,19 +89,25 @@ def test_a_rerun_of_the_same_period_gives_the_same_balances(tmp_path: Path, stag
     assert record["read_path"] == f"{ROLLED} of 2024-03"
 
 
+def reopened_after_four_extracts(
+    path: Path, staging: Staging, lines: list[dict[str, object]], period: int
+) -> tuple[DemoSapSystem, list[dict[str, object]]]:
+    """Periods 1-4 extracted, then ``period`` reopened and a late posting landed in it: SAP now, its lines."""
+    for number in range(1, 5):
+        extract(sap_system(path, lines), staging, number, page_size=7)
+    late = [
+        line_item(900, 1, "0000140000", Decimal("1234.56"), period),
+        line_item(900, 2, "0000800000", Decimal("-1234.56"), period),
+    ]
+    changed = [*lines, *late]
+    return sap_system(path, changed, open_periods=(period, period)), changed
+
+
 def test_a_changed_earlier_period_is_read_from_sap_until_it_is_closed_and_extracted_again(
     tmp_path: Path, staging: Staging, lines
 ) -> None:
     path = tmp_path / "sap.sqlite"
-    for number in range(1, 5):
-        extract(sap_system(path, lines), staging, number, page_size=7)
-    # Period 2 is reopened and a late posting lands in it.
-    late = [
-        line_item(900, 1, "0000140000", Decimal("1234.56"), 2),
-        line_item(900, 2, "0000800000", Decimal("-1234.56"), 2),
-    ]
-    changed = [*lines, *late]
-    system = sap_system(path, changed, open_periods=(2, 2))
+    system, changed = reopened_after_four_extracts(path, staging, lines, 2)
     balances, record = extract(system, staging, 4, page_size=7)
     assert balances == expected_balances(changed, 4) != expected_balances(lines, 4)
     assert "2024-02 are open in SAP now" in record["read_path"]
@@ -314,16 +320,8 @@ def test_a_comparative_read_takes_a_trusted_staged_period_as_it_is(
 def test_a_comparative_read_of_a_reopened_period_reads_sap_not_staging(
     tmp_path: Path, staging: Staging, lines
 ) -> None:
-    path = tmp_path / "sap.sqlite"
-    for number in range(1, 5):
-        extract(sap_system(path, lines), staging, number, page_size=7)
-    # Period 3 is reopened and a late posting lands in it: its staged balances are no longer SAP's.
-    late = [
-        line_item(900, 1, "0000140000", Decimal("1234.56"), 3),
-        line_item(900, 2, "0000800000", Decimal("-1234.56"), 3),
-    ]
-    changed = [*lines, *late]
-    system = sap_system(path, changed, open_periods=(3, 3))
+    # Period 3 is reopened and posted to: its staged balances are no longer SAP's.
+    system, changed = reopened_after_four_extracts(tmp_path / "sap.sqlite", staging, lines, 3)
     balances, _ = comparative_read(system, staging, 3)
     assert balances == expected_balances(changed, 3) != expected_balances(lines, 3)
     balances, _ = comparative_read(system, staging, 4)
