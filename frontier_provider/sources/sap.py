@@ -37,10 +37,10 @@ What each system path reads, for one period of one company code:
   lines (``POPER 001..N-1``) are read from SAP again: correct, at the cost of
   more reads, and the path is logged and kept in the extract record. A
   comparative read (the comparatives task's prior periods) may take a trusted
-  staged period K = N as it is: no line of it is read again. A period reopened, posted to and
-  closed again between two extracts is not detected (SAP keeps no change
-  stamp that RFC_READ_TABLE could read cheaply): extract that period again,
-  then the ones after it. The carryforward lines are read with
+  staged period K = N as it is: no line of it is read again. A period
+  reopened, posted to and closed again between two extracts is not detected
+  (SAP keeps no change stamp that RFC_READ_TABLE could read cheaply): extract
+  that period again, then the ones after it. The carryforward lines are read with
   every period (one per account and object: few), and the prior year's lines
   only when the year's carryforward is checked, which a trusted previous period
   that checked the same carryforward lines spares while the prior year stays
