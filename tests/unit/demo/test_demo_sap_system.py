@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
@@ -165,6 +167,31 @@ def test_rows_come_shuffled_but_stable_so_paging_is_consistent(system: DemoSapSy
     assert [wa for page in pages for wa in page] == everything
     # Asking again from the start gives the same order.
     assert [row["WA"] for row in _read(system, "ACDOCA", ["BELNR"], ROWCOUNT=6)["DATA"]] == pages[0]
+
+
+def test_a_posting_written_to_the_file_is_read_by_an_open_system(system: DemoSapSystem) -> None:
+    # The system reads a table once and keeps it column-wise; a write to the file (a late posting,
+    # a reopened period) must still reach the next call, as it reaches SAP's next read.
+    before = _read(system, "ACDOCA", ["BELNR", "HSL"], "POPER = 1")["DATA"]
+    assert len(before) == 2
+    assert system.path is not None
+    late = {"RCLNT": "100", "RBUKRS": "2000", "GJAHR": "2024", "BELNR": "0000000099", "DOCLN": "000001",
+            "RACCT": "0000100000", "POPER": "001", "HSL": "-7.05"}  # fmt: skip
+    with contextlib.closing(sqlite3.connect(system.path)) as database, database:
+        columns = [row[1] for row in database.execute('PRAGMA table_info("ACDOCA")')]
+        # Every other field keeps its stored initial value, as the first line has it.
+        first = dict(zip(columns, database.execute('SELECT * FROM "ACDOCA" LIMIT 1').fetchone(), strict=True))
+        row = [late.get(name, first[name]) for name in columns]
+        database.execute(f'INSERT INTO "ACDOCA" VALUES ({", ".join("?" for _ in columns)})', row)
+    after = _read(system, "ACDOCA", ["BELNR", "HSL"], "POPER = 1")
+    amounts = dict(zip(_column(after, "BELNR"), _column(after, "HSL"), strict=True))
+    assert set(amounts) == {
+        *_column(_read(system, "ACDOCA", ["BELNR"], "POPER = 1 AND BELNR <> '0000000099'"), "BELNR"),
+        "0000000099",
+    }
+    assert len(amounts) == len(before) + 1
+    assert Decimal(amounts["0000000099"].strip().rstrip("-")) == Decimal("7.05")
+    assert amounts["0000000099"].endswith("-")
 
 
 def test_trailing_blanks_of_a_row_are_dropped_like_the_rfc_library_does(system: DemoSapSystem) -> None:
