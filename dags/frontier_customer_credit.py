@@ -56,7 +56,7 @@ FRONTIER_CONN_ID = SETTINGS.frontier_conn_id
 CUSTOMERS_FILE = credit.resolve_customers_file(SETTINGS.customers_file, ENTITIES_FILE)
 # The dry_run param; settings.publish: dry_run in the entities file makes every run dry.
 DRY_RUN = True if SETTINGS.dry_run else "{{ params.dry_run }}"
-CUSTOMER_PORTFOLIO = Asset(name="frontier_customer_portfolio", uri="frontier://staging/customer_portfolio")
+CUSTOMER_PORTFOLIO = Asset(name="frontier_customer_portfolio", uri="x-frontier://staging/customer_portfolio")
 
 
 @dag(
