@@ -46,10 +46,14 @@ format: $(VENV)/.installed
 install: $(VENV)/.installed
 
 # Installs are reproducible: every package is pinned in constraints.txt (`make lock` regenerates it).
+# Bytecode is compiled at install, the provider's own modules included: with PYTHONDONTWRITEBYTECODE
+# set, nothing is cached at import, and every task process would compile Airflow, pandas and the
+# provider from source again (measured: importing airflow.sdk 3.9 s of CPU without .pyc, 1.3 s with).
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e ".[$(EXTRAS)]"
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c constraints.txt -e ".[$(EXTRAS)]"
+	$(BIN)/python -m compileall -q frontier_provider dags plugins > /dev/null
 	touch $@
 
 lock: $(VENV)/.installed
