@@ -19,9 +19,9 @@ and a parallel ledger in SAP). What differs from ``make demo``:
   its first month only;
 * where they live: one EBS database for every EBS company (one ledger, as in EBS), with indexes
   EBS has on its balances and code combinations (``GL_BALANCES_N1``, ``GL_CODE_COMBINATIONS_N1``);
-  one demo SAP system per company code. The demo SAP system filters every read in Python over
-  its whole table (it has no indexes), so company codes sharing one system would make each read
-  cost grow with the number of companies, which SAP's indexed reads do not.
+  one demo SAP system per company code. The demo SAP system filters every read over its whole
+  table (column-wise, but it has no indexes), so company codes sharing one system would make
+  each read cost grow with the number of companies, which SAP's indexed reads do not.
 
 The generator is written for the four demo companies and fiscal 2023-2024: its module constants
 say which (``YEARS``, ``PERIODS``, ``EBS_CALENDAR``, ``ENTITIES``, ``CONTROL_ENTITIES``) and the
