@@ -199,10 +199,7 @@ class Staging:
         # A native path or buffer, never a Python file object: Arrow's reader threads calling back
         # into Python can abort the interpreter at exit.
         source = str(local) if local is not None else pa.BufferReader(path.read_bytes())
-        # One file: ParquetFile, not read_table, whose dataset layer imports pandas (a second of
-        # CPU in every task process that reads staging).
-        with pq.ParquetFile(source) as parquet:
-            return parquet.read(columns=columns)
+        return pq.read_table(source, columns=columns)
 
     def relative_name(self, path: ObjectStoragePath) -> str:
         """``path`` relative to the root, as the layout names it: ``analysis/period=2024-12/entity=X.json``.
