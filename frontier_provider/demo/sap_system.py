@@ -24,9 +24,10 @@ the rows each table returned and scanned are counted (``rows_returned``,
 ``rows_scanned``: with ``ROWSKIPS``, SAP reads the skipped rows again, so they
 count as scanned). Data lives in SQLite as text, one column per dictionary
 field, read once per system into Arrow (again after the file changes) and
-filtered and rendered column-wise; tables can also be synthetic (rows computed from their index) or
-columnar (Arrow partitions filtered and rendered column-wise), so benchmarks can
-read tens of millions of rows without building a file first.
+filtered and rendered column-wise; tables can also be synthetic (rows computed
+from their index) or columnar (Arrow partitions filtered and rendered
+column-wise), so benchmarks can read tens of millions of rows without building
+a file first.
 """
 
 from __future__ import annotations
