@@ -69,14 +69,9 @@ from frontier_provider.dag_defaults import (
     default_args,
     load_entities,
 )
-from frontier_provider.operators.close import (
-    PlanCloseOperator,
-    analysis_paths,
-    salesforce_insights,
-)
+from frontier_provider.operators.close import PlanCloseOperator
 from frontier_provider.operators.events import PublishCompletionsOperator
-from frontier_provider.operators.flux import flux_paths
-from frontier_provider.operators.outcome import CloseOutcomeOperator, closed_entities
+from frontier_provider.operators.outcome import CloseOutcomeOperator, close_handoff
 from frontier_provider.operators.report import ClosePeriodReportOperator
 from frontier_provider.operators.salesforce import SalesforceWriteBackOperator
 from frontier_provider.operators.signoff import (
@@ -122,9 +117,9 @@ params = {
 }
 
 
-@task(trigger_rule="all_done")
-def collect_closes(chunks: list, planned: list) -> list[dict]:
-    return closed_entities(chunks, planned)
+@task(trigger_rule="all_done", multiple_outputs=True)
+def collect_closes(chunks: list, planned: list) -> dict[str, list]:
+    return close_handoff(chunks, planned)
 
 
 def financial_close(dag_id: str, schedule, description: str, *, month_to_date: bool = False) -> DAG:
@@ -153,8 +148,10 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
         )
         chunks = close_entity.expand(units=plan.output)
         # The entities that closed go on to sign-off and publishing, whatever happened to the others;
-        # close_outcome fails the run naming those that did not close.
-        analyses = collect_closes(chunks, plan.output)
+        # close_outcome fails the run naming those that did not close. One XCom per key: the closes,
+        # and what each publishing task reads of them.
+        collected = collect_closes(chunks, plan.output)
+        analyses = collected["closes"]
         outcome = CloseOutcomeOperator(task_id="close_outcome", planned=plan.output, closes=chunks)
 
         # Sign-off: final figures with unexplained material variances wait for a controller's
@@ -177,17 +174,9 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
         )
         signoff >> apply_signoff
 
-        @task
-        def collect_insights(analyses: list[dict]) -> list[dict]:
-            return salesforce_insights(analyses)
-
-        @task
-        def collect_analysis_paths(analyses: list[dict]) -> list[str]:
-            return analysis_paths(analyses)
-
         writeback = SalesforceWriteBackOperator(
             task_id="salesforce_writeback",
-            insights=collect_insights(analyses),
+            insights=collected["insights"],
             period=PERIOD,
             key_field=settings.salesforce_key_field,
             salesforce_conn_id=settings.salesforce_conn_id,
@@ -196,7 +185,7 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
         publish = TableauPublishOperator(
             task_id="tableau_publish",
             period=PERIOD,
-            analysis_paths=collect_analysis_paths(analyses),
+            analysis_paths=collected["analysis_paths"],
             datasource_name=settings.tableau_datasource,
             project_name=settings.tableau_project,
             tableau_conn_id=settings.tableau_conn_id,
@@ -204,14 +193,10 @@ def financial_close(dag_id: str, schedule, description: str, *, month_to_date: b
             execution_timeout=TABLEAU_PUBLISH_TIMEOUT,
         )
 
-        @task
-        def collect_flux_paths(analyses: list[dict]) -> list[str]:
-            return flux_paths(analyses)
-
         publish_flux = TableauPublishFluxOperator(
             task_id="tableau_publish_flux",
             period=PERIOD,
-            flux_paths=collect_flux_paths(analyses),
+            flux_paths=collected["flux_paths"],
             datasource_name=settings.tableau_flux_datasource,
             project_name=settings.tableau_project,
             tableau_conn_id=settings.tableau_conn_id,

@@ -4,9 +4,10 @@ The close works in chunks of entities, and an entity that fails a stage is left 
 later stages while the others go on (see :class:`~frontier_provider.operators.close.CloseUnitOperator`).
 After the chunks:
 
-- ``collect_closes`` (:func:`closed_entities`) hands sign-off and publishing the summaries of the
-  entities that closed, whatever happened to the others; with none closed, it skips, so nothing is
-  signed off or published;
+- ``collect_closes`` (:func:`close_handoff`) hands sign-off and publishing the summaries of the
+  entities that closed, whatever happened to the others, and what each publishing task reads of
+  them (the Salesforce insights, the staged analyses and flux rows), one XCom each; with none
+  closed, it skips, so nothing is signed off or published;
 - ``close_outcome`` (:class:`CloseOutcomeOperator`) compares the planned entities with the closed
   ones and fails, naming those that did not close, so a partial close is never a green run.
 """
@@ -47,6 +48,32 @@ def closed_entities(closes: Any, planned: Any) -> list[dict[str, Any]]:
             "entities that did not close"
         )
     return summaries
+
+
+def close_handoff(closes: Any, planned: Any, staging_root: str | None = None) -> dict[str, list]:
+    """What ``collect_closes`` hands on, as one XCom per key (``multiple_outputs``), so the
+    publishing tasks read their inputs without a task of their own each:
+
+    - ``closes``: the summaries of the planned entities that closed (:func:`closed_entities`), for
+      sign-off, the Kafka completions and the run's verdict;
+    - ``insights``: their Salesforce Account insights
+      (:func:`~frontier_provider.operators.close.salesforce_insights`);
+    - ``analysis_paths``: their staged analyses, for the Tableau extract;
+    - ``flux_paths``: their staged flux rows, for the Tableau flux datasource.
+
+    :raises AirflowSkipException: no entity closed: there is nothing to sign off or publish.
+    :raises AirflowFailException: a staged analysis does not match the analysis contract.
+    """
+    from frontier_provider.operators.close import analysis_paths, salesforce_insights
+    from frontier_provider.operators.flux import flux_paths
+
+    summaries = closed_entities(closes, planned)
+    return {
+        "closes": summaries,
+        "insights": salesforce_insights(summaries, staging_root),
+        "analysis_paths": analysis_paths(summaries),
+        "flux_paths": flux_paths(summaries, staging_root),
+    }
 
 
 class CloseOutcomeOperator(BaseOperator):

@@ -46,6 +46,9 @@ def test_publishing_waits_for_the_sign_off_after_every_entity_is_closed(tmp_path
         publisher = dag.get_task(task_id)
         assert "apply_signoff" in publisher.upstream_task_ids, task_id
         assert publisher.trigger_rule == "all_success", task_id
+    # Each publisher reads its input from collect_closes's XComs, not through a task of its own.
+    for task_id in ("salesforce_writeback", "tableau_publish", "tableau_publish_flux"):
+        assert dag.get_task(task_id).upstream_task_ids == {"apply_signoff", "collect_closes"}, task_id
     assert review.month_to_date is False
 
 

@@ -53,8 +53,7 @@ PARAM_TITLES = {"period": "Fiscal period", "entities": "Entities", "dry_run": "D
 TOP_LEVEL_TASKS = (
     "plan",
     "close_entity",
-    "collect_analysis_paths",
-    "collect_insights",
+    "collect_closes",
     "salesforce_writeback",
     "tableau_publish",
     "tableau_refresh",

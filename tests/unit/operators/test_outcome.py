@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from frontier_provider.operators.outcome import CloseOutcomeOperator, closed_entities
+from frontier_provider.manifest import ANALYSIS
+from frontier_provider.operators.outcome import CloseOutcomeOperator, close_handoff, closed_entities
+from frontier_provider.storage import Staging
+from tests.helpers import staged_analysis
 
 PERIOD = "2024-12"
 
@@ -51,6 +56,36 @@ def test_with_nothing_closed_nothing_is_signed_off_or_published() -> None:
     # The plan failed: there is no plan to publish for.
     with pytest.raises(AirflowSkipException):
         closed_entities([[summary("EBS-US01")]], None)
+
+
+def test_the_handoff_gives_each_publisher_what_closed_and_nothing_else(staging_root: Path) -> None:
+    staging = Staging(str(staging_root))
+    for entity in ("EBS-US01", "SAP-1000"):
+        staging.write_json(staging.file(ANALYSIS, PERIOD, entity, ".json"), staged_analysis(entity, PERIOD))
+
+    def closed(entity: str, key: str | None) -> dict:
+        path = str(staging.file(ANALYSIS, PERIOD, entity, ".json"))
+        return {**summary(entity), "path": path, "salesforce_account_key": key}
+
+    # SAP-2000 did not close; EBS-US01 has no Salesforce account.
+    closes = [[closed("EBS-US01", None)], [closed("SAP-1000", "SAP-1000")], None]
+
+    handoff = close_handoff(closes, PLAN, str(staging_root))
+
+    assert [s["entity"] for s in handoff["closes"]] == ["EBS-US01", "SAP-1000"]
+    assert [(i["key"], i["entity"], i["period"]) for i in handoff["insights"]] == [
+        ("SAP-1000", "SAP-1000", PERIOD)
+    ]
+    assert [p.rsplit("/", 1)[-1] for p in handoff["analysis_paths"]] == [
+        "entity=EBS-US01.json",
+        "entity=SAP-1000.json",
+    ]
+    assert [p.rsplit("/", 1)[-1] for p in handoff["flux_paths"]] == [
+        "entity=EBS-US01.parquet",
+        "entity=SAP-1000.parquet",
+    ]
+    with pytest.raises(AirflowSkipException, match="no entity closed"):
+        close_handoff([None], PLAN, str(staging_root))
 
 
 def outcome(planned, closes) -> dict:
