@@ -1,7 +1,8 @@
 """Backfill the close on LocalExecutor, interleaved with its generated no-op twin; medians of repeats.
 
     .venv/bin/python bench/bench_backfill.py [--entities 200] [--periods 36] [--chunk-size 50]
-        [--repeats 3] [--max-active-runs 4] [--parallelism 4] [--revision REV]
+        [--repeats 3] [--max-active-runs 4] [--parallelism 4] [--setting SECTION__KEY=VALUE ...]
+        [--revision REV]
 
 Builds the demo ledger scaled up (``bench/scaled_books.py``: ``--entities`` companies, Oracle EBS
 and SAP mixed, every period closed, the ``--periods`` months up to 2024-12) and its entities file
@@ -416,6 +417,15 @@ def chunk_sizes(text: str) -> list[int]:
     return list(dict.fromkeys(sizes))
 
 
+def airflow_setting(text: str) -> tuple[str, str]:
+    """``section__key=value`` as the ``AIRFLOW__SECTION__KEY`` variable and its value."""
+    name, equals, value = text.partition("=")
+    section, _, key = name.partition("__")
+    if not equals or not section or not key:
+        raise argparse.ArgumentTypeError(f"--setting takes section__key=value, not {text!r}")
+    return f"AIRFLOW__{section.upper()}__{key.upper()}", value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -440,6 +450,14 @@ def main() -> int:
     )
     parser.add_argument("--max-active-runs", type=int, default=4, help="runs at a time (default 4)")
     parser.add_argument("--parallelism", type=int, default=4, help="LocalExecutor task slots (default 4)")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        type=airflow_setting,
+        default=[],
+        metavar="SECTION__KEY=VALUE",
+        help="an Airflow setting, e.g. scheduler__scheduler_idle_sleep_time=0.2 (repeatable)",
+    )
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per backfill (default 4 h)")
     parser.add_argument("--revision", help="run this git revision's DAG and provider, not the working tree")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "backfill.json", help="results file")
@@ -493,7 +511,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         **{f"AIRFLOW_CONN_{conn_id.upper()}": spec for conn_id, spec in books.connections.items()},
         "FRONTIER_ENTITIES_FILE": str(entities_file),
     }
-    settings = {"AIRFLOW__CORE__PARALLELISM": str(args.parallelism)}
+    settings = {"AIRFLOW__CORE__PARALLELISM": str(args.parallelism), **dict(args.setting)}
     if tree != REPO:
         env["PYTHONPATH"] = str(tree)
         settings["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(tree / "plugins")
@@ -566,6 +584,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "executor": "LocalExecutor",
         "parallelism": parallelism,
         "max_active_runs": args.max_active_runs,
+        "settings": dict(args.setting),
         "cpus": os.cpu_count(),
         "repeats": args.repeats,
         "warmup": not args.no_warmup,

@@ -56,7 +56,7 @@ class NoopOperator(BaseOperator):
     template_fields = ("inputs", "templates", "mapped")
 
     def __init__(self, *, inputs=(), templates=(), mapped=(), returns_file=None, pushes=None, skip=False,
-                 **kwargs):
+                 output_keys=(), **kwargs):
         super().__init__(**kwargs)
         self.inputs = list(inputs)
         self.templates = list(templates)
@@ -64,6 +64,7 @@ class NoopOperator(BaseOperator):
         self.returns_file = returns_file
         self.pushes = pushes or {{}}
         self.skip = skip
+        self.output_keys = list(output_keys)
 
     def execute(self, context):
         if self.skip:
@@ -73,6 +74,11 @@ class NoopOperator(BaseOperator):
         if self.returns_file:
             with open(self.returns_file, encoding="utf-8") as returned:
                 return json.load(returned)
+        if self.multiple_outputs:
+            # Airflow pushes each key, as it does the original's (the keys other tasks pull).
+            return {{key: self.task_id for key in self.output_keys}}
+        for key in self.output_keys:
+            context["ti"].xcom_push(key=key, value=self.task_id)
         if self.mapped:
             return self.mapped[0]
         return {{"task": self.task_id}}
@@ -91,6 +97,7 @@ def _operator(spec, twins, mapped):
         returns_file=spec["returns_file"],
         pushes=spec["pushes"],
         skip=spec["skip"],
+        output_keys=spec["output_keys"],
         **kwargs,
     )
     if spec["is_setup"]:
@@ -153,6 +160,12 @@ def describe(dag: Any, plan_file: Path, plan_pushes: dict[str, Any], twin_id: st
     """
     sources = mapping_sources(dag)
     tasks = {task.task_id: _task_spec(task, sources, plan_file, plan_pushes) for task in dag.tasks}
+    # The keys other tasks pull from a task besides its return value (a multiple_outputs task's).
+    for spec in tasks.values():
+        for task_id, key in spec["inputs"]:
+            if key != "return_value" and key not in tasks[task_id]["pushes"]:
+                keys = tasks[task_id]["output_keys"]
+                keys.extend([] if key in keys else [key])
     node_of: dict[str, str] = {}
     groups: dict[str, dict[str, Any]] = {}
     for task in dag.tasks:
@@ -273,6 +286,7 @@ def _task_spec(task: Any, sources: set[str], plan_file: Path, plan_pushes: dict[
         "templates": templates,
         "returns_file": str(plan_file) if source else None,
         "pushes": plan_pushes if source else {},
+        "output_keys": [],
         "skip": any(cls.__name__ == "HITLOperator" for cls in type(task).__mro__),
         "is_setup": task.is_setup,
         "is_teardown": task.is_teardown,
@@ -291,6 +305,7 @@ def _task_spec(task: Any, sources: set[str], plan_file: Path, plan_pushes: dict[
             "execution_timeout": _seconds(task.execution_timeout),
             "queue": task.queue,
             "do_xcom_push": task.do_xcom_push,
+            "multiple_outputs": task.multiple_outputs,
         },
     }
 
@@ -394,6 +409,7 @@ def shape(dag: Any) -> dict[str, dict[str, Any]]:
             "max_active_tis_per_dagrun": task.max_active_tis_per_dagrun,
             "priority_weight": task.priority_weight,
             "retries": task.retries,
+            "multiple_outputs": task.multiple_outputs,
             "is_setup": task.is_setup,
             "is_teardown": task.is_teardown,
             "on_failure_fail_dagrun": bool(getattr(task, "on_failure_fail_dagrun", False)),
