@@ -1,7 +1,7 @@
 """Backfill the close on LocalExecutor, interleaved with its generated no-op twin; medians of repeats.
 
     .venv/bin/python bench/bench_backfill.py [--entities 200] [--periods 36] [--chunk-size 50]
-        [--repeats 3] [--max-active-runs 4] [--parallelism 4] [--setting SECTION__KEY=VALUE ...]
+        [--repeats 3] [--max-active-runs 10] [--parallelism 10] [--setting SECTION__KEY=VALUE ...]
         [--revision REV]
 
 Builds the demo ledger scaled up (``bench/scaled_books.py``: ``--entities`` companies, Oracle EBS
@@ -448,8 +448,8 @@ def main() -> int:
     parser.add_argument(
         "--no-warmup", action="store_true", help="measure from a cold deployment (no untimed first period)"
     )
-    parser.add_argument("--max-active-runs", type=int, default=4, help="runs at a time (default 4)")
-    parser.add_argument("--parallelism", type=int, default=4, help="LocalExecutor task slots (default 4)")
+    parser.add_argument("--max-active-runs", type=int, default=10, help="runs at a time (default 10)")
+    parser.add_argument("--parallelism", type=int, default=10, help="LocalExecutor task slots (default 10)")
     parser.add_argument(
         "--setting",
         action="append",
