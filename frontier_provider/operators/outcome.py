@@ -55,14 +55,15 @@ def close_handoff(closes: Any, planned: Any, staging_root: str | None = None) ->
     publishing tasks read their inputs without a task of their own each:
 
     - ``closes``: the summaries of the planned entities that closed (:func:`closed_entities`), for
-      sign-off, the Kafka completions and the run's verdict;
+      sign-off and the Kafka completions;
     - ``insights``: their Salesforce Account insights
       (:func:`~frontier_provider.operators.close.salesforce_insights`);
     - ``analysis_paths``: their staged analyses, for the Tableau extract;
     - ``flux_paths``: their staged flux rows, for the Tableau flux datasource.
 
     :raises AirflowSkipException: no entity closed: there is nothing to sign off or publish.
-    :raises AirflowFailException: a staged analysis does not match the analysis contract.
+    :raises AirflowFailException: a staged analysis does not match the analysis contract; nothing
+        is signed off or published, and the error names the analysis.
     """
     from frontier_provider.operators.close import analysis_paths, salesforce_insights
     from frontier_provider.operators.flux import flux_paths

@@ -115,3 +115,13 @@ def test_a_complete_close_succeeds_and_says_so() -> None:
 def test_a_failed_plan_never_ends_in_a_green_run() -> None:
     with pytest.raises(AirflowFailException, match="the plan produced no entities to close"):
         outcome(None, None)
+
+
+def test_a_staged_analysis_off_contract_stops_the_handoff_naming_it(staging_root: Path) -> None:
+    staging = Staging(str(staging_root))
+    path = staging.file(ANALYSIS, PERIOD, "SAP-1000", ".json")
+    staging.write_json(path, {"entity": "SAP-1000"})
+    closes = [[{**summary("SAP-1000"), "path": str(path), "salesforce_account_key": "SAP-1000"}]]
+
+    with pytest.raises(AirflowFailException, match="rerun the analyze task of entity SAP-1000 for 2024-12"):
+        close_handoff(closes, PLAN, str(staging_root))
