@@ -19,7 +19,8 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from frontier_provider.operators.close import close_summaries
+from frontier_provider.operators.close import analysis_paths, close_summaries, salesforce_insights
+from frontier_provider.operators.flux import flux_paths
 
 
 def closed_entities(closes: Any, planned: Any) -> list[dict[str, Any]]:
@@ -65,9 +66,6 @@ def close_handoff(closes: Any, planned: Any, staging_root: str | None = None) ->
     :raises AirflowFailException: a staged analysis does not match the analysis contract; nothing
         is signed off or published, and the error names the analysis.
     """
-    from frontier_provider.operators.close import analysis_paths, salesforce_insights
-    from frontier_provider.operators.flux import flux_paths
-
     summaries = closed_entities(closes, planned)
     return {
         "closes": summaries,
